@@ -1,0 +1,582 @@
+//! Frames a client sends, and their decoding with validation.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::codes::ErrorCode;
+use crate::name::{ChannelName, EventType, NameError, validate_id};
+use crate::payload::{Payload, Priority};
+use crate::server::ErrorFrame;
+
+/// The longest presence `status`, in bytes.
+pub const MAX_STATUS_LEN: usize = 64;
+/// The longest presence `currentFeature`, in bytes.
+pub const MAX_FEATURE_LEN: usize = 256;
+/// The largest presence `meta` object, in bytes of JSON.
+pub const MAX_META_BYTES: usize = 4096;
+/// The longest recovery epoch, in bytes.
+pub const MAX_EPOCH_LEN: usize = 128;
+
+/// A position in a channel's stream: the offset of the last message seen, and the epoch it
+/// belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamPosition {
+    /// Offset of the last message seen (0: none).
+    pub offset: u64,
+    /// The channel's history epoch when that message was seen.
+    pub epoch: String,
+}
+
+/// `subscribe`: start receiving a channel, optionally recovering what was missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscribe {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Request id, echoed in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Recover every message after this position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<StreamPosition>,
+}
+
+/// `unsubscribe`: stop receiving a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unsubscribe {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Request id, echoed in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `ping`: an application-level round trip (never rate limited).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ping {
+    /// Request id, echoed in the `pong`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The client's send time in ms since the epoch, echoed in the `pong`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+}
+
+/// `presence-update`: announce or update this connection's presence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PresenceUpdate {
+    /// The channel; `None` applies to every channel the connection is subscribed to, now or
+    /// later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelName>,
+    /// Free-form status; the server defaults it to `"online"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// What the user is looking at.
+    #[serde(rename = "currentFeature", skip_serializing_if = "Option::is_none")]
+    pub current_feature: Option<String>,
+    /// Application data about the member (a JSON object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// `presence`: list a channel's members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceQuery {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Request id, echoed in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// A publish: any non-reserved `type`, delivered to the channel's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    /// The application event type.
+    #[serde(rename = "type")]
+    pub event: EventType,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The payload, forwarded as is.
+    pub payload: Payload,
+    /// Message id; when given the sender receives an `ack`, and it becomes the delivered
+    /// message's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Priority (default normal).
+    #[serde(skip_serializing_if = "is_normal")]
+    pub priority: Priority,
+}
+
+fn is_normal(p: &Priority) -> bool {
+    *p == Priority::Normal
+}
+
+/// A frame sent by a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientFrame {
+    /// `subscribe`.
+    Subscribe(Subscribe),
+    /// `unsubscribe`.
+    Unsubscribe(Unsubscribe),
+    /// `ping`.
+    Ping(Ping),
+    /// `presence-update`.
+    PresenceUpdate(PresenceUpdate),
+    /// `presence`.
+    Presence(PresenceQuery),
+    /// Any other type: an application message.
+    Publish(Publish),
+}
+
+/// Limits applied while decoding, beyond the frame size the transport enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecodeLimits {
+    /// Deepest nesting of arrays and objects, the frame's own object included (default 32).
+    pub max_depth: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_depth: 32 }
+    }
+}
+
+impl DecodeLimits {
+    /// Sets [`DecodeLimits::max_depth`].
+    #[must_use]
+    pub fn max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+}
+
+/// Why a client frame was rejected; it maps to the `error` frame the client receives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DecodeError {
+    code: ErrorCode,
+    message: String,
+    id: Option<String>,
+}
+
+impl DecodeError {
+    fn bad_request(message: impl Into<String>, id: Option<&str>) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+            id: id.map(str::to_owned),
+        }
+    }
+
+    /// The error code to answer with.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// A human-readable explanation.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The request's `id`, when the frame carried a valid one.
+    #[must_use]
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The `error` frame that answers the rejected frame.
+    #[must_use]
+    pub fn to_frame(&self) -> ErrorFrame {
+        ErrorFrame::new(self.code, self.message.clone()).with_id(self.id.clone())
+    }
+}
+
+/// Every field any client frame may carry, borrowed and not yet interpreted. Unknown fields
+/// are skipped by serde.
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    channel: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    since: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
+    #[serde(rename = "currentFeature", borrow)]
+    current_feature: Option<&'a RawValue>,
+    #[serde(borrow)]
+    meta: Option<&'a RawValue>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+    #[serde(borrow)]
+    priority: Option<&'a RawValue>,
+}
+
+/// The deepest nesting of `[`/`{` in `text`, ignoring brackets inside strings. Stops counting
+/// once `limit` is passed.
+fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+struct Fields<'a> {
+    raw: RawFrame<'a>,
+    id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    fn err(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError::bad_request(message, self.id.as_deref())
+    }
+
+    fn name_err(&self, e: &NameError) -> DecodeError {
+        self.err(e.to_string())
+    }
+
+    fn string(
+        &self,
+        name: &str,
+        raw: Option<&'a RawValue>,
+    ) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        raw.map(|raw| {
+            serde_json::from_str::<Cow<'a, str>>(raw.get())
+                .map_err(|_| self.err(format!("`{name}` must be a string")))
+        })
+        .transpose()
+    }
+
+    fn owned_string(
+        &self,
+        name: &str,
+        raw: Option<&RawValue>,
+    ) -> Result<Option<String>, DecodeError> {
+        match raw {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get())
+                .map(Some)
+                .map_err(|_| self.err(format!("`{name}` must be a string"))),
+        }
+    }
+
+    fn channel(&self) -> Result<ChannelName, DecodeError> {
+        self.optional_channel()?
+            .ok_or_else(|| self.err("`channel` is required"))
+    }
+
+    fn optional_channel(&self) -> Result<Option<ChannelName>, DecodeError> {
+        match self.string("channel", self.raw.channel)? {
+            None => Ok(None),
+            Some(s) => ChannelName::new(&s)
+                .map(Some)
+                .map_err(|e| self.name_err(&e)),
+        }
+    }
+
+    fn id(&self) -> Option<String> {
+        self.id.as_deref().map(str::to_owned)
+    }
+
+    fn limited(
+        &self,
+        name: &str,
+        raw: Option<&RawValue>,
+        max: usize,
+    ) -> Result<Option<String>, DecodeError> {
+        let value = self.owned_string(name, raw)?;
+        if let Some(v) = &value
+            && v.len() > max
+        {
+            return Err(self.err(format!("`{name}` is {} bytes, the limit is {max}", v.len())));
+        }
+        Ok(value)
+    }
+}
+
+impl ClientFrame {
+    /// Decodes one text frame with the default [`DecodeLimits`].
+    ///
+    /// # Errors
+    /// A [`DecodeError`] whose [`code`](DecodeError::code) is `bad_request` for malformed JSON,
+    /// a missing or invalid field, an invalid channel or type, or a server-only type. It
+    /// carries the frame's `id` whenever one could be read.
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        Self::decode_with(text, DecodeLimits::default())
+    }
+
+    /// Decodes a frame given as bytes (which must be UTF-8).
+    ///
+    /// # Errors
+    /// As [`ClientFrame::decode`], and `bad_request` when the bytes are not UTF-8.
+    pub fn decode_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<Self, DecodeError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| DecodeError::bad_request("frame is not valid UTF-8", None))?;
+        Self::decode_with(text, limits)
+    }
+
+    /// Decodes one text frame.
+    ///
+    /// # Errors
+    /// As [`ClientFrame::decode`]; also `bad_request` when nesting exceeds
+    /// [`DecodeLimits::max_depth`].
+    pub fn decode_with(text: &str, limits: DecodeLimits) -> Result<Self, DecodeError> {
+        if !text.trim_start().starts_with('{') {
+            return Err(DecodeError::bad_request(
+                "a frame must be a JSON object with a string `type`",
+                None,
+            ));
+        }
+        if nesting_exceeds(text.as_bytes(), limits.max_depth) {
+            return Err(DecodeError::bad_request(
+                format!("JSON nesting deeper than {} levels", limits.max_depth),
+                None,
+            ));
+        }
+        let raw: RawFrame<'_> = serde_json::from_str(text)
+            .map_err(|e| DecodeError::bad_request(format!("invalid JSON: {e}"), None))?;
+
+        // The id first, so every later error can carry it.
+        let id = match raw.id {
+            None => None,
+            Some(v) => {
+                let id = serde_json::from_str::<Cow<'_, str>>(v.get())
+                    .map_err(|_| DecodeError::bad_request("`id` must be a string", None))?;
+                validate_id(&id).map_err(|e| DecodeError::bad_request(e.to_string(), None))?;
+                Some(id)
+            }
+        };
+        let fields = Fields { raw, id };
+        let kind = fields
+            .string("type", fields.raw.kind)?
+            .ok_or_else(|| fields.err("`type` is required"))?;
+
+        match &*kind {
+            "subscribe" => {
+                let since = match fields.raw.since {
+                    None => None,
+                    Some(raw) => {
+                        let pos: StreamPosition = serde_json::from_str(raw.get()).map_err(|_| {
+                            fields.err(
+                                "`since` must be {\"offset\": <unsigned integer>, \"epoch\": <string>}",
+                            )
+                        })?;
+                        if pos.epoch.len() > MAX_EPOCH_LEN {
+                            return Err(fields.err(format!(
+                                "`since.epoch` is longer than {MAX_EPOCH_LEN} bytes"
+                            )));
+                        }
+                        Some(pos)
+                    }
+                };
+                Ok(Self::Subscribe(Subscribe {
+                    channel: fields.channel()?,
+                    id: fields.id(),
+                    since,
+                }))
+            }
+            "unsubscribe" => Ok(Self::Unsubscribe(Unsubscribe {
+                channel: fields.channel()?,
+                id: fields.id(),
+            })),
+            "ping" => {
+                let timestamp = match fields.raw.timestamp {
+                    None => None,
+                    Some(raw) => Some(serde_json::from_str::<u64>(raw.get()).map_err(|_| {
+                        fields.err("`timestamp` must be a non-negative integer (ms since epoch)")
+                    })?),
+                };
+                Ok(Self::Ping(Ping {
+                    id: fields.id(),
+                    timestamp,
+                }))
+            }
+            "presence-update" => {
+                let meta = match fields.raw.meta {
+                    None => None,
+                    Some(raw) => {
+                        if raw.get().len() > MAX_META_BYTES {
+                            return Err(fields.err(format!(
+                                "`meta` is {} bytes, the limit is {MAX_META_BYTES}",
+                                raw.get().len()
+                            )));
+                        }
+                        let value: serde_json::Value = serde_json::from_str(raw.get())
+                            .map_err(|e| fields.err(format!("`meta`: {e}")))?;
+                        if !value.is_object() {
+                            return Err(fields.err("`meta` must be a JSON object"));
+                        }
+                        Some(value)
+                    }
+                };
+                Ok(Self::PresenceUpdate(PresenceUpdate {
+                    channel: fields.optional_channel()?,
+                    status: fields.limited("status", fields.raw.status, MAX_STATUS_LEN)?,
+                    current_feature: fields.limited(
+                        "currentFeature",
+                        fields.raw.current_feature,
+                        MAX_FEATURE_LEN,
+                    )?,
+                    meta,
+                }))
+            }
+            "presence" => Ok(Self::Presence(PresenceQuery {
+                channel: fields.channel()?,
+                id: fields.id(),
+            })),
+            other if EventType::is_reserved(other) => {
+                Err(fields.err(format!("type {other:?} is sent by the server only")))
+            }
+            other => {
+                let event = EventType::new(other).map_err(|e| fields.name_err(&e))?;
+                let channel = fields.channel()?;
+                let payload = fields
+                    .raw
+                    .payload
+                    .ok_or_else(|| fields.err("`payload` is required"))?;
+                let priority = match fields.string("priority", fields.raw.priority)? {
+                    None => Priority::default(),
+                    Some(p) => Priority::from_name(&p).ok_or_else(|| {
+                        fields.err(format!(
+                            "`priority` must be one of critical, high, normal, low; got {p:?}"
+                        ))
+                    })?,
+                };
+                Ok(Self::Publish(Publish {
+                    event,
+                    channel,
+                    payload: Payload::from_raw(payload.to_owned()),
+                    id: fields.id(),
+                    priority,
+                }))
+            }
+        }
+    }
+
+    /// The frame's request id, if any.
+    #[must_use]
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Subscribe(f) => f.id.as_deref(),
+            Self::Unsubscribe(f) => f.id.as_deref(),
+            Self::Ping(f) => f.id.as_deref(),
+            Self::Presence(f) => f.id.as_deref(),
+            Self::Publish(f) => f.id.as_deref(),
+            Self::PresenceUpdate(_) => None,
+        }
+    }
+
+    /// The wire `type` of this frame.
+    #[must_use]
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Subscribe(_) => "subscribe",
+            Self::Unsubscribe(_) => "unsubscribe",
+            Self::Ping(_) => "ping",
+            Self::PresenceUpdate(_) => "presence-update",
+            Self::Presence(_) => "presence",
+            Self::Publish(p) => p.event.as_str(),
+        }
+    }
+
+    /// Encodes the frame as JSON text (what a client sends).
+    #[must_use]
+    pub fn encode(&self) -> String {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "kebab-case")]
+        enum Tagged<'a> {
+            Subscribe(&'a Subscribe),
+            Unsubscribe(&'a Unsubscribe),
+            Ping(&'a Ping),
+            PresenceUpdate(&'a PresenceUpdate),
+            Presence(&'a PresenceQuery),
+        }
+        let result = match self {
+            Self::Subscribe(f) => serde_json::to_string(&Tagged::Subscribe(f)),
+            Self::Unsubscribe(f) => serde_json::to_string(&Tagged::Unsubscribe(f)),
+            Self::Ping(f) => serde_json::to_string(&Tagged::Ping(f)),
+            Self::PresenceUpdate(f) => serde_json::to_string(&Tagged::PresenceUpdate(f)),
+            Self::Presence(f) => serde_json::to_string(&Tagged::Presence(f)),
+            Self::Publish(f) => serde_json::to_string(f),
+        };
+        result.expect("client frames always serialize")
+    }
+}
+
+impl From<Subscribe> for ClientFrame {
+    fn from(f: Subscribe) -> Self {
+        Self::Subscribe(f)
+    }
+}
+impl From<Unsubscribe> for ClientFrame {
+    fn from(f: Unsubscribe) -> Self {
+        Self::Unsubscribe(f)
+    }
+}
+impl From<Ping> for ClientFrame {
+    fn from(f: Ping) -> Self {
+        Self::Ping(f)
+    }
+}
+impl From<PresenceUpdate> for ClientFrame {
+    fn from(f: PresenceUpdate) -> Self {
+        Self::PresenceUpdate(f)
+    }
+}
+impl From<PresenceQuery> for ClientFrame {
+    fn from(f: PresenceQuery) -> Self {
+        Self::Presence(f)
+    }
+}
+impl From<Publish> for ClientFrame {
+    fn from(f: Publish) -> Self {
+        Self::Publish(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_ignores_brackets_in_strings() {
+        assert!(!nesting_exceeds(br#"{"a":"[[[[[[[["}"#, 2));
+        assert!(nesting_exceeds(br#"{"a":[[1]]}"#, 2));
+        assert!(!nesting_exceeds(br#"{"a":"\"[[[["}"#, 1));
+    }
+}

@@ -1,0 +1,181 @@
+//! Error codes carried by `error` frames and WebSocket close codes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The `code` of an `error` frame. Each says what the client should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame is malformed or names an invalid channel, type or field. Fix the frame.
+    BadRequest,
+    /// No valid credentials. Obtain a token and reconnect.
+    Unauthorized,
+    /// The credentials do not allow this channel or action. Do not retry.
+    Forbidden,
+    /// Too many frames; retry after `retryAfterMs`.
+    RateLimited,
+    /// The frame or a field is larger than allowed. Send less.
+    TooLarge,
+    /// The operation needs a subscription to the channel first.
+    NotSubscribed,
+    /// The frame kind is not supported (for example a binary frame).
+    Unsupported,
+    /// A dependency is temporarily unavailable; retry later.
+    Unavailable,
+    /// A server bug; retry later and report it.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in documentation order.
+    pub const ALL: [Self; 9] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::TooLarge,
+        Self::NotSubscribed,
+        Self::Unsupported,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The code as it appears on the wire.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::TooLarge => "too_large",
+            Self::NotSubscribed => "not_subscribed",
+            Self::Unsupported => "unsupported",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether retrying the same request later may succeed.
+    #[must_use]
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Unavailable | Self::Internal)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// WebSocket close codes used by switchboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseCode {
+    /// 1000: normal closure.
+    Normal,
+    /// 1001: the server is going away (shutdown or restart); reconnect, possibly elsewhere.
+    GoingAway,
+    /// 1008: policy violation, such as sustained abuse of the rate limit.
+    PolicyViolation,
+    /// 1009: a message exceeded the maximum size.
+    TooLarge,
+    /// 4000: no frame arrived within the idle timeout.
+    IdleTimeout,
+    /// 4001: the token expired during the connection; reconnect with a fresh token.
+    TokenExpired,
+    /// 4008: the client could not keep up and continuity was lost; recover from history on
+    /// reconnect.
+    SlowConsumer,
+}
+
+impl CloseCode {
+    /// Every code, in numeric order.
+    pub const ALL: [Self; 7] = [
+        Self::Normal,
+        Self::GoingAway,
+        Self::PolicyViolation,
+        Self::TooLarge,
+        Self::IdleTimeout,
+        Self::TokenExpired,
+        Self::SlowConsumer,
+    ];
+
+    /// The numeric close code.
+    #[must_use]
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::GoingAway => 1001,
+            Self::PolicyViolation => 1008,
+            Self::TooLarge => 1009,
+            Self::IdleTimeout => 4000,
+            Self::TokenExpired => 4001,
+            Self::SlowConsumer => 4008,
+        }
+    }
+
+    /// The close reason switchboard sends with this code (short, under 123 bytes).
+    #[must_use]
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::Normal => "normal closure",
+            Self::GoingAway => "server going away",
+            Self::PolicyViolation => "policy violation",
+            Self::TooLarge => "message too large",
+            Self::IdleTimeout => "idle timeout",
+            Self::TokenExpired => "token expired",
+            Self::SlowConsumer => "slow consumer: recover from history",
+        }
+    }
+
+    /// The close code for a numeric value, if switchboard uses it.
+    #[must_use]
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// Whether a client should reconnect after this close.
+    ///
+    /// Every code but 1008 (abuse) invites a reconnect; after 4001 the client needs a new
+    /// token first.
+    #[must_use]
+    pub const fn should_reconnect(self) -> bool {
+        !matches!(self, Self::PolicyViolation)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.code(), self.reason())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_their_wire_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn close_codes_round_trip_through_numbers() {
+        let numbers: Vec<u16> = CloseCode::ALL.iter().map(|c| c.code()).collect();
+        assert_eq!(numbers, [1000, 1001, 1008, 1009, 4000, 4001, 4008]);
+        for c in CloseCode::ALL {
+            assert_eq!(CloseCode::from_code(c.code()), Some(c));
+            assert!(c.reason().len() < 123);
+        }
+        assert_eq!(CloseCode::from_code(1002), None);
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod codes;
+mod name;
+mod payload;
+mod server;
+
+pub use client::{
+    ClientFrame, DecodeError, DecodeLimits, MAX_EPOCH_LEN, MAX_FEATURE_LEN, MAX_META_BYTES,
+    MAX_STATUS_LEN, Ping, PresenceQuery, PresenceUpdate, Publish, StreamPosition, Subscribe,
+    Unsubscribe,
+};
+pub use codes::{CloseCode, ErrorCode};
+pub use name::{
+    ChannelName, EventType, MAX_CHANNEL_LEN, MAX_EVENT_TYPE_LEN, MAX_ID_LEN, NameError, validate_id,
+};
+pub use payload::{Payload, Priority};
+pub use server::{
+    Ack, EncodedFrame, ErrorFrame, Member, Message, Pong, PresenceAction, PresenceEvent,
+    PresenceList, Sender, ServerDecodeError, ServerFrame, Subscribed, Unsubscribed, Welcome,
+};
+
+/// The default largest inbound message, in bytes (64 KiB). A message of exactly this size is
+/// accepted; a larger one closes the connection with [`CloseCode::TooLarge`].
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The protocol version this crate implements.
+pub const PROTOCOL_VERSION: u32 = 1;

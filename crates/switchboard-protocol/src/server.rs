@@ -1,0 +1,427 @@
+//! Frames the server sends, encoded once into shared bytes.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::client::StreamPosition;
+use crate::codes::ErrorCode;
+use crate::name::{ChannelName, EventType};
+use crate::payload::{Payload, Priority};
+
+/// `welcome`: the first frame of every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Welcome {
+    /// This connection's id, unique across instances.
+    pub connection_id: String,
+    /// The authenticated user (`sub` claim), or `null` in open mode.
+    pub user_id: Option<String>,
+    /// How often the server pings, in ms.
+    pub heartbeat_ms: u64,
+    /// Server time, ms since the epoch.
+    pub timestamp: u64,
+}
+
+/// `subscribed`: the answer to `subscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The request's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The channel's current offset (of its latest message; 0 when empty).
+    pub offset: u64,
+    /// The channel's history epoch.
+    pub epoch: String,
+    /// `true` only when `since` was given and every missed message follows this frame.
+    pub recovered: bool,
+}
+
+impl Subscribed {
+    /// The stream position this answer reports.
+    #[must_use]
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition {
+            offset: self.offset,
+            epoch: self.epoch.clone(),
+        }
+    }
+}
+
+/// `unsubscribed`: the answer to `unsubscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsubscribed {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The request's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `pong`: the answer to `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pong {
+    /// The ping's id, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The ping's timestamp, echoed, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u64>,
+    /// Server time, ms since the epoch.
+    pub server_time: u64,
+}
+
+/// `ack`: confirms a publish that carried an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The publish's id.
+    pub id: String,
+    /// The offset the message was given in its channel.
+    pub offset: u64,
+}
+
+/// One presence member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The member's connection.
+    pub connection_id: String,
+    /// The member's user, or `null` in open mode.
+    pub user_id: Option<String>,
+    /// Status (default `"online"`).
+    pub status: String,
+    /// What the member is looking at.
+    pub current_feature: Option<String>,
+    /// Application data (a JSON object), or `null`.
+    pub meta: Option<serde_json::Value>,
+    /// When the member joined, ms since the epoch.
+    pub joined_at: u64,
+    /// Last activity, ms since the epoch.
+    pub last_seen: u64,
+}
+
+/// `presence`: the answer to a presence query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceList {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The request's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The members.
+    pub members: Vec<Member>,
+}
+
+/// What happened to a presence member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceAction {
+    /// The member announced presence for the first time.
+    Join,
+    /// The member left (unsubscribe, disconnect or TTL expiry).
+    Leave,
+    /// The member changed its status, feature or meta.
+    Update,
+}
+
+/// `presence-update` broadcast to a channel's subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEvent {
+    /// The channel.
+    pub channel: ChannelName,
+    /// What happened.
+    pub action: PresenceAction,
+    /// The member after the change.
+    pub member: Member,
+    /// When it happened, ms since the epoch.
+    pub timestamp: u64,
+}
+
+/// `error`: a request was refused, or something went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorFrame {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// A human-readable explanation.
+    pub message: String,
+    /// The id of the request this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `true` on `rate_limited` errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limited: Option<bool>,
+    /// On `rate_limited` errors: when the next frame will be accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorFrame {
+    /// An error with `code` and `message`.
+    #[must_use]
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            id: None,
+            rate_limited: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// A `rate_limited` error that says when to retry.
+    #[must_use]
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        Self {
+            rate_limited: Some(true),
+            retry_after_ms: Some(retry_after_ms),
+            ..Self::new(
+                ErrorCode::RateLimited,
+                format!("rate limit exceeded, retry in {retry_after_ms} ms"),
+            )
+        }
+    }
+
+    /// Sets the id of the request this error answers.
+    #[must_use]
+    pub fn with_id(mut self, id: Option<String>) -> Self {
+        self.id = id;
+        self
+    }
+}
+
+/// Who published a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sender {
+    /// The publisher's user, or `null` (open mode, or the server itself).
+    pub user_id: Option<String>,
+    /// The publisher's connection; `"$server"` for server-side publishes.
+    pub connection_id: String,
+}
+
+impl Sender {
+    /// The connection id of messages published by the server itself.
+    pub const SERVER_CONNECTION_ID: &'static str = "$server";
+
+    /// The sender of server-side publishes: `{"userId": null, "connectionId": "$server"}`.
+    #[must_use]
+    pub fn server() -> Self {
+        Self {
+            user_id: None,
+            connection_id: Self::SERVER_CONNECTION_ID.to_owned(),
+        }
+    }
+}
+
+/// An application message as delivered to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The application event type.
+    #[serde(rename = "type")]
+    pub event: EventType,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The payload.
+    pub payload: Payload,
+    /// The publisher's id for the message, or one the server generated.
+    pub id: String,
+    /// When the server received it, ms since the epoch.
+    pub timestamp: u64,
+    /// The priority.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Its position in the channel (ascending, starting at 1).
+    pub offset: u64,
+    /// Who published it.
+    pub from: Sender,
+}
+
+impl Message {
+    /// Encodes the message once; every subscriber gets a clone of the same bytes.
+    #[must_use]
+    pub fn encode(&self) -> EncodedFrame {
+        EncodedFrame::json(self)
+    }
+}
+
+/// A frame sent by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerFrame {
+    /// `welcome`.
+    Welcome(Welcome),
+    /// `subscribed`.
+    Subscribed(Subscribed),
+    /// `unsubscribed`.
+    Unsubscribed(Unsubscribed),
+    /// `pong`.
+    Pong(Pong),
+    /// `ack`.
+    Ack(Ack),
+    /// `presence`.
+    Presence(PresenceList),
+    /// `presence-update`.
+    PresenceUpdate(PresenceEvent),
+    /// `error`.
+    Error(ErrorFrame),
+    /// An application message.
+    Message(Message),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Tagged<'a> {
+    Welcome(&'a Welcome),
+    Subscribed(&'a Subscribed),
+    Unsubscribed(&'a Unsubscribed),
+    Pong(&'a Pong),
+    Ack(&'a Ack),
+    Presence(&'a PresenceList),
+    PresenceUpdate(&'a PresenceEvent),
+    Error(&'a ErrorFrame),
+}
+
+impl Serialize for ServerFrame {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Welcome(f) => Tagged::Welcome(f).serialize(serializer),
+            Self::Subscribed(f) => Tagged::Subscribed(f).serialize(serializer),
+            Self::Unsubscribed(f) => Tagged::Unsubscribed(f).serialize(serializer),
+            Self::Pong(f) => Tagged::Pong(f).serialize(serializer),
+            Self::Ack(f) => Tagged::Ack(f).serialize(serializer),
+            Self::Presence(f) => Tagged::Presence(f).serialize(serializer),
+            Self::PresenceUpdate(f) => Tagged::PresenceUpdate(f).serialize(serializer),
+            Self::Error(f) => Tagged::Error(f).serialize(serializer),
+            Self::Message(f) => f.serialize(serializer),
+        }
+    }
+}
+
+/// Why a server frame could not be decoded (client side).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid server frame: {0}")]
+pub struct ServerDecodeError(#[from] serde_json::Error);
+
+impl ServerFrame {
+    /// Encodes the frame once into shared bytes.
+    #[must_use]
+    pub fn encode(&self) -> EncodedFrame {
+        EncodedFrame::json(self)
+    }
+
+    /// Decodes a frame received from a server.
+    ///
+    /// # Errors
+    /// When the text is not a server frame of Protocol v1.
+    pub fn decode(text: &str) -> Result<Self, ServerDecodeError> {
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        let head: Head<'_> = serde_json::from_str(text)?;
+        Ok(match &*head.kind {
+            "welcome" => Self::Welcome(serde_json::from_str(text)?),
+            "subscribed" => Self::Subscribed(serde_json::from_str(text)?),
+            "unsubscribed" => Self::Unsubscribed(serde_json::from_str(text)?),
+            "pong" => Self::Pong(serde_json::from_str(text)?),
+            "ack" => Self::Ack(serde_json::from_str(text)?),
+            "presence" => Self::Presence(serde_json::from_str(text)?),
+            "presence-update" => Self::PresenceUpdate(serde_json::from_str(text)?),
+            "error" => Self::Error(serde_json::from_str(text)?),
+            _ => Self::Message(serde_json::from_str(text)?),
+        })
+    }
+}
+
+macro_rules! into_server_frame {
+    ($($ty:ident => $variant:ident),*) => {$(
+        impl From<$ty> for ServerFrame {
+            fn from(f: $ty) -> Self {
+                Self::$variant(f)
+            }
+        }
+    )*};
+}
+
+into_server_frame!(
+    Welcome => Welcome,
+    Subscribed => Subscribed,
+    Unsubscribed => Unsubscribed,
+    Pong => Pong,
+    Ack => Ack,
+    PresenceList => Presence,
+    PresenceEvent => PresenceUpdate,
+    ErrorFrame => Error,
+    Message => Message
+);
+
+/// A frame encoded as JSON text in a reference-counted buffer: cloning it for each
+/// subscriber costs a reference count, not a copy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EncodedFrame(Bytes);
+
+impl EncodedFrame {
+    fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        // Server frames hold only strings, integers, booleans and already-valid JSON, so
+        // serialization cannot fail.
+        Self(Bytes::from(
+            serde_json::to_vec(value).expect("server frames always serialize"),
+        ))
+    }
+
+    /// The JSON text as bytes (always valid UTF-8).
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The shared buffer.
+    #[must_use]
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The shared buffer, by value.
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// The encoded length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the encoding is empty (never, for a real frame).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for EncodedFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EncodedFrame")
+            .field(&String::from_utf8_lossy(&self.0))
+            .finish()
+    }
+}
+
+impl AsRef<[u8]> for EncodedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<EncodedFrame> for Bytes {
+    fn from(f: EncodedFrame) -> Self {
+        f.0
+    }
+}
