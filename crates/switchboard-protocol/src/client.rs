@@ -218,10 +218,15 @@ struct RawFrame<'a> {
     current_feature: Option<&'a RawValue>,
     #[serde(borrow)]
     meta: Option<&'a RawValue>,
-    #[serde(borrow)]
+    /// `null` is a valid payload, so presence is kept even for `null`.
+    #[serde(borrow, default, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
     #[serde(borrow)]
     priority: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
 }
 
 /// The deepest nesting of `[`/`{` in `text`, ignoring brackets inside strings. Stops counting
