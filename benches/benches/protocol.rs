@@ -43,6 +43,12 @@ fn encode(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("encode");
     g.bench_function("message", |b| b.iter(|| black_box(&message).encode()));
+    let (draft, offset) = message.clone().into_draft();
+    let encoded_draft = draft.encode();
+    // What each instance pays per message once the backplane has assigned the offset.
+    g.bench_function("finish_draft_with_offset", |b| {
+        b.iter(|| black_box(&encoded_draft).finish(black_box(offset)))
+    });
     let encoded = message.encode();
     // What fan-out pays per subscriber: a reference-count increment.
     g.bench_function("message_clone_for_fanout", |b| {

@@ -219,6 +219,9 @@ impl Sender {
 }
 
 /// An application message as delivered to subscribers.
+///
+/// `offset` is serialized last, so the bytes of a message are exactly the bytes of its
+/// [`MessageDraft`] finished with that offset ([`EncodedDraft::finish`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// The application event type.
@@ -235,10 +238,10 @@ pub struct Message {
     /// The priority.
     #[serde(default)]
     pub priority: Priority,
-    /// Its position in the channel (ascending, starting at 1).
-    pub offset: u64,
     /// Who published it.
     pub from: Sender,
+    /// Its position in the channel (ascending, starting at 1).
+    pub offset: u64,
 }
 
 impl Message {
@@ -246,6 +249,119 @@ impl Message {
     #[must_use]
     pub fn encode(&self) -> EncodedFrame {
         EncodedFrame::json(self)
+    }
+
+    /// The message as it was before its offset was assigned.
+    #[must_use]
+    pub fn into_draft(self) -> (MessageDraft, u64) {
+        (
+            MessageDraft {
+                event: self.event,
+                channel: self.channel,
+                payload: self.payload,
+                id: self.id,
+                timestamp: self.timestamp,
+                priority: self.priority,
+                from: self.from,
+            },
+            self.offset,
+        )
+    }
+}
+
+/// A message before the backplane has given it an offset.
+///
+/// The server encodes the draft once, the backplane assigns the channel's next offset while
+/// appending the draft's bytes to history, and every instance finishes the bytes with that
+/// offset ([`EncodedDraft::finish`]) — no JSON is parsed or serialized again on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageDraft {
+    /// The application event type.
+    #[serde(rename = "type")]
+    pub event: EventType,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The payload.
+    pub payload: Payload,
+    /// The message id.
+    pub id: String,
+    /// When the server received it, ms since the epoch.
+    pub timestamp: u64,
+    /// The priority.
+    pub priority: Priority,
+    /// Who published it.
+    pub from: Sender,
+}
+
+impl MessageDraft {
+    /// Encodes the draft: the message's JSON object without its closing brace.
+    #[must_use]
+    pub fn encode(&self) -> EncodedDraft {
+        let mut json = serde_json::to_vec(self).expect("message drafts always serialize");
+        // A serialized struct always ends with its closing brace.
+        debug_assert_eq!(json.last(), Some(&b'}'));
+        json.pop();
+        EncodedDraft(Bytes::from(json))
+    }
+
+    /// The message with its assigned offset.
+    #[must_use]
+    pub fn with_offset(self, offset: u64) -> Message {
+        Message {
+            event: self.event,
+            channel: self.channel,
+            payload: self.payload,
+            id: self.id,
+            timestamp: self.timestamp,
+            priority: self.priority,
+            from: self.from,
+            offset,
+        }
+    }
+}
+
+/// The bytes of an encoded [`MessageDraft`]: a JSON object missing its `offset` field and
+/// closing brace. What the backplane stores and carries between instances.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EncodedDraft(Bytes);
+
+impl EncodedDraft {
+    /// Wraps bytes produced by [`MessageDraft::encode`] (for example read back from a
+    /// backplane). Nothing is validated: the bytes are trusted as the server's own.
+    #[must_use]
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
+    /// The draft bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The draft bytes, by value.
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// The delivered message's bytes: the draft with `"offset":<offset>}` appended.
+    #[must_use]
+    pub fn finish(&self, offset: u64) -> EncodedFrame {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(self.0.len() + 32);
+        out.extend_from_slice(&self.0);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, ",\"offset\":{offset}}}");
+        EncodedFrame(Bytes::from(out))
+    }
+}
+
+impl fmt::Debug for EncodedDraft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EncodedDraft")
+            .field(&String::from_utf8_lossy(&self.0))
+            .finish()
     }
 }
 

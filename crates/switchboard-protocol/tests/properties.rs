@@ -286,6 +286,14 @@ proptest! {
     }
 
     #[test]
+    fn a_finished_draft_is_byte_identical_to_the_encoded_message(frame in arb_server_frame()) {
+        if let ServerFrame::Message(message) = frame {
+            let (draft, offset) = message.clone().into_draft();
+            prop_assert_eq!(draft.encode().finish(offset), message.encode());
+        }
+    }
+
+    #[test]
     fn server_frames_round_trip(frame in arb_server_frame()) {
         let bytes = frame.encode();
         let text = std::str::from_utf8(bytes.as_bytes()).unwrap();
