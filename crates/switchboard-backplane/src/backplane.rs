@@ -1,0 +1,301 @@
+//! The `Backplane` trait and its object-safe form.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::events::EventReceiver;
+use crate::types::{Health, Position, PresenceAction, PresenceEntry, Published, Recovery};
+
+/// Cross-instance pub/sub with per-channel order, bounded history and presence.
+///
+/// One value is one *instance* (one server process, or one hub in tests). Implementations:
+/// [`MemoryBackplane`](crate::MemoryBackplane) (one process; several instances may share one
+/// store) and `RedisBackplane` (feature `redis`).
+///
+/// # Order and history
+/// [`publish`](Backplane::publish) assigns the channel's next offset and appends to its
+/// history in one atomic step, so every instance sees one order, and
+/// [`since`](Backplane::since) can answer from any instance.
+///
+/// # Delivery
+/// An instance receives, through [`events`](Backplane::events), each message of every channel
+/// it is [subscribed](Backplane::subscribe) to exactly once and in ascending offset — its own
+/// publishes included. When it cannot guarantee that (history lost, messages missed while
+/// the store was unreachable and no longer in history), it says so with
+/// [`Event::Reset`](crate::Event::Reset) instead of skipping silently.
+pub trait Backplane: Send + Sync + 'static {
+    /// Publishes `data` to `channel`: assigns the next offset, appends to the channel's
+    /// history (trimming it to its bounds) and delivers to every subscribed instance.
+    ///
+    /// While the shared store is unreachable, implementations degrade to local delivery and
+    /// say so with [`Scope::LocalOnly`](crate::Scope::LocalOnly) rather than failing.
+    ///
+    /// # Errors
+    /// [`BackplaneError`](crate::BackplaneError) when the message could not be published at
+    /// all (for example after shutdown).
+    fn publish(&self, channel: &str, data: Bytes)
+    -> impl Future<Output = Result<Published>> + Send;
+
+    /// Starts delivering `channel`'s events to this instance. Reference counted: the first
+    /// call subscribes, later ones only count.
+    ///
+    /// # Errors
+    /// When the subscription could not be registered (it is retried after a reconnect).
+    fn subscribe(&self, channel: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Drops one reference taken by [`subscribe`](Backplane::subscribe); the last one stops
+    /// delivery to this instance.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Backplane::subscribe).
+    fn unsubscribe(&self, channel: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// A new receiver of this instance's events.
+    fn events(&self) -> EventReceiver;
+
+    /// The channel's current position (offset 0 and its epoch when it has no messages).
+    ///
+    /// # Errors
+    /// When the store is unreachable and no local position is known.
+    fn position(&self, channel: &str) -> impl Future<Output = Result<Position>> + Send;
+
+    /// Every message of `channel` after `offset` in `epoch`, or "cannot recover" — never a
+    /// partial list.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    fn since(
+        &self,
+        channel: &str,
+        offset: u64,
+        epoch: &str,
+    ) -> impl Future<Output = Result<Recovery>> + Send;
+
+    /// Adds or updates `connection_id`'s presence on `channel` with `data`, refreshing its
+    /// TTL, and broadcasts the change to the channel's instances. Returns whether it was a
+    /// [`Join`](PresenceAction::Join) or an [`Update`](PresenceAction::Update).
+    ///
+    /// # Errors
+    /// When the store is unreachable and the change could not be applied locally either.
+    fn presence_set(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        data: Bytes,
+    ) -> impl Future<Output = Result<PresenceAction>> + Send;
+
+    /// Removes `connection_id`'s presence on `channel` and broadcasts a leave. Returns the
+    /// removed entry, or `None` when it was not present.
+    ///
+    /// # Errors
+    /// As [`presence_set`](Backplane::presence_set).
+    fn presence_remove(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<Option<PresenceEntry>>> + Send;
+
+    /// Refreshes the TTL of `connection_id`'s presence on `channel` without broadcasting.
+    ///
+    /// # Errors
+    /// As [`presence_set`](Backplane::presence_set).
+    fn presence_touch(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The channel's current (unexpired) members.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    fn presence_list(
+        &self,
+        channel: &str,
+    ) -> impl Future<Output = Result<Vec<PresenceEntry>>> + Send;
+
+    /// The current health; changes are published on the returned watch.
+    fn health(&self) -> watch::Receiver<Health>;
+
+    /// What this backplane is: `"memory"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe form of [`Backplane`], implemented for every backplane. Use
+/// [`BoxBackplane`] to choose an implementation at runtime.
+#[allow(missing_docs)] // Each method is documented on `Backplane`.
+pub trait DynBackplane: Send + Sync + 'static {
+    fn publish_dyn<'a>(&'a self, channel: &'a str, data: Bytes)
+    -> BoxFuture<'a, Result<Published>>;
+    fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn unsubscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn events_dyn(&self) -> EventReceiver;
+    fn position_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Position>>;
+    fn since_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        offset: u64,
+        epoch: &'a str,
+    ) -> BoxFuture<'a, Result<Recovery>>;
+    fn presence_set_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<PresenceAction>>;
+    fn presence_remove_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PresenceEntry>>>;
+    fn presence_touch_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn presence_list_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PresenceEntry>>>;
+    fn health_dyn(&self) -> watch::Receiver<Health>;
+    fn kind_dyn(&self) -> &'static str;
+}
+
+impl<B: Backplane> DynBackplane for B {
+    fn publish_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<Published>> {
+        Box::pin(self.publish(channel, data))
+    }
+    fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.subscribe(channel))
+    }
+    fn unsubscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.unsubscribe(channel))
+    }
+    fn events_dyn(&self) -> EventReceiver {
+        self.events()
+    }
+    fn position_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Position>> {
+        Box::pin(self.position(channel))
+    }
+    fn since_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        offset: u64,
+        epoch: &'a str,
+    ) -> BoxFuture<'a, Result<Recovery>> {
+        Box::pin(self.since(channel, offset, epoch))
+    }
+    fn presence_set_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+        data: Bytes,
+    ) -> BoxFuture<'a, Result<PresenceAction>> {
+        Box::pin(self.presence_set(channel, connection_id, data))
+    }
+    fn presence_remove_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PresenceEntry>>> {
+        Box::pin(self.presence_remove(channel, connection_id))
+    }
+    fn presence_touch_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        connection_id: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.presence_touch(channel, connection_id))
+    }
+    fn presence_list_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PresenceEntry>>> {
+        Box::pin(self.presence_list(channel))
+    }
+    fn health_dyn(&self) -> watch::Receiver<Health> {
+        self.health()
+    }
+    fn kind_dyn(&self) -> &'static str {
+        self.kind()
+    }
+}
+
+/// A backplane chosen at runtime (for example memory or Redis from configuration).
+#[derive(Clone)]
+pub struct BoxBackplane(Arc<dyn DynBackplane>);
+
+impl BoxBackplane {
+    /// Boxes a backplane.
+    #[must_use]
+    pub fn new<B: Backplane>(backplane: B) -> Self {
+        Self(Arc::new(backplane))
+    }
+}
+
+impl std::fmt::Debug for BoxBackplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BoxBackplane")
+            .field(&self.0.kind_dyn())
+            .finish()
+    }
+}
+
+impl Backplane for BoxBackplane {
+    async fn publish(&self, channel: &str, data: Bytes) -> Result<Published> {
+        self.0.publish_dyn(channel, data).await
+    }
+    async fn subscribe(&self, channel: &str) -> Result<()> {
+        self.0.subscribe_dyn(channel).await
+    }
+    async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        self.0.unsubscribe_dyn(channel).await
+    }
+    fn events(&self) -> EventReceiver {
+        self.0.events_dyn()
+    }
+    async fn position(&self, channel: &str) -> Result<Position> {
+        self.0.position_dyn(channel).await
+    }
+    async fn since(&self, channel: &str, offset: u64, epoch: &str) -> Result<Recovery> {
+        self.0.since_dyn(channel, offset, epoch).await
+    }
+    async fn presence_set(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        data: Bytes,
+    ) -> Result<PresenceAction> {
+        self.0.presence_set_dyn(channel, connection_id, data).await
+    }
+    async fn presence_remove(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> Result<Option<PresenceEntry>> {
+        self.0.presence_remove_dyn(channel, connection_id).await
+    }
+    async fn presence_touch(&self, channel: &str, connection_id: &str) -> Result<()> {
+        self.0.presence_touch_dyn(channel, connection_id).await
+    }
+    async fn presence_list(&self, channel: &str) -> Result<Vec<PresenceEntry>> {
+        self.0.presence_list_dyn(channel).await
+    }
+    fn health(&self) -> watch::Receiver<Health> {
+        self.0.health_dyn()
+    }
+    fn kind(&self) -> &'static str {
+        self.0.kind_dyn()
+    }
+}
