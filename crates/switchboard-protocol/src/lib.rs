@@ -17,8 +17,9 @@ pub use name::{
 };
 pub use payload::{Payload, Priority};
 pub use server::{
-    Ack, EncodedFrame, ErrorFrame, Member, Message, Pong, PresenceAction, PresenceEvent,
-    PresenceList, Sender, ServerDecodeError, ServerFrame, Subscribed, Unsubscribed, Welcome,
+    Ack, EncodedDraft, EncodedFrame, ErrorFrame, Member, Message, MessageDraft, Pong,
+    PresenceAction, PresenceEvent, PresenceList, Sender, ServerDecodeError, ServerFrame,
+    Subscribed, Unsubscribed, Welcome,
 };
 
 /// The default largest inbound message, in bytes (64 KiB). A message of exactly this size is
