@@ -1,0 +1,197 @@
+//! Label values: small closed enums, so every series exists from construction and a label can
+//! never grow with channels, users or connections.
+
+use std::fmt;
+
+/// A bounded label: one key and a fixed set of values, each with a dense index.
+pub(crate) trait Label: Copy + Eq + fmt::Debug + 'static {
+    /// The label key, e.g. `code`.
+    const KEY: &'static str;
+    /// Every value, in exposition order; `VALUES[v.index()] == v`.
+    const VALUES: &'static [Self];
+    /// The exported label value.
+    fn value(self) -> &'static str;
+    /// The position of this value in [`Label::VALUES`].
+    fn index(self) -> usize;
+}
+
+macro_rules! label_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident as $key:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in the order the series are exported.
+            $vis const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            #[doc = concat!("The exported value of the `", $key, "` label.")]
+            #[must_use]
+            $vis const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $value,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Label for $name {
+            const KEY: &'static str = $key;
+            const VALUES: &'static [Self] = Self::ALL;
+
+            fn value(self) -> &'static str {
+                self.as_str()
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// The error code of an error frame sent to a client: the protocol's nine codes
+    /// (label `code` of `websocket_errors_total`).
+    pub enum ErrorLabel as "code" {
+        /// `bad_request`: the frame could not be decoded or validated.
+        BadRequest = "bad_request",
+        /// `unauthorized`: the connection is not authenticated.
+        Unauthorized = "unauthorized",
+        /// `forbidden`: authenticated, but not allowed on this channel.
+        Forbidden = "forbidden",
+        /// `rate_limited`: the connection exceeded its message rate.
+        RateLimited = "rate_limited",
+        /// `too_large`: a payload or field exceeded its limit.
+        TooLarge = "too_large",
+        /// `not_subscribed`: the operation needs a subscription first.
+        NotSubscribed = "not_subscribed",
+        /// `unsupported`: the server does not offer this operation.
+        Unsupported = "unsupported",
+        /// `unavailable`: a dependency (e.g. the backplane) cannot serve the request now.
+        Unavailable = "unavailable",
+        /// `internal`: a server bug or unexpected failure.
+        Internal = "internal",
+    }
+}
+
+label_enum! {
+    /// Why an authentication attempt failed (label `reason` of `websocket_auth_failures_total`).
+    pub enum AuthFailure as "reason" {
+        /// `missing`: no credentials were presented.
+        Missing = "missing",
+        /// `invalid`: the token is malformed or its signature does not verify.
+        Invalid = "invalid",
+        /// `expired`: the token's `exp` has passed.
+        Expired = "expired",
+        /// `not_yet_valid`: the token's `nbf` is in the future.
+        NotYetValid = "not_yet_valid",
+        /// `wrong_algorithm`: the token is signed with an algorithm the server does not accept.
+        WrongAlgorithm = "wrong_algorithm",
+        /// `invalid_claims`: issuer, audience or a required claim does not match.
+        InvalidClaims = "invalid_claims",
+        /// `forbidden_origin`: the upgrade request's `Origin` is not allowed.
+        ForbiddenOrigin = "forbidden_origin",
+    }
+}
+
+label_enum! {
+    /// Which connection cap rejected an upgrade (label `cap` of
+    /// `websocket_connection_cap_rejections_total`).
+    pub enum CapKind as "cap" {
+        /// `per_ip`: the client address already holds its maximum of connections.
+        PerIp = "per_ip",
+        /// `global`: the server already holds its maximum of connections.
+        Global = "global",
+    }
+}
+
+label_enum! {
+    /// The backplane's health (label `state` of the `websocket_backplane_state` gauge, whose
+    /// series is 1 for the current state and 0 for the others). A new handle starts `Up`.
+    pub enum BackplaneState as "state" {
+        /// `up`: publishes and subscriptions reach every instance.
+        Up = "up",
+        /// `degraded`: local delivery continues; other instances are not reached for now.
+        Degraded = "degraded",
+        /// `down`: the backplane cannot be used at all.
+        Down = "down",
+    }
+}
+
+label_enum! {
+    /// Why the backplane became degraded (label `reason` of
+    /// `websocket_backplane_degradations_total`).
+    pub enum DegradedReason as "reason" {
+        /// `connection_lost`: the connection to the backplane broke.
+        ConnectionLost = "connection_lost",
+        /// `timeout`: a command did not complete in time.
+        Timeout = "timeout",
+        /// `liveness_probe_failed`: the subscription stopped delivering the liveness probe.
+        LivenessProbeFailed = "liveness_probe_failed",
+        /// `command_failed`: a publish, subscribe or history command returned an error.
+        CommandFailed = "command_failed",
+    }
+}
+
+label_enum! {
+    /// The priority of an evicted outbound message (label `priority` of
+    /// `websocket_outbound_evictions_total`).
+    pub enum PriorityLabel as "priority" {
+        /// `critical`: never evicted by switchboard's queue; the series stays at 0 unless a
+        /// custom queue does.
+        Critical = "critical",
+        /// `high`.
+        High = "high",
+        /// `normal`.
+        Normal = "normal",
+        /// `low`: evicted first.
+        Low = "low",
+    }
+}
+
+label_enum! {
+    /// Why a connection ended (label `reason` of `websocket_disconnections_by_reason_total`).
+    pub enum DisconnectReason as "reason" {
+        /// `client_closed`: the client sent a close frame.
+        ClientClosed = "client_closed",
+        /// `connection_lost`: the socket failed or reached EOF without a close frame.
+        ConnectionLost = "connection_lost",
+        /// `going_away`: the server is shutting down (close code 1001).
+        GoingAway = "going_away",
+        /// `policy_violation`: abuse, e.g. repeated limit violations (close code 1008).
+        PolicyViolation = "policy_violation",
+        /// `too_large`: an inbound message exceeded the size limit (close code 1009).
+        TooLarge = "too_large",
+        /// `idle_timeout`: nothing was heard from the client in time (close code 4000).
+        IdleTimeout = "idle_timeout",
+        /// `token_expired`: the credentials expired during the session (close code 4001).
+        TokenExpired = "token_expired",
+        /// `slow_consumer`: the client could not keep up with a message it must not lose
+        /// (close code 4008).
+        SlowConsumer = "slow_consumer",
+    }
+}
+
+label_enum! {
+    /// The outcome of a recovery from history (label `result` of `websocket_recoveries_total`).
+    pub(crate) enum RecoveryResult as "result" {
+        /// `recovered`: every missed message was replayed.
+        Recovered = "recovered",
+        /// `not_recovered`: history no longer held every missed message.
+        NotRecovered = "not_recovered",
+    }
+}
