@@ -1,0 +1,307 @@
+use std::num::NonZeroUsize;
+
+use bytes::Bytes;
+
+use crate::lanes::{Bounds, Lanes, Slot};
+use crate::stats::Counters;
+use crate::{Evictions, PopOrder, Priority, PushError, QueueStats};
+
+/// Settings of an [`OutboundQueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboundConfig {
+    /// Most entries held. Default 1000.
+    pub capacity: NonZeroUsize,
+    /// Most bytes held, summed over the entries' lengths. Default `None`: bounded by count
+    /// only.
+    pub max_bytes: Option<NonZeroUsize>,
+    /// Which entry a pop takes. Default [`PopOrder::Fifo`]: a connection's frames go out in
+    /// the order they were pushed, so one channel's messages keep ascending offsets, and
+    /// priority only decides what a full queue evicts.
+    pub order: PopOrder,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            capacity: NonZeroUsize::new(1000).expect("1000 is not zero"),
+            max_bytes: None,
+            order: PopOrder::Fifo,
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// Sets the most entries held.
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: NonZeroUsize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets the most bytes held (`None`: no byte bound).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: Option<NonZeroUsize>) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets which entry a pop takes.
+    #[must_use]
+    pub fn with_order(mut self, order: PopOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            capacity: self.capacity.get(),
+            max_bytes: self.max_bytes.map_or(usize::MAX, NonZeroUsize::get),
+        }
+    }
+}
+
+/// A bounded queue of already-encoded frames for one connection: push with a priority, pop
+/// the next to write, or pop many to coalesce into one write. No leases, no persistence.
+///
+/// When full, a push evicts the oldest entry of the lowest priority strictly below its own
+/// and returns it; critical entries are never evicted; if nothing can be evicted the push
+/// fails and gives the item back ([`PushError::is_critical`] tells when the consumer must be
+/// disconnected).
+///
+/// # Memory
+///
+/// An empty queue that never held anything is four machine words (32 bytes on 64-bit
+/// targets) and owns no heap memory: the lanes and counters are allocated on the first push.
+/// After that the queue keeps a 240-byte heap block (64-bit) plus its entry buffers: a
+/// sequence number and the item per entry, 40 bytes for [`Bytes`], in buffers that grow by
+/// doubling. Buffers that grew past 16 entries are released when the queue drains, so a
+/// burst does not pin its peak memory.
+pub struct OutboundQueue<T = Bytes> {
+    state: Option<Box<State<T>>>,
+    config: OutboundConfig,
+}
+
+struct State<T> {
+    lanes: Lanes<Frame<T>>,
+    next_seq: u64,
+    counters: Counters,
+}
+
+struct Frame<T> {
+    seq: u64,
+    item: T,
+}
+
+impl<T: AsRef<[u8]>> Slot for Frame<T> {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn byte_len(&self) -> usize {
+        self.item.as_ref().len()
+    }
+}
+
+impl<T> std::fmt::Debug for OutboundQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (len, bytes) = self
+            .state
+            .as_ref()
+            .map_or((0, 0), |s| (s.lanes.len(), s.lanes.bytes()));
+        f.debug_struct("OutboundQueue")
+            .field("len", &len)
+            .field("bytes", &bytes)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<T: AsRef<[u8]>> Default for OutboundQueue<T> {
+    fn default() -> Self {
+        Self::new(OutboundConfig::default())
+    }
+}
+
+impl<T: AsRef<[u8]>> OutboundQueue<T> {
+    /// An empty queue. Allocates nothing until the first push.
+    #[must_use]
+    pub const fn new(config: OutboundConfig) -> Self {
+        Self {
+            state: None,
+            config,
+        }
+    }
+
+    /// The queue's settings.
+    #[must_use]
+    pub fn config(&self) -> &OutboundConfig {
+        &self.config
+    }
+
+    /// Queues `item`, evicting less important entries if the queue is full.
+    ///
+    /// Returns the evicted entries (usually none). The item's weight for the byte bound is
+    /// `item.as_ref().len()`.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] if evicting every entry below `priority` would still not make
+    /// room; [`PushError::TooLarge`] if the item alone exceeds the byte bound. Nothing is
+    /// evicted then, and the item is given back.
+    pub fn push(&mut self, item: T, priority: Priority) -> Result<Evictions<T>, PushError<T>> {
+        let bounds = self.config.bounds();
+        let bytes = item.as_ref().len();
+        let state = self.state.get_or_insert_with(|| {
+            Box::new(State {
+                lanes: Lanes::default(),
+                next_seq: 0,
+                counters: Counters::default(),
+            })
+        });
+        if bytes > bounds.max_bytes {
+            state.counters.rejected[priority.index()] += 1;
+            return Err(PushError::TooLarge {
+                item,
+                priority,
+                bytes,
+                max_bytes: bounds.max_bytes,
+            });
+        }
+        let Some(evict) = state.lanes.plan_eviction(priority, bytes, 0, bounds) else {
+            state.counters.rejected[priority.index()] += 1;
+            return Err(PushError::Full { item, priority });
+        };
+        let mut evictions = Evictions::default();
+        if evict > 0 {
+            let counters = &mut state.counters;
+            state.lanes.evict(evict, priority, |p, frame| {
+                counters.evicted[p.index()] += 1;
+                evictions.add(p, frame.item);
+            });
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.lanes.push_back(priority, Frame { seq, item });
+        state.counters.pushed += 1;
+        Ok(evictions)
+    }
+
+    /// Takes the next entry to write.
+    pub fn pop(&mut self) -> Option<T> {
+        self.pop_with_priority().map(|(_, item)| item)
+    }
+
+    /// Takes the next entry to write, with its priority.
+    pub fn pop_with_priority(&mut self) -> Option<(Priority, T)> {
+        let state = self.state.as_mut()?;
+        let (priority, frame) = state.lanes.pop(self.config.order)?;
+        state.counters.popped += 1;
+        state.lanes.release_if_idle();
+        Some((priority, frame.item))
+    }
+
+    /// Moves up to `max_items` entries into `out`, in pop order, stopping before the total
+    /// length would exceed `max_bytes` (but always taking at least one entry if there is one,
+    /// so a frame larger than `max_bytes` still goes out). For coalescing several frames into
+    /// one write. Returns how many were moved.
+    pub fn pop_batch(
+        &mut self,
+        out: &mut impl Extend<T>,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> usize {
+        let Some(state) = self.state.as_mut() else {
+            return 0;
+        };
+        let order = self.config.order;
+        let mut moved = 0;
+        let mut bytes = 0usize;
+        while moved < max_items {
+            let Some((_, next)) = state.lanes.peek(order) else {
+                break;
+            };
+            let len = next.byte_len();
+            if moved > 0 && bytes.saturating_add(len) > max_bytes {
+                break;
+            }
+            let Some((_, frame)) = state.lanes.pop(order) else {
+                break;
+            };
+            bytes = bytes.saturating_add(len);
+            moved += 1;
+            out.extend(std::iter::once(frame.item));
+        }
+        state.counters.popped += moved as u64;
+        state.lanes.release_if_idle();
+        moved
+    }
+
+    /// The priority of the entry the next pop would take.
+    #[must_use]
+    pub fn peek_priority(&self) -> Option<Priority> {
+        let state = self.state.as_ref()?;
+        state.lanes.peek(self.config.order).map(|(p, _)| p)
+    }
+
+    /// Entries held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| s.lanes.len())
+    }
+
+    /// Whether the queue holds nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held (the sum of the entries' lengths).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| s.lanes.bytes())
+    }
+
+    /// Removes every entry; returns how many there were. Counted neither as evicted nor as
+    /// popped: the caller chose to drop them (for example, the connection closed).
+    pub fn clear(&mut self) -> usize {
+        let Some(state) = self.state.as_mut() else {
+            return 0;
+        };
+        let cleared = state.lanes.drain().count();
+        state.lanes.release_if_idle();
+        cleared
+    }
+
+    /// Releases buffer memory beyond what the current entries need.
+    pub fn shrink_to_fit(&mut self) {
+        if let Some(state) = self.state.as_mut() {
+            state.lanes.shrink_to_fit();
+        }
+    }
+
+    /// Counters: pushed, popped, evicted and rejected per priority, length and bytes.
+    #[must_use]
+    pub fn stats(&self) -> QueueStats {
+        self.state
+            .as_ref()
+            .map_or_else(QueueStats::default, |s| QueueStats {
+                len: s.lanes.len(),
+                bytes: s.lanes.bytes(),
+                counters: s.counters,
+            })
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// The figures in [`OutboundQueue`]'s `# Memory` section.
+    #[test]
+    fn memory_figures_match_the_docs() {
+        assert_eq!(size_of::<OutboundQueue<Bytes>>(), 32);
+        assert_eq!(size_of::<State<Bytes>>(), 240);
+        assert_eq!(size_of::<Frame<Bytes>>(), 40);
+    }
+}

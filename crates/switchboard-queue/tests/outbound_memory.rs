@@ -1,0 +1,38 @@
+//! An idle outbound queue costs a few machine words and no heap: the server holds one per
+//! connection.
+
+use bytes::Bytes;
+use switchboard_queue::{OutboundConfig, OutboundQueue, Priority};
+
+#[test]
+fn an_empty_outbound_queue_is_four_words() {
+    assert_eq!(
+        size_of::<OutboundQueue<Bytes>>(),
+        4 * size_of::<usize>(),
+        "documented in OutboundQueue's docs and the README"
+    );
+}
+
+#[test]
+fn an_empty_outbound_queue_reports_zero_everywhere() {
+    let q: OutboundQueue = OutboundQueue::new(OutboundConfig::default());
+    let stats = q.stats();
+    assert!(stats.is_empty());
+    assert_eq!(stats.bytes(), 0);
+    assert_eq!(stats.pushed(), 0);
+    assert_eq!(q.peek_priority(), None);
+}
+
+#[test]
+fn stats_count_pushes_pops_length_and_bytes() {
+    let mut q: OutboundQueue = OutboundQueue::default();
+    q.push(Bytes::from_static(b"hello"), Priority::Normal)
+        .unwrap();
+    q.push(Bytes::from_static(b"hi"), Priority::Low).unwrap();
+    q.pop();
+    let stats = q.stats();
+    assert_eq!(
+        (stats.pushed(), stats.popped(), stats.len(), stats.bytes()),
+        (2, 1, 1, 2)
+    );
+}
