@@ -44,8 +44,12 @@ pub trait Backplane: Send + Sync + 'static {
     /// Starts delivering `channel`'s events to this instance. Reference counted: the first
     /// call subscribes, later ones only count.
     ///
+    /// While the shared store is unreachable the subscription is still registered; it takes
+    /// effect in the store after the reconnect, with an [`Event::Reset`](crate::Event::Reset)
+    /// since what was published meanwhile is unknown.
+    ///
     /// # Errors
-    /// When the subscription could not be registered (it is retried after a reconnect).
+    /// When the subscription could not be registered at all (for example after shutdown).
     fn subscribe(&self, channel: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Drops one reference taken by [`subscribe`](Backplane::subscribe); the last one stops

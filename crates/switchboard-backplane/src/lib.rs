@@ -1,15 +1,21 @@
-//! Cross-instance pub/sub for switchboard: per-channel order, bounded history with honest
-//! recovery, and presence with TTL. The crate README (written with the implementations)
-//! becomes these docs.
+#![doc = include_str!("../README.md")]
 
 mod backplane;
 mod error;
 mod events;
+mod history;
+mod memory;
+mod presence;
+#[cfg(feature = "redis")]
+mod redis;
 mod types;
 
 pub use backplane::{Backplane, BoxBackplane, DynBackplane};
 pub use error::{BackplaneError, Result};
 pub use events::EventReceiver;
+pub use memory::{MemoryBackplane, MemoryBackplaneConfig};
+#[cfg(feature = "redis")]
+pub use redis::{RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats};
 pub use types::{
     Envelope, Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange,
     PresenceEntry, Published, Recovery, ResetReason, Scope,

@@ -1,0 +1,489 @@
+//! The in-process backplane.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::backplane::Backplane;
+use crate::error::{BackplaneError, Result};
+use crate::events::EventReceiver;
+use crate::history::{History, HistoryLimits};
+use crate::presence::PresenceTable;
+use crate::types::{
+    Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
+    Published, Recovery, Scope,
+};
+
+/// The shortest sweep interval; a zero interval is raised to it.
+const MIN_SWEEP: Duration = Duration::from_millis(1);
+
+/// Configuration of a [`MemoryBackplane`]. Plain data with documented defaults; change it
+/// with the by-value setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_backplane::MemoryBackplaneConfig;
+///
+/// let config = MemoryBackplaneConfig::default()
+///     .history_size(500)
+///     .history_ttl(Duration::from_secs(60));
+/// assert_eq!(config.history_size, 500);
+/// assert_eq!(config.presence_ttl, Duration::from_secs(30 * 60));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryBackplaneConfig {
+    /// How many messages each channel's history keeps (default 100; 0 keeps none).
+    pub history_size: usize,
+    /// How long a message stays in history (default 5 minutes).
+    pub history_ttl: Duration,
+    /// How long a presence member lives without activity (default 30 minutes).
+    pub presence_ttl: Duration,
+    /// How often expired members are removed, with a leave event, and idle channels are
+    /// forgotten (default 5 minutes; at least 1 ms).
+    pub presence_sweep: Duration,
+    /// How many events a receiver may fall behind before it gets [`Event::Lagged`]
+    /// (default 16384).
+    pub event_capacity: NonZeroUsize,
+}
+
+impl Default for MemoryBackplaneConfig {
+    fn default() -> Self {
+        Self {
+            history_size: 100,
+            history_ttl: Duration::from_secs(5 * 60),
+            presence_ttl: Duration::from_secs(30 * 60),
+            presence_sweep: Duration::from_secs(5 * 60),
+            event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
+        }
+    }
+}
+
+impl MemoryBackplaneConfig {
+    /// Sets [`history_size`](Self::history_size).
+    #[must_use]
+    pub fn history_size(mut self, size: usize) -> Self {
+        self.history_size = size;
+        self
+    }
+
+    /// Sets [`history_ttl`](Self::history_ttl).
+    #[must_use]
+    pub fn history_ttl(mut self, ttl: Duration) -> Self {
+        self.history_ttl = ttl;
+        self
+    }
+
+    /// Sets [`presence_ttl`](Self::presence_ttl).
+    #[must_use]
+    pub fn presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
+    }
+
+    /// Sets [`presence_sweep`](Self::presence_sweep).
+    #[must_use]
+    pub fn presence_sweep(mut self, every: Duration) -> Self {
+        self.presence_sweep = every;
+        self
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity).
+    #[must_use]
+    pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    fn limits(&self) -> HistoryLimits {
+        HistoryLimits {
+            size: self.history_size,
+            ttl: self.history_ttl,
+        }
+    }
+}
+
+/// The embedded backplane: order, history and presence in this process.
+///
+/// One value is one instance. [`new_instance`](Self::new_instance) makes another instance
+/// over the same store, with its own subscriptions and events, so several hubs in one process
+/// behave like several servers sharing Redis. Clones share one instance.
+///
+/// Each publish takes the store's lock, assigns the offset, appends to history and hands the
+/// message to every subscribed instance before releasing it: one order for everyone, and each
+/// instance gets each message once.
+///
+/// A channel whose history has expired, with no subscriber and no member, is forgotten by the
+/// sweep; its next use starts a new epoch.
+///
+/// Health is always up, and down after [`shutdown`](Self::shutdown).
+#[derive(Clone)]
+pub struct MemoryBackplane {
+    inner: Arc<Instance>,
+}
+
+struct Store {
+    config: MemoryBackplaneConfig,
+    channels: Mutex<HashMap<Arc<str>, Slot>>,
+    next_instance: AtomicU64,
+    // Dropped with the store, which ends the sweep task.
+    _sweeper: watch::Sender<()>,
+}
+
+struct Slot {
+    history: History,
+    presence: PresenceTable,
+    subscribers: Vec<(u64, broadcast::Sender<Event>)>,
+}
+
+impl Slot {
+    fn new(channel: &Arc<str>) -> Self {
+        Self {
+            history: History::new(Arc::clone(channel), Epoch::random(), 0),
+            presence: PresenceTable::default(),
+            subscribers: Vec::new(),
+        }
+    }
+
+    fn broadcast(&self, event: &Event) {
+        for (_, tx) in &self.subscribers {
+            // No receiver on that instance right now: nothing to deliver to.
+            let _ = tx.send(event.clone());
+        }
+    }
+}
+
+struct Instance {
+    id: u64,
+    store: Arc<Store>,
+    closed: AtomicBool,
+    state: Mutex<InstanceState>,
+    health: watch::Sender<Health>,
+}
+
+struct InstanceState {
+    refs: HashMap<Arc<str>, usize>,
+    events: Option<broadcast::Sender<Event>>,
+}
+
+impl Store {
+    fn with_slot<R>(&self, channel: &str, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let mut channels = self.channels.lock();
+        let slot = match channels.get_mut(channel) {
+            Some(slot) => slot,
+            None => {
+                let name: Arc<str> = channel.into();
+                channels
+                    .entry(Arc::clone(&name))
+                    .or_insert(Slot::new(&name))
+            }
+        };
+        f(slot)
+    }
+
+    fn sweep(&self, now: Instant) {
+        let limits = self.config.limits();
+        let mut channels = self.channels.lock();
+        channels.retain(|channel, slot| {
+            for entry in slot.presence.sweep(now) {
+                slot.broadcast(&Event::Presence(PresenceChange {
+                    channel: Arc::clone(channel),
+                    action: PresenceAction::Leave,
+                    entry,
+                }));
+            }
+            slot.history.trim(now, limits);
+            !(slot.subscribers.is_empty() && slot.presence.is_empty() && slot.history.is_empty())
+        });
+    }
+
+    fn unregister(&self, instance: u64, channels: impl IntoIterator<Item = Arc<str>>) {
+        let mut slots = self.channels.lock();
+        for channel in channels {
+            if let Some(slot) = slots.get_mut(&channel) {
+                slot.subscribers.retain(|(id, _)| *id != instance);
+            }
+        }
+    }
+}
+
+async fn sweep_periodically(store: Weak<Store>, mut stop: watch::Receiver<()>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            // The store was dropped.
+            _ = stop.changed() => return,
+        }
+        let Some(store) = store.upgrade() else { return };
+        store.sweep(Instant::now());
+    }
+}
+
+impl MemoryBackplane {
+    /// A new store and its first instance. Starts the sweep task, which ends when the last
+    /// instance is dropped.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    #[must_use]
+    pub fn new(config: MemoryBackplaneConfig) -> Self {
+        let (stop_tx, stop_rx) = watch::channel(());
+        let every = config.presence_sweep.max(MIN_SWEEP);
+        let store = Arc::new(Store {
+            config,
+            channels: Mutex::new(HashMap::new()),
+            next_instance: AtomicU64::new(0),
+            _sweeper: stop_tx,
+        });
+        tokio::spawn(sweep_periodically(Arc::downgrade(&store), stop_rx, every));
+        Self::instance_of(store)
+    }
+
+    /// Another instance over the same store: the same channels, order, history and presence,
+    /// with its own subscriptions, reference counts and events.
+    #[must_use]
+    pub fn new_instance(&self) -> Self {
+        Self::instance_of(Arc::clone(&self.inner.store))
+    }
+
+    fn instance_of(store: Arc<Store>) -> Self {
+        let id = store.next_instance.fetch_add(1, Ordering::Relaxed);
+        let (events, _) = broadcast::channel(store.config.event_capacity.get());
+        let (health, _) = watch::channel(Health::up());
+        Self {
+            inner: Arc::new(Instance {
+                id,
+                store,
+                closed: AtomicBool::new(false),
+                state: Mutex::new(InstanceState {
+                    refs: HashMap::new(),
+                    events: Some(events),
+                }),
+                health,
+            }),
+        }
+    }
+
+    /// This instance's configuration.
+    #[must_use]
+    pub fn config(&self) -> &MemoryBackplaneConfig {
+        &self.inner.store.config
+    }
+
+    /// Stops this instance: its subscriptions end, its event receivers return `None`, its
+    /// health turns down, and later calls fail with [`BackplaneError::Closed`]. Other
+    /// instances of the store are not affected. Idempotent.
+    pub fn shutdown(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.release();
+        self.inner.health.send_replace(Health {
+            state: HealthState::Down,
+            detail: "shut down".into(),
+            since: SystemTime::now(),
+        });
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(BackplaneError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn limits(&self) -> HistoryLimits {
+        self.inner.store.config.limits()
+    }
+}
+
+impl Instance {
+    /// Drops every subscription and the event sender, so receivers end.
+    fn release(&self) {
+        let channels: Vec<Arc<str>> = {
+            let mut state = self.state.lock();
+            state.events = None;
+            state.refs.drain().map(|(channel, _)| channel).collect()
+        };
+        self.store.unregister(self.id, channels);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for MemoryBackplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackplane")
+            .field("instance", &self.inner.id)
+            .field("subscriptions", &self.inner.state.lock().refs.len())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Backplane for MemoryBackplane {
+    async fn publish(&self, channel: &str, data: Bytes) -> Result<Published> {
+        self.check_open()?;
+        let limits = self.limits();
+        let now = Instant::now();
+        Ok(self.inner.store.with_slot(channel, |slot| {
+            let envelope = slot.history.append(data, now, limits);
+            let published = Published {
+                offset: envelope.offset,
+                epoch: slot.history.epoch().clone(),
+                scope: Scope::Cluster,
+            };
+            slot.broadcast(&Event::Message(envelope));
+            published
+        }))
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<()> {
+        let mut state = self.inner.state.lock();
+        let tx = state.events.clone().ok_or(BackplaneError::Closed)?;
+        if let Some(refs) = state.refs.get_mut(channel) {
+            *refs += 1;
+            return Ok(());
+        }
+        let name: Arc<str> = channel.into();
+        state.refs.insert(Arc::clone(&name), 1);
+        // Lock order: instance state, then store.
+        self.inner
+            .store
+            .with_slot(&name, |slot| slot.subscribers.push((self.inner.id, tx)));
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.inner.state.lock();
+        let Some(refs) = state.refs.get_mut(channel) else {
+            return Ok(());
+        };
+        *refs -= 1;
+        if *refs == 0
+            && let Some((name, _)) = state.refs.remove_entry(channel)
+        {
+            self.inner.store.unregister(self.inner.id, [name]);
+        }
+        Ok(())
+    }
+
+    fn events(&self) -> EventReceiver {
+        let state = self.inner.state.lock();
+        match &state.events {
+            Some(tx) => EventReceiver::new(tx.subscribe()),
+            // Shut down: a receiver whose sender is already gone, so `recv` says `None`.
+            None => EventReceiver::new(broadcast::channel(1).1),
+        }
+    }
+
+    async fn position(&self, channel: &str) -> Result<Position> {
+        self.check_open()?;
+        Ok(self
+            .inner
+            .store
+            .with_slot(channel, |slot| slot.history.position()))
+    }
+
+    async fn since(&self, channel: &str, offset: u64, epoch: &str) -> Result<Recovery> {
+        self.check_open()?;
+        let limits = self.limits();
+        let now = Instant::now();
+        Ok(self.inner.store.with_slot(channel, |slot| {
+            slot.history.since(offset, epoch, now, limits)
+        }))
+    }
+
+    async fn presence_set(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        data: Bytes,
+    ) -> Result<PresenceAction> {
+        self.check_open()?;
+        let ttl = self.inner.store.config.presence_ttl;
+        let now = Instant::now();
+        Ok(self.inner.store.with_slot(channel, |slot| {
+            let action = slot.presence.set(connection_id, data.clone(), now, ttl);
+            slot.broadcast(&Event::Presence(PresenceChange {
+                channel: channel.into(),
+                action,
+                entry: PresenceEntry {
+                    connection_id: connection_id.into(),
+                    data,
+                },
+            }));
+            action
+        }))
+    }
+
+    async fn presence_remove(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> Result<Option<PresenceEntry>> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut channels = self.inner.store.channels.lock();
+        let Some(slot) = channels.get_mut(channel) else {
+            return Ok(None);
+        };
+        let removed = slot.presence.remove(connection_id, now);
+        if let Some(entry) = &removed {
+            slot.broadcast(&Event::Presence(PresenceChange {
+                channel: channel.into(),
+                action: PresenceAction::Leave,
+                entry: entry.clone(),
+            }));
+        }
+        Ok(removed)
+    }
+
+    async fn presence_touch(&self, channel: &str, connection_id: &str) -> Result<()> {
+        self.check_open()?;
+        let ttl = self.inner.store.config.presence_ttl;
+        let now = Instant::now();
+        if let Some(slot) = self.inner.store.channels.lock().get_mut(channel) {
+            slot.presence.touch(connection_id, now, ttl);
+        }
+        Ok(())
+    }
+
+    async fn presence_list(&self, channel: &str) -> Result<Vec<PresenceEntry>> {
+        self.check_open()?;
+        let now = Instant::now();
+        Ok(self
+            .inner
+            .store
+            .channels
+            .lock()
+            .get(channel)
+            .map(|slot| slot.presence.list(now))
+            .unwrap_or_default())
+    }
+
+    fn health(&self) -> watch::Receiver<Health> {
+        self.inner.health.subscribe()
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}

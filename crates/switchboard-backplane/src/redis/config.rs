@@ -1,0 +1,197 @@
+//! Configuration of the Redis backplane.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use crate::error::{BackplaneError, Result};
+
+/// Configuration of a [`RedisBackplane`](crate::RedisBackplane). Plain data with documented
+/// defaults; change it with the by-value setters. [`RedisBackplane::connect`] validates it.
+///
+/// [`RedisBackplane::connect`]: crate::RedisBackplane::connect
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_backplane::RedisBackplaneConfig;
+///
+/// let config = RedisBackplaneConfig::default()
+///     .prefix("chat:")
+///     .probe_interval(Duration::from_millis(500));
+/// assert_eq!(config.prefix, "chat:");
+/// assert_eq!(config.command_timeout, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisBackplaneConfig {
+    /// Prefix of every key and pub/sub channel (default `"switchboard:"`). Instances sharing
+    /// channels must use the same prefix; it must not contain `{` or `}`.
+    pub prefix: String,
+    /// How many messages each channel's history keeps (default 100; 0 keeps none).
+    pub history_size: usize,
+    /// How long a message stays recoverable (default 5 minutes).
+    pub history_ttl: Duration,
+    /// How long a channel's epoch and last offset are kept after its last publish (default
+    /// 24 hours). Past it the channel starts a new epoch.
+    pub channel_ttl: Duration,
+    /// How long a presence member lives without activity (default 30 minutes).
+    pub presence_ttl: Duration,
+    /// How often expired members of this instance's channels are removed, with a leave event
+    /// (default 5 minutes).
+    pub presence_sweep: Duration,
+    /// How often the liveness probe publishes to this instance's probe channel (default 2 s).
+    /// Health turns degraded when no echo has come back for twice this long.
+    pub probe_interval: Duration,
+    /// Timeout of every Redis command (default 1 s).
+    pub command_timeout: Duration,
+    /// Timeout of a connection attempt, handshake included (default 1 s).
+    pub connect_timeout: Duration,
+    /// First reconnection delay (default 100 ms). Each further attempt doubles the cap, up to
+    /// [`backoff_max`](Self::backoff_max); the delay is random below the cap (full jitter).
+    pub backoff_initial: Duration,
+    /// Largest reconnection delay (default 5 s).
+    pub backoff_max: Duration,
+    /// Consecutive failed or timed-out commands that open the circuit (default 3): the
+    /// connection is dropped, calls go local until a reconnect succeeds.
+    pub failure_threshold: NonZeroU32,
+    /// How many events a receiver may fall behind before it gets
+    /// [`Event::Lagged`](crate::Event::Lagged) (default 16384).
+    pub event_capacity: NonZeroUsize,
+    /// How many pub/sub pushes may wait for processing (default 65536). Past it, pushes are
+    /// dropped and every channel catches up from history.
+    pub push_capacity: NonZeroUsize,
+}
+
+impl Default for RedisBackplaneConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "switchboard:".into(),
+            history_size: 100,
+            history_ttl: Duration::from_secs(5 * 60),
+            channel_ttl: Duration::from_secs(24 * 60 * 60),
+            presence_ttl: Duration::from_secs(30 * 60),
+            presence_sweep: Duration::from_secs(5 * 60),
+            probe_interval: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            failure_threshold: NonZeroU32::new(3).expect("nonzero"),
+            event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
+            push_capacity: NonZeroUsize::new(65536).expect("nonzero"),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$name = value;
+                self
+            }
+        )*
+    };
+}
+
+impl RedisBackplaneConfig {
+    /// Sets [`prefix`](Self::prefix).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    setters! {
+        /// Sets [`history_size`](Self::history_size).
+        history_size: usize;
+        /// Sets [`history_ttl`](Self::history_ttl).
+        history_ttl: Duration;
+        /// Sets [`channel_ttl`](Self::channel_ttl).
+        channel_ttl: Duration;
+        /// Sets [`presence_ttl`](Self::presence_ttl).
+        presence_ttl: Duration;
+        /// Sets [`presence_sweep`](Self::presence_sweep).
+        presence_sweep: Duration;
+        /// Sets [`probe_interval`](Self::probe_interval).
+        probe_interval: Duration;
+        /// Sets [`command_timeout`](Self::command_timeout).
+        command_timeout: Duration;
+        /// Sets [`connect_timeout`](Self::connect_timeout).
+        connect_timeout: Duration;
+        /// Sets [`backoff_initial`](Self::backoff_initial).
+        backoff_initial: Duration;
+        /// Sets [`backoff_max`](Self::backoff_max).
+        backoff_max: Duration;
+        /// Sets [`failure_threshold`](Self::failure_threshold).
+        failure_threshold: NonZeroU32;
+        /// Sets [`event_capacity`](Self::event_capacity).
+        event_capacity: NonZeroUsize;
+        /// Sets [`push_capacity`](Self::push_capacity).
+        push_capacity: NonZeroUsize;
+    }
+
+    /// Checks the values that have no meaningful zero or order.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.prefix.contains(['{', '}']) {
+            return Err(BackplaneError::Config(format!(
+                "prefix {:?} must not contain '{{' or '}}'",
+                self.prefix
+            )));
+        }
+        let at_least_a_millisecond = [
+            ("history_ttl", self.history_ttl),
+            ("channel_ttl", self.channel_ttl),
+            ("presence_ttl", self.presence_ttl),
+            ("presence_sweep", self.presence_sweep),
+            ("probe_interval", self.probe_interval),
+            ("command_timeout", self.command_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("backoff_initial", self.backoff_initial),
+        ];
+        for (name, value) in at_least_a_millisecond {
+            if value < Duration::from_millis(1) {
+                return Err(BackplaneError::Config(format!(
+                    "{name} must be at least 1 ms, got {value:?}"
+                )));
+            }
+        }
+        if self.backoff_max < self.backoff_initial {
+            return Err(BackplaneError::Config(format!(
+                "backoff_max ({:?}) is shorter than backoff_initial ({:?})",
+                self.backoff_max, self.backoff_initial
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_as_documented() {
+        let config = RedisBackplaneConfig::default();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.history_size, 100);
+        assert_eq!(config.probe_interval, Duration::from_secs(2));
+        assert_eq!(config.backoff_max, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn zero_timeouts_braces_in_the_prefix_and_inverted_backoff_are_rejected() {
+        let zero = RedisBackplaneConfig::default().command_timeout(Duration::ZERO);
+        assert!(matches!(zero.validate(), Err(BackplaneError::Config(_))));
+        let braces = RedisBackplaneConfig::default().prefix("a{b}");
+        assert!(matches!(braces.validate(), Err(BackplaneError::Config(_))));
+        let inverted = RedisBackplaneConfig::default()
+            .backoff_initial(Duration::from_secs(2))
+            .backoff_max(Duration::from_secs(1));
+        assert!(matches!(
+            inverted.validate(),
+            Err(BackplaneError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! Where things live in Redis, and what travels over pub/sub.
+//!
+//! Per channel `ch`, with the configured prefix `P` (the `{ch}` hash tag keeps a channel's keys
+//! in one cluster slot):
+//! - `P{ch}:meta`: hash, `e` = epoch, `o` = last offset;
+//! - `P{ch}:history`: stream, entry id `<offset>-0`, fields `t` (ms) and `d` (data);
+//! - `P{ch}:presence`: hash, connection id → data;
+//! - `P{ch}:presence:expiry`: sorted set, connection id → expiry (ms);
+//! - `P{ch}:pubsub`: the pub/sub channel carrying messages and presence changes.
+//!
+//! Each instance also listens on `Pprobe:<node>`, outside the channel namespace.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::types::{PresenceAction, PresenceChange, PresenceEntry};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn key(&self, channel: &str, suffix: &str) -> String {
+        format!("{}{{{channel}}}:{suffix}", self.prefix)
+    }
+
+    pub(crate) fn meta(&self, channel: &str) -> String {
+        self.key(channel, "meta")
+    }
+
+    pub(crate) fn history(&self, channel: &str) -> String {
+        self.key(channel, "history")
+    }
+
+    pub(crate) fn presence(&self, channel: &str) -> String {
+        self.key(channel, "presence")
+    }
+
+    pub(crate) fn presence_expiry(&self, channel: &str) -> String {
+        self.key(channel, "presence:expiry")
+    }
+
+    pub(crate) fn pubsub(&self, channel: &str) -> String {
+        self.key(channel, "pubsub")
+    }
+
+    pub(crate) fn probe(&self, node: &str) -> String {
+        format!("{}probe:{node}", self.prefix)
+    }
+
+    /// The channel a pub/sub name belongs to, if it is one of ours.
+    pub(crate) fn channel_of<'a>(&self, pubsub: &'a [u8]) -> Option<&'a str> {
+        let rest = pubsub.strip_prefix(self.prefix.as_bytes())?;
+        let inner = rest.strip_prefix(b"{")?.strip_suffix(b"}:pubsub")?;
+        std::str::from_utf8(inner).ok()
+    }
+}
+
+/// What arrives on a channel's pub/sub.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    Message {
+        epoch: String,
+        offset: u64,
+        data: Bytes,
+    },
+    Presence {
+        action: PresenceAction,
+        entry: PresenceEntry,
+    },
+}
+
+impl Incoming {
+    /// Parses `m<epoch>:<offset>:<data>` or `p<j|u|l><len>:<connection id><data>` (the Lua
+    /// scripts write them).
+    pub(crate) fn parse(payload: &Bytes) -> Option<Self> {
+        match payload.first()? {
+            b'm' => {
+                let rest = payload.slice(1..);
+                let colon = rest.iter().position(|&b| b == b':')?;
+                let epoch = std::str::from_utf8(&rest[..colon]).ok()?.to_owned();
+                let rest = rest.slice(colon + 1..);
+                let colon = rest.iter().position(|&b| b == b':')?;
+                let offset = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+                Some(Self::Message {
+                    epoch,
+                    offset,
+                    data: rest.slice(colon + 1..),
+                })
+            }
+            b'p' => {
+                let action = match payload.get(1)? {
+                    b'j' => PresenceAction::Join,
+                    b'u' => PresenceAction::Update,
+                    b'l' => PresenceAction::Leave,
+                    _ => return None,
+                };
+                let rest = payload.slice(2..);
+                let colon = rest.iter().position(|&b| b == b':')?;
+                let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
+                let rest = rest.slice(colon + 1..);
+                let id = std::str::from_utf8(rest.get(..len)?).ok()?;
+                Some(Self::Presence {
+                    action,
+                    entry: PresenceEntry {
+                        connection_id: id.into(),
+                        data: rest.slice(len..),
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A presence change as an event.
+pub(crate) fn presence_change(
+    channel: &Arc<str>,
+    action: PresenceAction,
+    entry: PresenceEntry,
+) -> PresenceChange {
+    PresenceChange {
+        channel: Arc::clone(channel),
+        action,
+        entry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_channel_hash_tag_and_pubsub_names_map_back() {
+        let keys = Keys::new("sb:");
+        assert_eq!(keys.meta("room:1"), "sb:{room:1}:meta");
+        assert_eq!(keys.history("room:1"), "sb:{room:1}:history");
+        assert_eq!(
+            keys.channel_of(keys.pubsub("room:1").as_bytes()),
+            Some("room:1")
+        );
+        assert_eq!(keys.channel_of(keys.probe("n1").as_bytes()), None);
+        assert_eq!(keys.channel_of(b"other:{x}:pubsub"), None);
+    }
+
+    #[test]
+    fn messages_keep_their_bytes_including_separators() {
+        let parsed = Incoming::parse(&Bytes::from_static(b"mabc:42:x:y\n")).unwrap();
+        assert_eq!(
+            parsed,
+            Incoming::Message {
+                epoch: "abc".into(),
+                offset: 42,
+                data: Bytes::from_static(b"x:y\n"),
+            }
+        );
+    }
+
+    #[test]
+    fn presence_changes_carry_the_connection_and_its_data() {
+        let parsed = Incoming::parse(&Bytes::from_static(b"pl4:c:1d{\"a\":1}")).unwrap();
+        assert_eq!(
+            parsed,
+            Incoming::Presence {
+                action: PresenceAction::Leave,
+                entry: PresenceEntry {
+                    connection_id: "c:1d".into(),
+                    data: Bytes::from_static(b"{\"a\":1}"),
+                },
+            }
+        );
+        assert_eq!(Incoming::parse(&Bytes::from_static(b"px1:a")), None);
+        assert_eq!(Incoming::parse(&Bytes::from_static(b"p")), None);
+        assert_eq!(Incoming::parse(&Bytes::new()), None);
+    }
+}

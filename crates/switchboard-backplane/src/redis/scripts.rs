@@ -1,0 +1,454 @@
+//! The Lua scripts that make each Redis operation atomic, and their typed wrappers.
+
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Script, Value};
+
+use super::layout::Keys;
+use crate::types::{Envelope, Epoch, Position, Recovery};
+
+/// Assigns the next offset, appends to the stream (trimmed by count) and publishes, in one
+/// step. Creates the channel's epoch when it is missing (first use, flush, restart).
+///
+/// KEYS: meta, history. ARGV: data, candidate epoch, history size, history ttl (ms),
+/// channel ttl (ms), pub/sub channel.
+const PUBLISH_LUA: &str = r"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local size = tonumber(ARGV[3])
+if size > 0 then
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, string.format('%d-0', offset),
+    't', string.format('%d', now), 'd', ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[6], 'm' .. epoch .. ':' .. string.format('%d', offset) .. ':' .. ARGV[1])
+return {epoch, offset}
+";
+
+/// The channel's position and, when the epoch matches and nothing after `after` is gone
+/// (trimmed by count or older than the age bound), every message after it. Creates the epoch
+/// when it is missing.
+///
+/// KEYS: meta, history. ARGV: candidate epoch, known epoch ('' for none), after, history ttl
+/// (ms), channel ttl (ms).
+const READ_LUA: &str = r"
+local epoch = redis.call('HGET', KEYS[1], 'e')
+local offset = 0
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+else
+  offset = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+end
+if epoch ~= ARGV[2] then return {epoch, offset, false} end
+local after = tonumber(ARGV[3])
+if after >= offset then return {epoch, offset, {}} end
+local first = string.format('%d-0', after + 1)
+local entries = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', offset - after)
+if #entries == 0 or entries[1][1] ~= first then return {epoch, offset, false} end
+local t = redis.call('TIME')
+local oldest = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4])
+local fields = entries[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 't' and tonumber(fields[i + 1]) <= oldest then
+    return {epoch, offset, false}
+  end
+end
+return {epoch, offset, entries}
+";
+
+/// Adds or replaces a member, refreshes its expiry, and publishes the change. In `restore`
+/// mode (re-announcing this instance's members after a reconnect) it publishes only when the
+/// member was absent or its data differs. Returns 1 when the member was present.
+///
+/// KEYS: presence, expiry. ARGV: connection id, data, ttl (ms), key ttl (ms), pub/sub channel,
+/// mode ('set' or 'restore').
+const PRESENCE_SET_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local expiry = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if expiry and tonumber(expiry) <= now then old = false end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[3])), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if ARGV[6] == 'set' or old ~= ARGV[2] then
+  local action = 'j'
+  if old then action = 'u' end
+  redis.call('PUBLISH', ARGV[5], 'p' .. action .. string.len(ARGV[1]) .. ':' .. ARGV[1] .. ARGV[2])
+end
+if old then return 1 end
+return 0
+";
+
+/// Removes a member and publishes its leave. Returns its data, or nil when absent.
+///
+/// KEYS: presence, expiry. ARGV: connection id, pub/sub channel.
+const PRESENCE_REMOVE_LUA: &str = r"
+local data = redis.call('HGET', KEYS[1], ARGV[1])
+if not data then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'pl' .. string.len(ARGV[1]) .. ':' .. ARGV[1] .. data)
+return data
+";
+
+/// Refreshes a present member's expiry.
+///
+/// KEYS: presence, expiry. ARGV: connection id, ttl (ms), key ttl (ms).
+const PRESENCE_TOUCH_LUA: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+";
+
+/// Removes expired members (at most 1000 per call), publishing a leave for each; then returns
+/// the remaining members as a flat list when asked to.
+///
+/// KEYS: presence, expiry. ARGV: pub/sub channel, '1' to list.
+const PRESENCE_SWEEP_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now), 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  local data = redis.call('HGET', KEYS[1], id)
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  if data then
+    redis.call('PUBLISH', ARGV[1], 'pl' .. string.len(id) .. ':' .. id .. data)
+  end
+end
+if ARGV[2] == '1' then return redis.call('HGETALL', KEYS[1]) end
+return #expired
+";
+
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_LUA));
+static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
+static PRESENCE_SET: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_SET_LUA));
+static PRESENCE_REMOVE: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_REMOVE_LUA));
+static PRESENCE_TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_TOUCH_LUA));
+static PRESENCE_SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_SWEEP_LUA));
+
+/// Why a Redis call failed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The connection is unusable (closed, reset, or the server turned read-only after a
+    /// failover): reconnect.
+    Broken(String),
+    /// No answer in time, or a transient server state (loading, busy): counts towards
+    /// opening the circuit.
+    Transient(String),
+    /// The server answered with an error or with something we did not write.
+    Protocol(String),
+}
+
+impl CallError {
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            Self::Broken(r) | Self::Transient(r) | Self::Protocol(r) => r,
+        }
+    }
+}
+
+impl From<RedisError> for CallError {
+    fn from(e: RedisError) -> Self {
+        let reason = format!("redis: {e}");
+        match e.code() {
+            Some("READONLY") => return Self::Broken(reason),
+            Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN") => {
+                return Self::Transient(reason);
+            }
+            _ => {}
+        }
+        if e.is_timeout() {
+            Self::Transient(reason)
+        } else if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
+            Self::Broken(reason)
+        } else {
+            Self::Protocol(reason)
+        }
+    }
+}
+
+fn unexpected(what: &str, value: &Value) -> CallError {
+    CallError::Protocol(format!("unexpected {what} reply: {value:?}"))
+}
+
+fn bulk(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+fn int(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Limits passed to the scripts, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) history_size: usize,
+    pub(crate) history_ttl_ms: u64,
+    pub(crate) channel_ttl_ms: u64,
+    pub(crate) presence_ttl_ms: u64,
+    pub(crate) presence_key_ttl_ms: u64,
+}
+
+/// Publishes `data`; returns the epoch and offset assigned.
+pub(crate) async fn publish(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limits: &Limits,
+    channel: &str,
+    data: &[u8],
+) -> Result<(Epoch, u64), CallError> {
+    let reply: Value = PUBLISH
+        .key(keys.meta(channel))
+        .key(keys.history(channel))
+        .arg(data)
+        .arg(Epoch::random().as_str())
+        .arg(limits.history_size)
+        .arg(limits.history_ttl_ms)
+        .arg(limits.channel_ttl_ms)
+        .arg(keys.pubsub(channel))
+        .invoke_async(conn)
+        .await?;
+    let Value::Array(items) = &reply else {
+        return Err(unexpected("publish", &reply));
+    };
+    match items.as_slice() {
+        [epoch, offset] => {
+            let epoch = bulk(epoch.clone()).and_then(|b| String::from_utf8(b).ok());
+            match (epoch, int(offset)) {
+                (Some(epoch), Some(offset)) => Ok((Epoch::new(epoch), offset)),
+                _ => Err(unexpected("publish", &reply)),
+            }
+        }
+        _ => Err(unexpected("publish", &reply)),
+    }
+}
+
+/// The channel's position, and every message after `after` when `known` is its epoch and
+/// none of them is gone.
+pub(crate) async fn read(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limits: &Limits,
+    channel: &Arc<str>,
+    known: &str,
+    after: u64,
+) -> Result<Recovery, CallError> {
+    let reply: Value = READ
+        .key(keys.meta(channel))
+        .key(keys.history(channel))
+        .arg(Epoch::random().as_str())
+        .arg(known)
+        .arg(after)
+        .arg(limits.history_ttl_ms)
+        .arg(limits.channel_ttl_ms)
+        .invoke_async(conn)
+        .await?;
+    parse_read(channel, reply)
+}
+
+fn parse_read(channel: &Arc<str>, reply: Value) -> Result<Recovery, CallError> {
+    let Value::Array(items) = reply else {
+        return Err(unexpected("read", &reply));
+    };
+    let mut items = items.into_iter();
+    let (Some(epoch), Some(offset), Some(entries)) = (items.next(), items.next(), items.next())
+    else {
+        return Err(CallError::Protocol("short read reply".into()));
+    };
+    let epoch = bulk(epoch)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| CallError::Protocol("read reply without an epoch".into()))?;
+    let offset = int(&offset).ok_or_else(|| unexpected("read offset", &offset))?;
+    let messages = match entries {
+        Value::Nil | Value::Boolean(false) => None,
+        Value::Array(entries) => Some(
+            entries
+                .into_iter()
+                .map(|entry| parse_entry(channel, entry))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        other => return Err(unexpected("read entries", &other)),
+    };
+    Ok(Recovery {
+        position: Position {
+            offset,
+            epoch: Epoch::new(epoch),
+        },
+        messages,
+    })
+}
+
+/// `[id, [field, value, ...]]` with id `<offset>-0` and the data in field `d`.
+fn parse_entry(channel: &Arc<str>, entry: Value) -> Result<Envelope, CallError> {
+    let Value::Array(parts) = entry else {
+        return Err(unexpected("stream entry", &entry));
+    };
+    let mut parts = parts.into_iter();
+    let (Some(id), Some(Value::Array(fields))) = (parts.next(), parts.next()) else {
+        return Err(CallError::Protocol("malformed stream entry".into()));
+    };
+    let offset = bulk(id)
+        .and_then(|id| {
+            let id = String::from_utf8(id).ok()?;
+            id.strip_suffix("-0")?.parse().ok()
+        })
+        .ok_or_else(|| CallError::Protocol("stream entry id is not <offset>-0".into()))?;
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        if bulk(name).as_deref() == Some(b"d") {
+            let data = bulk(value)
+                .ok_or_else(|| CallError::Protocol("stream entry data is not a string".into()))?;
+            return Ok(Envelope {
+                channel: Arc::clone(channel),
+                offset,
+                data: Bytes::from(data),
+            });
+        }
+    }
+    Err(CallError::Protocol("stream entry without data".into()))
+}
+
+/// How [`presence_set`] announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetMode {
+    /// Always publish (a join or an update).
+    Set,
+    /// Publish only when the member was absent or changed (re-announcing after a reconnect).
+    Restore,
+}
+
+/// Adds or replaces a member; returns whether it was present.
+pub(crate) async fn presence_set(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limits: &Limits,
+    channel: &str,
+    connection_id: &str,
+    data: &[u8],
+    mode: SetMode,
+) -> Result<bool, CallError> {
+    let reply: Value = PRESENCE_SET
+        .key(keys.presence(channel))
+        .key(keys.presence_expiry(channel))
+        .arg(connection_id)
+        .arg(data)
+        .arg(limits.presence_ttl_ms)
+        .arg(limits.presence_key_ttl_ms)
+        .arg(keys.pubsub(channel))
+        .arg(match mode {
+            SetMode::Set => "set",
+            SetMode::Restore => "restore",
+        })
+        .invoke_async(conn)
+        .await?;
+    int(&reply)
+        .map(|present| present == 1)
+        .ok_or_else(|| unexpected("presence set", &reply))
+}
+
+/// Removes a member; returns its data when it was present.
+pub(crate) async fn presence_remove(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    channel: &str,
+    connection_id: &str,
+) -> Result<Option<Bytes>, CallError> {
+    let reply: Value = PRESENCE_REMOVE
+        .key(keys.presence(channel))
+        .key(keys.presence_expiry(channel))
+        .arg(connection_id)
+        .arg(keys.pubsub(channel))
+        .invoke_async(conn)
+        .await?;
+    match reply {
+        Value::Nil | Value::Boolean(false) => Ok(None),
+        other => bulk(other)
+            .map(|data| Some(Bytes::from(data)))
+            .ok_or_else(|| CallError::Protocol("presence remove reply is not data".into())),
+    }
+}
+
+/// Refreshes a member's expiry.
+pub(crate) async fn presence_touch(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limits: &Limits,
+    channel: &str,
+    connection_id: &str,
+) -> Result<(), CallError> {
+    let _: Value = PRESENCE_TOUCH
+        .key(keys.presence(channel))
+        .key(keys.presence_expiry(channel))
+        .arg(connection_id)
+        .arg(limits.presence_ttl_ms)
+        .arg(limits.presence_key_ttl_ms)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes expired members (publishing their leave); returns the rest when `list`.
+pub(crate) async fn presence_sweep(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    channel: &str,
+    list: bool,
+) -> Result<Vec<(Arc<str>, Bytes)>, CallError> {
+    let reply: Value = PRESENCE_SWEEP
+        .key(keys.presence(channel))
+        .key(keys.presence_expiry(channel))
+        .arg(keys.pubsub(channel))
+        .arg(if list { "1" } else { "0" })
+        .invoke_async(conn)
+        .await?;
+    if !list {
+        return Ok(Vec::new());
+    }
+    let Value::Array(flat) = reply else {
+        return Err(unexpected("presence list", &reply));
+    };
+    let mut members = Vec::with_capacity(flat.len() / 2);
+    let mut flat = flat.into_iter();
+    while let (Some(id), Some(data)) = (flat.next(), flat.next()) {
+        let id = bulk(id).and_then(|b| String::from_utf8(b).ok());
+        match (id, bulk(data)) {
+            (Some(id), Some(data)) => members.push((id.into(), Bytes::from(data))),
+            _ => return Err(CallError::Protocol("malformed presence member".into())),
+        }
+    }
+    Ok(members)
+}

@@ -1,0 +1,332 @@
+//! The background tasks: the supervisor (connect, resubscribe, catch up, probe, reconnect
+//! with backoff) and the pump (pub/sub pushes in, events out).
+//!
+//! The circuit breaker: while a connection is installed the circuit is closed and calls go to
+//! Redis. A lost connection, a missing probe echo, or `failure_threshold` consecutive failed
+//! calls open it: the connection is dropped and calls go local (publishes) or fail fast
+//! (reads) without waiting on Redis. Each reconnection attempt, after a backoff with full
+//! jitter, is the half-open trial; success closes the circuit again.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::aio::AsyncPushSender;
+use redis::{AsyncConnectionConfig, PushInfo, PushKind};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::layout::Incoming;
+use super::scripts::CallError;
+use super::{Live, Pushed, SUBSCRIBE_BATCH, Shared, parse_push};
+use crate::types::rand_u64;
+
+/// Exponential backoff with full jitter: attempt `n` waits a random time below
+/// `min(max, initial * 2^n)`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            attempt: 0,
+        }
+    }
+
+    /// The cap of the next delay.
+    fn cap(&self) -> Duration {
+        self.initial
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max)
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let cap = u64::try_from(self.cap().as_nanos()).unwrap_or(u64::MAX);
+        self.attempt = self.attempt.saturating_add(1);
+        Duration::from_nanos(rand_u64() % cap.saturating_add(1))
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Connects, keeps the connection checked, and reconnects, until stopped.
+pub(super) async fn supervise(
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<()>,
+    mut broken: mpsc::Receiver<(u64, String)>,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Backoff::new(shared.config.backoff_initial, shared.config.backoff_max);
+    let every = shared.config.presence_sweep;
+    let mut sweep = tokio::time::interval_at(Instant::now() + every, every);
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut generation = 0u64;
+    let mut connected_before = false;
+    loop {
+        generation += 1;
+        let established = tokio::select! {
+            result = establish(&shared, generation) => result,
+            _ = stop.changed() => return,
+        };
+        match established {
+            Ok(()) => {
+                if connected_before {
+                    shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("redis backplane reconnected and resubscribed");
+                }
+                connected_before = true;
+                backoff.reset();
+                let connected =
+                    run_connected(&shared, generation, &mut broken, &mut sweep, &mut ready);
+                let reason = tokio::select! {
+                    reason = connected => reason,
+                    _ = stop.changed() => return,
+                };
+                shared.break_connection(generation, &reason);
+            }
+            Err(reason) => {
+                shared.break_connection(generation, &reason);
+                shared.set_degraded(&reason);
+            }
+        }
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Connects, subscribes the probe channel and every subscribed channel, installs the
+/// connection, catches every channel up and re-announces this instance's members.
+async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(shared.config.connect_timeout))
+        .set_response_timeout(Some(shared.config.command_timeout))
+        .set_push_sender(push_sender(shared, generation));
+    let timeout = shared.config.connect_timeout + shared.config.command_timeout;
+    let connect = shared
+        .client
+        .get_multiplexed_async_connection_with_config(&config);
+    let conn = match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(format!("redis: {e}")),
+        Err(_) => return Err(format!("redis: no connection within {timeout:?}")),
+    };
+    let live = Live { generation, conn };
+    let mut probe = live.conn.clone();
+    let probe_channel = shared.probe_channel.clone();
+    let subscribe_probe = async move {
+        probe
+            .subscribe(&probe_channel)
+            .await
+            .map_err(CallError::from)
+    };
+    shared
+        .call(generation, subscribe_probe)
+        .await
+        .map_err(|e| e.reason().to_owned())?;
+
+    // Installed: calls go to Redis from now on. The local fallback ends with the outage; the
+    // channels that used it reset when they catch up below.
+    let channels: Vec<String> = {
+        let mut st = shared.state.lock();
+        st.conn = Some(live.clone());
+        st.local.clear();
+        st.subs.keys().map(|c| shared.keys.pubsub(c)).collect()
+    };
+    shared.failures.store(0, Ordering::Relaxed);
+    for batch in channels.chunks(SUBSCRIBE_BATCH) {
+        let mut conn = live.conn.clone();
+        let subscribe = async move { conn.subscribe(batch).await.map_err(CallError::from) };
+        shared
+            .call(generation, subscribe)
+            .await
+            .map_err(|e| e.reason().to_owned())?;
+    }
+    shared.sync_all().await;
+    shared.restore_presence().await;
+    Ok(())
+}
+
+/// Forwards connection `generation`'s pushes to the pump, without blocking the connection.
+fn push_sender(shared: &Shared, generation: u64) -> impl AsyncPushSender {
+    let pushes = shared.pushes.clone();
+    let broken = shared.broken.clone();
+    let gate = Arc::clone(&shared.gate);
+    move |info: PushInfo| -> Result<(), ()> {
+        match pushes.try_send((generation, info)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full((_, info))) => {
+                if info.kind == PushKind::Disconnection {
+                    let _ = broken.try_send((generation, "redis: connection lost".into()));
+                } else {
+                    // Every channel catches up from history once the pump has room.
+                    gate.overflow.store(true, Ordering::Relaxed);
+                    gate.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(TrySendError::Closed(_)) => Err(()),
+        }
+    }
+}
+
+/// Probes and sweeps while connected; returns why the connection is considered lost.
+async fn run_connected(
+    shared: &Arc<Shared>,
+    generation: u64,
+    broken: &mut mpsc::Receiver<(u64, String)>,
+    sweep: &mut Interval,
+    ready: &mut Option<oneshot::Sender<()>>,
+) -> String {
+    let every = shared.config.probe_interval;
+    let mut probe = tokio::time::interval(every);
+    probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_echo = Instant::now();
+    loop {
+        tokio::select! {
+            notice = broken.recv() => match notice {
+                Some((g, reason)) if g == generation => return reason,
+                Some(_) => {}
+                None => return "redis: backplane stopping".into(),
+            },
+            () = shared.echo.notified() => {
+                let echo = *shared.last_echo.lock();
+                if let Some((g, at)) = echo
+                    && g == generation
+                {
+                    last_echo = at;
+                    shared.set_up();
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+            }
+            _ = probe.tick() => {
+                let silent = last_echo.elapsed();
+                if silent > 2 * every {
+                    shared.counters.probe_failures.fetch_add(1, Ordering::Relaxed);
+                    return format!("redis: probe echo missing for {} ms", silent.as_millis());
+                }
+                if let Some(reason) = send_probe(shared, generation).await {
+                    return reason;
+                }
+            }
+            _ = sweep.tick() => shared.sweep().await,
+        }
+    }
+}
+
+/// Publishes a probe; `Some(reason)` when that shows the subscription is gone.
+async fn send_probe(shared: &Shared, generation: u64) -> Option<String> {
+    let live = shared.live()?;
+    let mut conn = live.conn.clone();
+    let channel = shared.probe_channel.clone();
+    let every = shared.config.probe_interval;
+    let publish = async move {
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(&channel).arg(generation);
+        let publish = command.query_async::<i64>(&mut conn);
+        match tokio::time::timeout(every, publish).await {
+            Ok(result) => result.map_err(CallError::from),
+            Err(_) => Err(CallError::Transient(format!(
+                "redis: probe not accepted within {every:?}"
+            ))),
+        }
+    };
+    match shared.call(generation, publish).await {
+        // Redis itself says nobody listens on our probe channel: the subscription is dead.
+        Ok(0) => {
+            shared
+                .counters
+                .probe_failures
+                .fetch_add(1, Ordering::Relaxed);
+            Some("redis: probe channel lost its subscription".into())
+        }
+        Ok(_) => None,
+        // Counted by `call`; a missing echo or the failure threshold decides.
+        Err(_) => None,
+    }
+}
+
+/// Turns pushes into events until stopped.
+pub(super) async fn pump(
+    shared: Arc<Shared>,
+    mut pushes: mpsc::Receiver<(u64, PushInfo)>,
+    mut stop: watch::Receiver<()>,
+) {
+    loop {
+        let item = tokio::select! {
+            item = pushes.recv() => item,
+            _ = stop.changed() => return,
+        };
+        let Some((generation, push)) = item else {
+            return;
+        };
+        let handle = async {
+            match parse_push(&shared, generation, push) {
+                Some(Pushed::Disconnected) => {
+                    shared.break_connection(generation, "redis: connection lost");
+                }
+                Some(Pushed::Echo) => {
+                    *shared.last_echo.lock() = Some((generation, Instant::now()));
+                    shared.echo.notify_one();
+                }
+                Some(Pushed::Channel(
+                    channel,
+                    Incoming::Message {
+                        epoch,
+                        offset,
+                        data,
+                    },
+                )) => {
+                    shared.on_message(&channel, &epoch, offset, data).await;
+                }
+                Some(Pushed::Channel(channel, Incoming::Presence { action, entry })) => {
+                    shared.on_presence(&channel, action, entry);
+                }
+                None => {}
+            }
+            if shared.gate.overflow.swap(false, Ordering::Relaxed) {
+                shared.sync_all().await;
+            }
+        };
+        tokio::select! {
+            () = handle => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_caps_double_up_to_the_maximum_and_delays_stay_below_the_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut caps = Vec::new();
+        for _ in 0..8 {
+            let cap = backoff.cap();
+            caps.push(cap.as_millis());
+            assert!(backoff.next_delay() <= cap);
+        }
+        assert_eq!(caps, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        backoff.reset();
+        assert_eq!(backoff.cap(), Duration::from_millis(100));
+    }
+}

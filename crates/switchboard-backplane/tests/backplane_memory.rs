@@ -1,0 +1,141 @@
+//! The memory backplane: the shared contract, and what is specific to it.
+
+mod contract;
+
+use std::time::Duration;
+
+use switchboard_backplane::{
+    Backplane, BackplaneError, BoxBackplane, HealthState, MemoryBackplane, MemoryBackplaneConfig,
+    Scope,
+};
+
+use contract::{Cluster, Options, next_message};
+
+struct Memory {
+    first: Option<MemoryBackplane>,
+    store: MemoryBackplane,
+}
+
+impl Cluster for Memory {
+    type B = MemoryBackplane;
+
+    async fn start(options: Options) -> Self {
+        let config = MemoryBackplaneConfig::default()
+            .history_size(options.history_size)
+            .presence_ttl(options.presence_ttl)
+            .presence_sweep(options.presence_sweep)
+            .event_capacity(options.event_capacity);
+        let store = MemoryBackplane::new(config);
+        Self {
+            first: Some(store.clone()),
+            store,
+        }
+    }
+
+    async fn instance(&mut self) -> MemoryBackplane {
+        self.first
+            .take()
+            .unwrap_or_else(|| self.store.new_instance())
+    }
+}
+
+contract_tests!(Memory);
+
+#[tokio::test(start_paused = true)]
+async fn history_older_than_its_age_bound_cannot_be_recovered() {
+    let bp = MemoryBackplane::new(
+        MemoryBackplaneConfig::default().history_ttl(Duration::from_secs(5 * 60)),
+    );
+    let first = bp.publish("room", "old".into()).await.unwrap();
+    tokio::time::advance(Duration::from_secs(4 * 60)).await;
+    bp.publish("room", "newer".into()).await.unwrap();
+    tokio::time::advance(Duration::from_secs(61)).await;
+
+    let epoch = first.epoch.as_str();
+    assert_eq!(bp.since("room", 0, epoch).await.unwrap().messages, None);
+    let recent = bp.since("room", 1, epoch).await.unwrap().messages.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].data, "newer");
+}
+
+#[tokio::test]
+async fn publishes_reach_the_whole_store() {
+    let bp = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    let published = bp.publish("room", "x".into()).await.unwrap();
+    assert_eq!(published.scope, Scope::Cluster);
+    assert_eq!(bp.kind(), "memory");
+}
+
+#[tokio::test]
+async fn shutdown_ends_events_refuses_calls_and_turns_health_down() {
+    let a = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    let b = a.new_instance();
+    let mut rx_a = a.events();
+    let mut rx_b = b.events();
+    a.subscribe("room").await.unwrap();
+    b.subscribe("room").await.unwrap();
+
+    a.shutdown();
+    assert_eq!(rx_a.recv().await, None);
+    assert_eq!(a.events().recv().await, None);
+    assert_eq!(a.health().borrow().state, HealthState::Down);
+    assert!(matches!(
+        a.publish("room", "x".into()).await,
+        Err(BackplaneError::Closed)
+    ));
+    assert!(matches!(
+        a.subscribe("room").await,
+        Err(BackplaneError::Closed)
+    ));
+
+    // The other instance goes on.
+    b.publish("room", "still here".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx_b).await.data, "still here");
+    assert_eq!(b.health().borrow().state, HealthState::Up);
+}
+
+#[tokio::test]
+async fn dropping_every_instance_ends_the_sweep_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let a = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    let b = a.new_instance();
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    drop(a);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before + 1,
+        "b still uses the store"
+    );
+    drop(b);
+    // The task ends as soon as it is polled again.
+    tokio::time::timeout(contract::WAIT, async {
+        while metrics.num_alive_tasks() > before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the sweep task ended");
+}
+
+#[tokio::test]
+async fn a_boxed_backplane_behaves_as_the_one_inside() {
+    let inner = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    let boxed = BoxBackplane::new(inner.new_instance());
+    let mut rx = boxed.events();
+    boxed.subscribe("room").await.unwrap();
+    inner
+        .publish("room", "through the box".into())
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut rx).await.data, "through the box");
+    assert_eq!(boxed.kind(), "memory");
+    assert_eq!(format!("{boxed:?}"), r#"BoxBackplane("memory")"#);
+}
+
+#[tokio::test]
+async fn unsubscribing_a_channel_never_subscribed_is_a_no_op() {
+    let bp = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    bp.unsubscribe("never").await.unwrap();
+}

@@ -1,0 +1,451 @@
+//! The backplane contract, written once and run against every implementation.
+//!
+//! Each test takes a [`Cluster`]: a fresh shared store from which instances are made, as
+//! separate servers would connect to one Redis.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchboard_backplane::{
+    Backplane, Envelope, Event, EventReceiver, HealthState, PresenceAction, PresenceChange,
+};
+use tokio::time::timeout;
+
+/// Bounds every wait: a broken implementation fails the test instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// What a test needs from its store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub history_size: usize,
+    pub presence_ttl: Duration,
+    pub presence_sweep: Duration,
+    pub event_capacity: NonZeroUsize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            history_size: 100,
+            presence_ttl: Duration::from_secs(60),
+            presence_sweep: Duration::from_secs(60),
+            event_capacity: NonZeroUsize::new(16384).unwrap(),
+        }
+    }
+}
+
+/// A shared store and the instances made over it.
+pub trait Cluster: Sized {
+    type B: Backplane + Clone;
+    fn start(options: Options) -> impl Future<Output = Self>;
+    fn instance(&mut self) -> impl Future<Output = Self::B>;
+}
+
+/// The next event, or a panic after [`WAIT`].
+pub async fn next_event(rx: &mut EventReceiver) -> Event {
+    timeout(WAIT, rx.recv())
+        .await
+        .expect("no event in time")
+        .expect("the event stream ended")
+}
+
+/// The next message, or a panic (on timeout or any other event).
+pub async fn next_message(rx: &mut EventReceiver) -> Envelope {
+    match next_event(rx).await {
+        Event::Message(envelope) => envelope,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+pub async fn next_presence(rx: &mut EventReceiver) -> PresenceChange {
+    match next_event(rx).await {
+        Event::Presence(change) => change,
+        other => panic!("expected a presence change, got {other:?}"),
+    }
+}
+
+pub async fn order_is_one_across_instances<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let (mut rx_a, mut rx_b) = (a.events(), b.events());
+    a.subscribe("room").await.unwrap();
+    b.subscribe("room").await.unwrap();
+
+    let publish_from = |bp: C::B, tag: &'static str| async move {
+        let mut offsets = Vec::new();
+        for i in 0..50 {
+            let published = bp
+                .publish("room", format!("{tag}{i}").into())
+                .await
+                .unwrap();
+            offsets.push(published.offset);
+        }
+        offsets
+    };
+    let (from_a, from_b) = tokio::join!(publish_from(a.clone(), "a"), publish_from(b.clone(), "b"));
+    let assigned: HashSet<u64> = from_a.iter().chain(&from_b).copied().collect();
+    assert_eq!(
+        assigned,
+        (1..=100).collect(),
+        "offsets are unique and gapless"
+    );
+
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..100 {
+        seen_a.push(next_message(&mut rx_a).await);
+        seen_b.push(next_message(&mut rx_b).await);
+    }
+    let offsets: Vec<u64> = seen_a.iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, (1..=100).collect::<Vec<_>>());
+    assert_eq!(seen_a, seen_b, "both instances see the same order");
+}
+
+pub async fn a_burst_of_concurrent_publishes_arrives_complete_and_in_order<C: Cluster>() {
+    use futures_util::StreamExt;
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = b.events();
+    b.subscribe("burst").await.unwrap();
+    let publish = futures_util::stream::iter(0..1000).for_each_concurrent(64, |i| {
+        let a = &a;
+        async move {
+            a.publish("burst", format!("{i}").into()).await.unwrap();
+        }
+    });
+    let receive = async {
+        let mut offsets = Vec::new();
+        for _ in 0..1000 {
+            offsets.push(next_message(&mut rx).await.offset);
+        }
+        offsets
+    };
+    let ((), offsets) = tokio::join!(publish, receive);
+    assert_eq!(offsets, (1..=1000).collect::<Vec<_>>());
+}
+
+pub async fn an_instance_receives_each_message_once_however_many_local_subscribers<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let mut rx = a.events();
+    for _ in 0..3 {
+        a.subscribe("room").await.unwrap();
+    }
+    a.publish("room", "one".into()).await.unwrap();
+    a.publish("room", "two".into()).await.unwrap();
+    a.subscribe("marker").await.unwrap();
+    a.publish("marker", "end".into()).await.unwrap();
+    let got: Vec<_> = [
+        next_message(&mut rx).await,
+        next_message(&mut rx).await,
+        next_message(&mut rx).await,
+    ]
+    .into_iter()
+    .map(|m| (m.channel.to_string(), m.data))
+    .collect();
+    assert_eq!(
+        got,
+        [
+            ("room".to_string(), Bytes::from("one")),
+            ("room".to_string(), Bytes::from("two")),
+            ("marker".to_string(), Bytes::from("end")),
+        ]
+    );
+}
+
+pub async fn subscriptions_over_a_thousand_channels_are_reference_counted<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = a.events();
+    let channels: Vec<String> = (0..1000).map(|i| format!("ch:{i}")).collect();
+    for ch in &channels {
+        a.subscribe(ch).await.unwrap();
+        a.subscribe(ch).await.unwrap();
+    }
+    for ch in &channels {
+        a.unsubscribe(ch).await.unwrap();
+    }
+    for ch in &channels {
+        b.publish(ch, "still subscribed".into()).await.unwrap();
+    }
+    let mut got = HashSet::new();
+    for _ in 0..1000 {
+        got.insert(next_message(&mut rx).await.channel.to_string());
+    }
+    assert_eq!(got.len(), 1000, "one message per channel, none twice");
+
+    for ch in &channels {
+        a.unsubscribe(ch).await.unwrap();
+    }
+    a.subscribe("marker").await.unwrap();
+    for ch in &channels {
+        b.publish(ch, "nobody listens".into()).await.unwrap();
+    }
+    b.publish("marker", "end".into()).await.unwrap();
+    let next = next_message(&mut rx).await;
+    assert_eq!(
+        &*next.channel, "marker",
+        "unsubscribed channels deliver nothing"
+    );
+}
+
+pub async fn since_recovers_from_any_instance<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut epoch = None;
+    for i in 1..=5 {
+        let published = a.publish("room", format!("m{i}").into()).await.unwrap();
+        assert_eq!(published.offset, i);
+        epoch = Some(published.epoch);
+    }
+    let epoch = epoch.unwrap();
+    let position = b.position("room").await.unwrap();
+    assert_eq!((position.offset, &position.epoch), (5, &epoch));
+
+    let recovery = b.since("room", 2, epoch.as_str()).await.unwrap();
+    assert_eq!(recovery.position, position);
+    let messages = recovery.messages.expect("recoverable");
+    let got: Vec<_> = messages
+        .iter()
+        .map(|m| (m.offset, m.data.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, Bytes::from("m3")),
+            (4, Bytes::from("m4")),
+            (5, Bytes::from("m5"))
+        ]
+    );
+    assert_eq!(&*messages[0].channel, "room");
+}
+
+pub async fn since_never_returns_a_partial_list<C: Cluster>() {
+    let mut cluster = C::start(Options {
+        history_size: 3,
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut epoch = None;
+    for i in 1..=5 {
+        epoch = Some(
+            a.publish("room", format!("m{i}").into())
+                .await
+                .unwrap()
+                .epoch,
+        );
+    }
+    let epoch = epoch.unwrap();
+    let offsets = |r: switchboard_backplane::Recovery| {
+        r.messages
+            .map(|m| m.iter().map(|e| e.offset).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        offsets(b.since("room", 1, epoch.as_str()).await.unwrap()),
+        None
+    );
+    assert_eq!(
+        offsets(b.since("room", 2, epoch.as_str()).await.unwrap()),
+        Some(vec![3, 4, 5])
+    );
+    assert_eq!(
+        offsets(b.since("room", 5, epoch.as_str()).await.unwrap()),
+        Some(vec![])
+    );
+    assert_eq!(
+        offsets(b.since("room", 4, "another-epoch").await.unwrap()),
+        None
+    );
+}
+
+pub async fn an_unused_channel_is_at_offset_zero_in_a_stable_epoch<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let first = a.position("fresh").await.unwrap();
+    assert_eq!(first.offset, 0);
+    assert_eq!(b.position("fresh").await.unwrap(), first);
+    let recovery = b.since("fresh", 0, first.epoch.as_str()).await.unwrap();
+    assert_eq!(recovery.messages, Some(vec![]));
+    let published = b.publish("fresh", "first".into()).await.unwrap();
+    assert_eq!((published.offset, published.epoch), (1, first.epoch));
+}
+
+pub async fn data_is_carried_byte_for_byte<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = b.events();
+    b.subscribe("bin").await.unwrap();
+    let data = Bytes::from_static(b"m1:2:\x00\xff\n{\"x\":\"y\"}");
+    let published = a.publish("bin", data.clone()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.data, data);
+    let recovered = b.since("bin", 0, published.epoch.as_str()).await.unwrap();
+    assert_eq!(recovered.messages.unwrap()[0].data, data);
+    b.publish("bin", Bytes::new()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.data, Bytes::new());
+}
+
+pub async fn presence_is_shared_and_announced_across_instances<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = a.events();
+    a.subscribe("room").await.unwrap();
+
+    assert_eq!(
+        b.presence_set("room", "c1", "alice".into()).await.unwrap(),
+        PresenceAction::Join
+    );
+    let change = next_presence(&mut rx).await;
+    assert_eq!(
+        (
+            change.action,
+            &*change.entry.connection_id,
+            &change.entry.data[..]
+        ),
+        (PresenceAction::Join, "c1", &b"alice"[..])
+    );
+    assert_eq!(
+        b.presence_set("room", "c1", "alice, away".into())
+            .await
+            .unwrap(),
+        PresenceAction::Update
+    );
+    assert_eq!(next_presence(&mut rx).await.action, PresenceAction::Update);
+    b.presence_touch("room", "c1").await.unwrap();
+
+    let members = a.presence_list("room").await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].data, "alice, away");
+
+    let removed = b
+        .presence_remove("room", "c1")
+        .await
+        .unwrap()
+        .expect("present");
+    assert_eq!(removed.data, "alice, away");
+    let change = next_presence(&mut rx).await;
+    assert_eq!(
+        (change.action, change.entry.data),
+        (PresenceAction::Leave, removed.data)
+    );
+    assert!(a.presence_list("room").await.unwrap().is_empty());
+    assert_eq!(b.presence_remove("room", "c1").await.unwrap(), None);
+}
+
+pub async fn idle_presence_expires_with_a_leave_and_touched_presence_stays<C: Cluster>() {
+    let mut cluster = C::start(Options {
+        presence_ttl: Duration::from_millis(600),
+        presence_sweep: Duration::from_millis(100),
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = a.events();
+    a.subscribe("room").await.unwrap();
+    b.presence_set("room", "idle", "i".into()).await.unwrap();
+    b.presence_set("room", "active", "a".into()).await.unwrap();
+    next_presence(&mut rx).await;
+    next_presence(&mut rx).await;
+
+    // Activity from the member's own server, as the hub refreshes live connections.
+    let toucher = b.clone();
+    let activity = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            let _ = toucher.presence_touch("room", "active").await;
+        }
+    });
+    let leave = next_presence(&mut rx).await;
+    assert_eq!(
+        (leave.action, &*leave.entry.connection_id),
+        (PresenceAction::Leave, "idle")
+    );
+    let members = a.presence_list("room").await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(&*members[0].connection_id, "active");
+
+    activity.abort();
+    let leave = next_presence(&mut rx).await;
+    assert_eq!(
+        (leave.action, &*leave.entry.connection_id),
+        (PresenceAction::Leave, "active")
+    );
+    assert!(a.presence_list("room").await.unwrap().is_empty());
+}
+
+pub async fn a_receiver_that_falls_behind_is_told_it_lagged<C: Cluster>() {
+    let mut cluster = C::start(Options {
+        event_capacity: NonZeroUsize::new(4).unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let mut slow = a.events();
+    let mut fast = a.events();
+    a.subscribe("room").await.unwrap();
+    for i in 1..=10 {
+        a.publish("room", format!("m{i}").into()).await.unwrap();
+        assert_eq!(next_message(&mut fast).await.offset, i);
+    }
+    assert!(matches!(
+        next_event(&mut slow).await,
+        Event::Lagged { missed: 6 }
+    ));
+    assert_eq!(next_message(&mut slow).await.offset, 7);
+}
+
+pub async fn health_is_up_while_the_store_is_reachable<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let mut health = a.health();
+    let up = timeout(WAIT, health.wait_for(|h| h.state == HealthState::Up))
+        .await
+        .expect("up in time")
+        .unwrap()
+        .clone();
+    assert!(up.detail.is_empty());
+}
+
+/// Declares one `#[tokio::test]` per contract test for cluster type `$cluster`.
+#[macro_export]
+macro_rules! contract_tests {
+    ($cluster:ty) => {
+        $crate::contract_tests!(@each $cluster;
+            order_is_one_across_instances,
+            a_burst_of_concurrent_publishes_arrives_complete_and_in_order,
+            an_instance_receives_each_message_once_however_many_local_subscribers,
+            subscriptions_over_a_thousand_channels_are_reference_counted,
+            since_recovers_from_any_instance,
+            since_never_returns_a_partial_list,
+            an_unused_channel_is_at_offset_zero_in_a_stable_epoch,
+            data_is_carried_byte_for_byte,
+            presence_is_shared_and_announced_across_instances,
+            idle_presence_expires_with_a_leave_and_touched_presence_stays,
+            a_receiver_that_falls_behind_is_told_it_lagged,
+            health_is_up_while_the_store_is_reachable,
+        );
+    };
+    (@each $cluster:ty; $($name:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                contract::$name::<$cluster>().await;
+            }
+        )*
+    };
+}

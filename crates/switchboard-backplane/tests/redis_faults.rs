@@ -1,0 +1,269 @@
+//! The Redis backplane under faults, against a real redis-server it spawns: killed,
+//! restarted, flushed, frozen, and one instance cut off while others go on.
+
+mod contract;
+mod faults;
+
+use std::time::Duration;
+
+use switchboard_backplane::{Backplane, Event, HealthState, RedisBackplane, ResetReason, Scope};
+use switchboard_test_support::RedisServer;
+
+use contract::{WAIT, next_event, next_message};
+use faults::{PROBE, Proxy, fast_config, health_becomes};
+
+/// Degraded within three probe intervals, plus scheduling slack.
+const DETECTION: Duration = Duration::from_millis(3 * 200 + 400);
+/// Back within the documented 10 s of Redis returning.
+const RECOVERY: Duration = Duration::from_secs(10);
+
+async fn instance(
+    url: &str,
+    config: &switchboard_backplane::RedisBackplaneConfig,
+) -> RedisBackplane {
+    let bp = RedisBackplane::connect(url, config.clone()).await.unwrap();
+    health_becomes(&bp, HealthState::Up, WAIT).await;
+    bp
+}
+
+/// The next message, after any resets (returned too).
+async fn next_message_after_resets(
+    rx: &mut switchboard_backplane::EventReceiver,
+) -> (Vec<ResetReason>, switchboard_backplane::Envelope) {
+    let mut resets = Vec::new();
+    loop {
+        match next_event(rx).await {
+            Event::Message(m) => return (resets, m),
+            Event::Reset { reason, .. } => resets.push(reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn killed_redis_keeps_local_delivery_and_turns_health_degraded_within_the_probe_interval() {
+    let mut server = RedisServer::spawn();
+    let config = fast_config();
+    let a = instance(server.url(), &config).await;
+    let mut rx = a.events();
+    a.subscribe("room").await.unwrap();
+    a.publish("room", "before".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.offset, 1);
+
+    server.kill().unwrap();
+    let health = health_becomes(&a, HealthState::Degraded, DETECTION).await;
+    assert!(health.detail.starts_with("redis:"), "{}", health.detail);
+
+    let published = a.publish("room", "during".into()).await.unwrap();
+    assert_eq!((published.scope, published.offset), (Scope::LocalOnly, 2));
+    let local = next_message(&mut rx).await;
+    assert_eq!((local.offset, local.data), (2, "during".into()));
+    assert_eq!(a.stats().degraded_publishes, 1);
+}
+
+#[tokio::test]
+async fn restarted_redis_is_resubscribed_and_cross_instance_delivery_resumes() {
+    let mut server = RedisServer::spawn();
+    let config = fast_config();
+    let a = instance(server.url(), &config).await;
+    let b = instance(server.url(), &config).await;
+    let mut rx = b.events();
+    b.subscribe("room").await.unwrap();
+    a.publish("room", "before".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.data, "before");
+
+    server.kill().unwrap();
+    health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    server.restart().unwrap();
+    health_becomes(&a, HealthState::Up, RECOVERY).await;
+    health_becomes(&b, HealthState::Up, RECOVERY).await;
+
+    a.publish("room", "after".into()).await.unwrap();
+    let (resets, message) = next_message_after_resets(&mut rx).await;
+    // The restarted Redis lost the history: B says so rather than pretending continuity.
+    assert_eq!(resets, [ResetReason::EpochChanged]);
+    assert_eq!((message.offset, message.data), (1, "after".into()));
+    assert!(b.stats().reconnects >= 1);
+}
+
+#[tokio::test]
+async fn flushed_redis_changes_the_epoch_and_recovery_says_false() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let a = instance(server.url(), &config).await;
+    let b = instance(server.url(), &config).await;
+    let mut rx = b.events();
+    b.subscribe("room").await.unwrap();
+    let mut old = None;
+    for i in 1..=3 {
+        old = Some(
+            a.publish("room", format!("m{i}").into())
+                .await
+                .unwrap()
+                .epoch,
+        );
+        assert_eq!(next_message(&mut rx).await.offset, i);
+    }
+    let old = old.unwrap();
+
+    server.command(&["FLUSHALL"]).unwrap();
+    let published = a.publish("room", "after the flush".into()).await.unwrap();
+    assert_ne!(published.epoch, old);
+    assert_eq!(published.offset, 1);
+    let (resets, message) = next_message_after_resets(&mut rx).await;
+    assert_eq!(resets, [ResetReason::EpochChanged]);
+    assert_eq!(message.data, "after the flush");
+
+    let recovery = b.since("room", 3, old.as_str()).await.unwrap();
+    assert_eq!(recovery.messages, None, "recovered: false");
+    assert_eq!(recovery.position.epoch, published.epoch);
+    assert_eq!(b.health().borrow().state, HealthState::Up);
+}
+
+#[tokio::test]
+async fn a_frozen_redis_is_caught_by_the_probe_and_healed_after_it_resumes() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let a = instance(server.url(), &config).await;
+    let b = instance(server.url(), &config).await;
+    let mut rx = b.events();
+    b.subscribe("room").await.unwrap();
+
+    // The connection stays open but nothing answers: only the probe can tell.
+    server.pause().unwrap();
+    let health = health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    assert!(
+        health.detail.contains("probe") || health.detail.contains("circuit"),
+        "{}",
+        health.detail
+    );
+    server.resume().unwrap();
+    health_becomes(&a, HealthState::Up, RECOVERY).await;
+    health_becomes(&b, HealthState::Up, RECOVERY).await;
+    a.publish("room", "after".into()).await.unwrap();
+    let (resets, message) = next_message_after_resets(&mut rx).await;
+    assert!(resets.is_empty(), "no history was lost: {resets:?}");
+    assert_eq!(message.data, "after");
+}
+
+#[tokio::test]
+async fn a_cut_off_instance_catches_up_from_history_without_a_reset() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let proxy = Proxy::start(server.addr()).await;
+    let a = instance(server.url(), &config).await;
+    let b = instance(&proxy.url(), &config).await;
+    let mut rx = b.events();
+    b.subscribe("room").await.unwrap();
+    a.publish("room", "m1".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.offset, 1);
+
+    proxy.cut();
+    health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    for data in ["m2", "m3"] {
+        assert_eq!(
+            a.publish("room", data.into()).await.unwrap().scope,
+            Scope::Cluster
+        );
+    }
+    proxy.restore();
+    // The gap is filled from the stream, in order, before anything newer.
+    assert_eq!(next_message(&mut rx).await.data, "m2");
+    assert_eq!(next_message(&mut rx).await.data, "m3");
+    a.publish("room", "m4".into()).await.unwrap();
+    let m4 = next_message(&mut rx).await;
+    assert_eq!((m4.offset, m4.data), (4, "m4".into()));
+    assert_eq!(b.stats().gap_fills, 2);
+    assert_eq!(b.stats().resets, 0);
+    health_becomes(&b, HealthState::Up, RECOVERY).await;
+}
+
+#[tokio::test]
+async fn local_only_publishes_reset_the_channel_when_redis_returns_and_never_reach_others() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let proxy = Proxy::start(server.addr()).await;
+    let a = instance(server.url(), &config).await;
+    let b = instance(&proxy.url(), &config).await;
+    let (mut rx_a, mut rx_b) = (a.events(), b.events());
+    a.subscribe("room").await.unwrap();
+    b.subscribe("room").await.unwrap();
+    a.publish("room", "shared".into()).await.unwrap();
+    next_message(&mut rx_a).await;
+    next_message(&mut rx_b).await;
+
+    proxy.cut();
+    health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    let local = b.publish("room", "only here".into()).await.unwrap();
+    assert_eq!((local.scope, local.offset), (Scope::LocalOnly, 2));
+    assert_eq!(next_message(&mut rx_b).await.data, "only here");
+
+    proxy.restore();
+    health_becomes(&b, HealthState::Up, RECOVERY).await;
+    match next_event(&mut rx_b).await {
+        Event::Reset { channel, reason } => {
+            assert_eq!((&*channel, reason), ("room", ResetReason::EpochChanged));
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    b.publish("room", "back".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx_b).await.data, "back");
+    let at_a = next_message(&mut rx_a).await;
+    assert_eq!((at_a.offset, at_a.data), (2, "back".into()));
+}
+
+#[tokio::test]
+async fn subscribing_while_cut_off_takes_effect_after_the_reconnect_with_a_reset() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let proxy = Proxy::start(server.addr()).await;
+    let a = instance(server.url(), &config).await;
+    let b = instance(&proxy.url(), &config).await;
+    let mut rx = b.events();
+
+    proxy.cut();
+    health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    b.subscribe("late").await.unwrap();
+    a.publish("late", "missed while cut off".into())
+        .await
+        .unwrap();
+    proxy.restore();
+    match next_event(&mut rx).await {
+        Event::Reset { channel, reason } => {
+            assert_eq!((&*channel, reason), ("late", ResetReason::MessagesMissed));
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    }
+    a.publish("late", "after".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.data, "after");
+    assert!(PROBE < DETECTION);
+}
+
+#[tokio::test]
+async fn members_of_a_cut_off_instance_are_re_announced_and_its_leaves_applied() {
+    let server = RedisServer::spawn();
+    let config = fast_config();
+    let proxy = Proxy::start(server.addr()).await;
+    let a = instance(server.url(), &config).await;
+    let b = instance(&proxy.url(), &config).await;
+    b.presence_set("room", "stays", "s".into()).await.unwrap();
+    b.presence_set("room", "leaves", "l".into()).await.unwrap();
+
+    proxy.cut();
+    health_becomes(&b, HealthState::Degraded, DETECTION).await;
+    assert!(b.presence_remove("room", "leaves").await.unwrap().is_some());
+    b.presence_set("room", "joins", "j".into()).await.unwrap();
+    server.command(&["FLUSHALL"]).unwrap();
+
+    proxy.restore();
+    health_becomes(&b, HealthState::Up, RECOVERY).await;
+    let mut members: Vec<String> = a
+        .presence_list("room")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.connection_id.to_string())
+        .collect();
+    members.sort();
+    assert_eq!(members, ["joins", "stays"]);
+}
