@@ -1,0 +1,80 @@
+//! Hub configuration.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// How a hub behaves. Plain validated data with documented defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// Payload and presence-meta keys removed before anything leaves the server
+    /// (case-insensitive, any depth). Default: none.
+    pub redact_fields: Vec<String>,
+    /// The most channels one connection may be subscribed to at once (default 128). A
+    /// subscribe beyond it is answered with `bad_request`.
+    pub max_subscriptions_per_connection: NonZeroUsize,
+    /// How many live messages are held for a subscriber while its recovery is fetched from
+    /// history (default 1024). Past that, the subscriber is closed with 4008 and recovers on
+    /// reconnect.
+    pub recovery_buffer: NonZeroUsize,
+    /// How often the presence of live local members is refreshed in the backplane, so that
+    /// only members of dead instances expire (default 5 minutes; keep it well under the
+    /// presence TTL).
+    pub presence_refresh: Duration,
+    /// Capacity of the lifecycle event stream (default 1024); a slower consumer sees
+    /// `Lagged`.
+    pub event_capacity: NonZeroUsize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            redact_fields: Vec::new(),
+            max_subscriptions_per_connection: NonZeroUsize::new(128).expect("non-zero"),
+            recovery_buffer: NonZeroUsize::new(1024).expect("non-zero"),
+            presence_refresh: Duration::from_secs(300),
+            event_capacity: NonZeroUsize::new(1024).expect("non-zero"),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Sets [`HubConfig::redact_fields`].
+    #[must_use]
+    pub fn redact_fields<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.redact_fields = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`HubConfig::max_subscriptions_per_connection`].
+    #[must_use]
+    pub fn max_subscriptions_per_connection(mut self, max: NonZeroUsize) -> Self {
+        self.max_subscriptions_per_connection = max;
+        self
+    }
+
+    /// Sets [`HubConfig::recovery_buffer`].
+    #[must_use]
+    pub fn recovery_buffer(mut self, max: NonZeroUsize) -> Self {
+        self.recovery_buffer = max;
+        self
+    }
+
+    /// Sets [`HubConfig::presence_refresh`].
+    #[must_use]
+    pub fn presence_refresh(mut self, every: Duration) -> Self {
+        self.presence_refresh = every;
+        self
+    }
+
+    /// Sets [`HubConfig::event_capacity`].
+    #[must_use]
+    pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+}

@@ -1,0 +1,629 @@
+//! One connection's view of the hub: its subscriptions, presence, and frame handling.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use serde_json::Value;
+use switchboard_backplane::{Backplane, BackplaneError, Position};
+use switchboard_protocol::{
+    Ack, ChannelName, ClientFrame, CloseCode, EncodedFrame, ErrorCode, ErrorFrame, Member, Pong,
+    PresenceList, PresenceQuery, PresenceUpdate, Priority, Publish, Sender, ServerFrame,
+    StreamPosition, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
+};
+
+use crate::authorizer::Action;
+use crate::hub::{HubInner, decode_envelope, now_ms};
+use crate::identity::Identity;
+use crate::lifecycle::{DisconnectReason, HubEvent};
+use crate::outbox::Outbox;
+
+/// The metrics label of an error code.
+pub(crate) fn error_label(code: ErrorCode) -> switchboard_metrics::ErrorLabel {
+    use switchboard_metrics::ErrorLabel as L;
+    match code {
+        ErrorCode::BadRequest => L::BadRequest,
+        ErrorCode::Unauthorized => L::Unauthorized,
+        ErrorCode::Forbidden => L::Forbidden,
+        ErrorCode::RateLimited => L::RateLimited,
+        ErrorCode::TooLarge => L::TooLarge,
+        ErrorCode::NotSubscribed => L::NotSubscribed,
+        ErrorCode::Unsupported => L::Unsupported,
+        ErrorCode::Unavailable => L::Unavailable,
+        _ => L::Internal,
+    }
+}
+
+/// Presence fields a connection announced.
+#[derive(Debug, Clone, PartialEq)]
+struct PresenceFields {
+    status: String,
+    current_feature: Option<String>,
+    meta: Option<Value>,
+}
+
+impl Default for PresenceFields {
+    fn default() -> Self {
+        Self {
+            status: "online".to_owned(),
+            current_feature: None,
+            meta: None,
+        }
+    }
+}
+
+impl PresenceFields {
+    /// These fields with the ones `update` gives replacing them.
+    fn merged(&self, update: &PresenceUpdate) -> Self {
+        Self {
+            status: update.status.clone().unwrap_or_else(|| self.status.clone()),
+            current_feature: update
+                .current_feature
+                .clone()
+                .or_else(|| self.current_feature.clone()),
+            meta: update.meta.clone().or_else(|| self.meta.clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MemberState {
+    joined_at: u64,
+    fields: PresenceFields,
+}
+
+#[derive(Debug, Default)]
+struct SubscriptionState {
+    member: Option<MemberState>,
+}
+
+/// A connection registered with a [`Hub`](crate::Hub).
+///
+/// The transport feeds it the client's decoded frames, one at a time, with
+/// [`handle`](Connection::handle); every answer, and every message of the channels it is
+/// subscribed to, goes to the connection's [`Outbox`].
+pub struct Connection<B: Backplane> {
+    hub: Arc<HubInner<B>>,
+    key: u64,
+    id: Arc<str>,
+    identity: Identity,
+    outbox: Arc<dyn Outbox>,
+    subscriptions: HashMap<ChannelName, SubscriptionState>,
+    /// Presence announced without a channel: applies to every channel, now or later.
+    presence: Option<PresenceFields>,
+    finished: bool,
+}
+
+impl<B: Backplane> fmt::Debug for Connection<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("user_id", &self.identity.user_id)
+            .field("subscriptions", &self.subscriptions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: &BackplaneError) -> (ErrorCode, String) {
+    (
+        ErrorCode::Unavailable,
+        format!("temporarily unavailable: {err}"),
+    )
+}
+
+impl<B: Backplane> Connection<B> {
+    pub(crate) fn new(
+        hub: Arc<HubInner<B>>,
+        key: u64,
+        id: Arc<str>,
+        identity: Identity,
+        outbox: Arc<dyn Outbox>,
+    ) -> Self {
+        Self {
+            hub,
+            key,
+            id,
+            identity,
+            outbox,
+            subscriptions: HashMap::new(),
+            presence: None,
+            finished: false,
+        }
+    }
+
+    /// This connection's id (unique across instances).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The connection's identity.
+    #[must_use]
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The channels it is subscribed to.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &ChannelName> {
+        self.subscriptions.keys()
+    }
+
+    /// Handles one client frame. Answers, errors included, go to the outbox in order.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropping the future mid-way may leave a subscription half made.
+    /// The transport awaits each frame to completion.
+    pub async fn handle(&mut self, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Subscribe(f) => self.subscribe(f).await,
+            ClientFrame::Unsubscribe(f) => self.unsubscribe(f).await,
+            ClientFrame::Ping(p) => self.send(
+                &ServerFrame::Pong(Pong {
+                    id: p.id,
+                    timestamp: p.timestamp,
+                    server_time: now_ms(),
+                }),
+                Priority::High,
+            ),
+            ClientFrame::PresenceUpdate(f) => self.presence_update(f).await,
+            ClientFrame::Presence(f) => self.presence_query(f).await,
+            ClientFrame::Publish(f) => self.publish(f).await,
+            other => self.error(
+                ErrorCode::Unsupported,
+                format!("frame type {:?} is not supported", other.kind()),
+                other.id().map(str::to_owned),
+            ),
+        }
+    }
+
+    fn send(&self, frame: &ServerFrame, priority: Priority) {
+        self.outbox.push(frame.encode(), priority);
+    }
+
+    /// Sends an `error` frame.
+    pub fn error(&self, code: ErrorCode, message: impl Into<String>, id: Option<String>) {
+        self.hub.metrics.error(error_label(code));
+        self.send(
+            &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)),
+            Priority::High,
+        );
+    }
+
+    fn audit_denied(&self, action: Action, channel: &ChannelName) {
+        tracing::warn!(
+            target: "switchboard::audit",
+            event = "forbidden",
+            connection_id = %self.id,
+            user_id = self.identity.user_id.as_deref().unwrap_or("-"),
+            action = action.verb(),
+            channel = %channel,
+            "denied"
+        );
+    }
+
+    fn authorize(&self, action: Action, channel: &ChannelName, id: Option<&String>) -> bool {
+        if self.hub.authorizer.allows(&self.identity, action, channel) {
+            return true;
+        }
+        self.audit_denied(action, channel);
+        self.error(
+            ErrorCode::Forbidden,
+            format!("not allowed to {} {channel}", action.verb()),
+            id.cloned(),
+        );
+        false
+    }
+
+    async fn subscribe(&mut self, f: Subscribe) {
+        let channel = f.channel;
+        // Recovery re-runs authorization too: a token that lost the right gets nothing.
+        if !self.authorize(Action::Subscribe, &channel, f.id.as_ref()) {
+            return;
+        }
+        if self.subscriptions.contains_key(&channel) {
+            // Already live: report where the channel is; nothing is replayed twice.
+            match self.hub.backplane.position(&channel).await {
+                Ok(position) => self.send(
+                    &ServerFrame::Subscribed(Subscribed {
+                        channel,
+                        id: f.id,
+                        offset: position.offset,
+                        epoch: position.epoch.to_string(),
+                        recovered: false,
+                    }),
+                    Priority::Critical,
+                ),
+                Err(err) => {
+                    let (code, message) = unavailable(&err);
+                    self.error(code, message, f.id);
+                }
+            }
+            return;
+        }
+        let max = self.hub.config.max_subscriptions_per_connection.get();
+        if self.subscriptions.len() >= max {
+            self.error(
+                ErrorCode::BadRequest,
+                format!("subscription limit reached: at most {max} channels per connection"),
+                f.id,
+            );
+            return;
+        }
+
+        // Hold live messages from now on, so none falls between history and live delivery.
+        self.hub
+            .registry
+            .add_pending(&channel, self.key, Arc::clone(&self.outbox));
+        if let Err(err) = self.hub.backplane.subscribe(&channel).await {
+            self.hub.registry.remove(&channel, self.key);
+            let (code, message) = unavailable(&err);
+            self.error(code, message, f.id);
+            return;
+        }
+
+        let answer = match &f.since {
+            Some(since) => {
+                let answer = self.recover(&channel, since).await;
+                if let Ok((_, recovered, _)) = &answer {
+                    self.hub.metrics.recovery(*recovered);
+                }
+                answer
+            }
+            None => self
+                .hub
+                .backplane
+                .position(&channel)
+                .await
+                .map(|position| (position, false, Vec::new())),
+        };
+        let (position, recovered, replay) = match answer {
+            Ok(answer) => answer,
+            Err(err) => {
+                self.hub.registry.remove(&channel, self.key);
+                let _ = self.hub.backplane.unsubscribe(&channel).await;
+                let (code, message) = unavailable(&err);
+                self.error(code, message, f.id);
+                return;
+            }
+        };
+
+        let mut first = Vec::with_capacity(1 + replay.len());
+        first.push((
+            ServerFrame::Subscribed(Subscribed {
+                channel: channel.clone(),
+                id: f.id,
+                offset: position.offset,
+                epoch: position.epoch.to_string(),
+                recovered,
+            })
+            .encode(),
+            Priority::Critical,
+        ));
+        first.extend(replay);
+        self.hub
+            .registry
+            .activate(&channel, self.key, first, position.offset);
+        self.subscriptions
+            .insert(channel.clone(), SubscriptionState::default());
+        let _ = self.hub.events.send(HubEvent::Subscribed {
+            connection_id: Arc::clone(&self.id),
+            user_id: self.identity.user_id.clone(),
+            channel: channel.clone(),
+        });
+
+        if let Some(fields) = self.presence.clone() {
+            self.announce(&channel, fields).await;
+        }
+    }
+
+    /// The position and the replay for a subscribe with `since`: everything after it, or
+    /// nothing (`recovered: false`).
+    async fn recover(
+        &self,
+        channel: &ChannelName,
+        since: &StreamPosition,
+    ) -> Result<(Position, bool, Vec<(EncodedFrame, Priority)>), BackplaneError> {
+        let recovery = self
+            .hub
+            .backplane
+            .since(channel, since.offset, &since.epoch)
+            .await?;
+        Ok(match recovery.messages {
+            Some(envelopes) => {
+                let replay: Option<Vec<_>> = envelopes
+                    .iter()
+                    .map(|e| decode_envelope(&e.data, e.offset).map(|d| (d.frame, d.priority)))
+                    .collect();
+                match replay {
+                    Some(replay) => (recovery.position, true, replay),
+                    // An unreadable entry means the replay would be partial: refuse it.
+                    None => (recovery.position, false, Vec::new()),
+                }
+            }
+            None => (recovery.position, false, Vec::new()),
+        })
+    }
+
+    async fn unsubscribe(&mut self, f: Unsubscribe) {
+        let Some(state) = self.subscriptions.remove(&f.channel) else {
+            self.error(
+                ErrorCode::NotSubscribed,
+                format!("not subscribed to {}", f.channel),
+                f.id,
+            );
+            return;
+        };
+        self.leave(&f.channel, state).await;
+        self.send(
+            &ServerFrame::Unsubscribed(Unsubscribed {
+                channel: f.channel,
+                id: f.id,
+            }),
+            Priority::High,
+        );
+    }
+
+    async fn leave(&self, channel: &ChannelName, state: SubscriptionState) {
+        leave_channel(
+            &self.hub,
+            self.key,
+            &self.id,
+            &self.identity,
+            channel,
+            state,
+        )
+        .await;
+    }
+
+    async fn presence_update(&mut self, f: PresenceUpdate) {
+        match f.channel.clone() {
+            Some(channel) => {
+                let Some(state) = self.subscriptions.get(&channel) else {
+                    self.error(
+                        ErrorCode::NotSubscribed,
+                        format!("not subscribed to {channel}"),
+                        None,
+                    );
+                    return;
+                };
+                let base = state
+                    .member
+                    .as_ref()
+                    .map(|m| m.fields.clone())
+                    .or_else(|| self.presence.clone())
+                    .unwrap_or_default();
+                self.announce(&channel, base.merged(&f)).await;
+            }
+            None => {
+                let global = self.presence.clone().unwrap_or_default().merged(&f);
+                self.presence = Some(global.clone());
+                let channels: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
+                for channel in channels {
+                    let base = self
+                        .subscriptions
+                        .get(&channel)
+                        .and_then(|s| s.member.as_ref())
+                        .map_or_else(|| global.clone(), |m| m.fields.merged(&f));
+                    self.announce(&channel, base).await;
+                }
+            }
+        }
+    }
+
+    /// Sets this connection's presence on a channel it is subscribed to; the backplane
+    /// broadcasts the join or update to every instance.
+    async fn announce(&mut self, channel: &ChannelName, mut fields: PresenceFields) {
+        if let Some(meta) = &mut fields.meta {
+            self.hub.redactor.redact_value(meta);
+        }
+        let now = now_ms();
+        let Some(state) = self.subscriptions.get_mut(channel) else {
+            return;
+        };
+        let joined_at = state.member.as_ref().map_or(now, |m| m.joined_at);
+        let member = Member {
+            connection_id: self.id.to_string(),
+            user_id: self.identity.user_id.as_deref().map(str::to_owned),
+            status: fields.status.clone(),
+            current_feature: fields.current_feature.clone(),
+            meta: fields.meta.clone(),
+            joined_at,
+            last_seen: now,
+        };
+        let data = Bytes::from(serde_json::to_vec(&member).expect("members always serialize"));
+        state.member = Some(MemberState { joined_at, fields });
+        if self
+            .hub
+            .members
+            .lock()
+            .insert((Arc::from(channel.as_str()), Arc::clone(&self.id)))
+        {
+            self.hub.metrics.presence_joined();
+        }
+        if let Err(err) = self
+            .hub
+            .backplane
+            .presence_set(channel, &self.id, data)
+            .await
+        {
+            let (code, message) = unavailable(&err);
+            self.error(code, message, None);
+        }
+    }
+
+    async fn presence_query(&self, f: PresenceQuery) {
+        if !self.authorize(Action::Presence, &f.channel, f.id.as_ref()) {
+            return;
+        }
+        match self.hub.backplane.presence_list(&f.channel).await {
+            Ok(entries) => {
+                let members = entries
+                    .iter()
+                    .filter_map(|e| serde_json::from_slice::<Member>(&e.data).ok())
+                    .collect();
+                self.send(
+                    &ServerFrame::Presence(PresenceList {
+                        channel: f.channel,
+                        id: f.id,
+                        members,
+                    }),
+                    Priority::High,
+                );
+            }
+            Err(err) => {
+                let (code, message) = unavailable(&err);
+                self.error(code, message, f.id);
+            }
+        }
+    }
+
+    async fn publish(&self, f: Publish) {
+        if !self.authorize(Action::Publish, &f.channel, f.id.as_ref()) {
+            return;
+        }
+        let answer_id = f.id.clone();
+        let channel = f.channel.clone();
+        let from = Sender {
+            user_id: self.identity.user_id.as_deref().map(str::to_owned),
+            connection_id: self.id.to_string(),
+        };
+        match self
+            .hub
+            .publish(f.channel, f.event, f.payload, f.id, f.priority, from)
+            .await
+        {
+            Ok(receipt) => {
+                if let Some(id) = answer_id {
+                    self.send(
+                        &ServerFrame::Ack(Ack {
+                            id,
+                            offset: receipt.offset,
+                        }),
+                        Priority::High,
+                    );
+                }
+                let _ = self.hub.events.send(HubEvent::Published {
+                    connection_id: Arc::clone(&self.id),
+                    user_id: self.identity.user_id.clone(),
+                    channel,
+                    id: receipt.id,
+                    offset: receipt.offset,
+                });
+            }
+            Err(err) => {
+                let (code, message) = unavailable(&err);
+                self.error(code, message, answer_id);
+            }
+        }
+    }
+
+    /// Ends the connection: leaves presence everywhere, drops every subscription, and
+    /// reports [`HubEvent::Disconnected`].
+    pub async fn disconnect(mut self, reason: DisconnectReason) {
+        self.finish(reason).await;
+    }
+
+    async fn finish(&mut self, reason: DisconnectReason) {
+        if let Some(cleanup) = self.take_cleanup() {
+            cleanup.run(reason).await;
+        }
+    }
+
+    /// Everything needed to end the connection, taken once.
+    fn take_cleanup(&mut self) -> Option<Cleanup<B>> {
+        if std::mem::replace(&mut self.finished, true) {
+            return None;
+        }
+        Some(Cleanup {
+            hub: Arc::clone(&self.hub),
+            key: self.key,
+            id: Arc::clone(&self.id),
+            identity: self.identity.clone(),
+            subscriptions: std::mem::take(&mut self.subscriptions),
+        })
+    }
+
+    /// Asks the transport to close this connection with `code`.
+    pub fn close(&self, code: CloseCode) {
+        self.outbox.close(code);
+    }
+}
+
+impl<B: Backplane> Drop for Connection<B> {
+    fn drop(&mut self) {
+        // Dropped without `disconnect` (a panicking or cancelled session): clean up in the
+        // background so subscriptions and presence never leak. If the runtime is gone there
+        // is nobody left to tell.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if let Some(cleanup) = self.take_cleanup() {
+            runtime.spawn(cleanup.run(DisconnectReason::Error));
+        }
+    }
+}
+
+/// The end of a connection, detached from it so it can run after the connection is gone.
+struct Cleanup<B: Backplane> {
+    hub: Arc<HubInner<B>>,
+    key: u64,
+    id: Arc<str>,
+    identity: Identity,
+    subscriptions: HashMap<ChannelName, SubscriptionState>,
+}
+
+impl<B: Backplane> Cleanup<B> {
+    async fn run(self, reason: DisconnectReason) {
+        for (channel, state) in self.subscriptions {
+            leave_channel(
+                &self.hub,
+                self.key,
+                &self.id,
+                &self.identity,
+                &channel,
+                state,
+            )
+            .await;
+        }
+        self.hub.connections.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.hub.events.send(HubEvent::Disconnected {
+            connection_id: self.id,
+            user_id: self.identity.user_id,
+            reason,
+        });
+    }
+}
+
+/// Ends a subscription: presence leave, local removal, backplane unsubscribe.
+async fn leave_channel<B: Backplane>(
+    hub: &HubInner<B>,
+    key: u64,
+    id: &Arc<str>,
+    identity: &Identity,
+    channel: &ChannelName,
+    state: SubscriptionState,
+) {
+    if state.member.is_some() {
+        if hub
+            .members
+            .lock()
+            .remove(&(Arc::from(channel.as_str()), Arc::clone(id)))
+        {
+            hub.metrics.presence_left();
+        }
+        if let Err(err) = hub.backplane.presence_remove(channel, id).await {
+            tracing::warn!(%channel, %err, "presence leave failed; the member expires by TTL");
+        }
+    }
+    hub.registry.remove(channel, key);
+    if let Err(err) = hub.backplane.unsubscribe(channel).await {
+        tracing::warn!(%channel, %err, "backplane unsubscribe failed");
+    }
+    let _ = hub.events.send(HubEvent::Unsubscribed {
+        connection_id: Arc::clone(id),
+        user_id: identity.user_id.clone(),
+        channel: channel.clone(),
+    });
+}

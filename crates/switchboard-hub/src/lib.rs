@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod authorizer;
+mod config;
+mod connection;
+mod hub;
+mod identity;
+mod ids;
+mod lifecycle;
+mod outbox;
+mod redact;
+mod registry;
+
+pub use authorizer::{Action, Authorizer, ClaimsAuthorizer};
+pub use config::HubConfig;
+pub use connection::Connection;
+pub use hub::{History, Hub, HubBuilder, HubError, PublishReceipt, ServerMessage};
+pub use identity::{ChannelPattern, Identity};
+pub use lifecycle::{DisconnectReason, HubEvent};
+pub use outbox::Outbox;
+pub use redact::Redactor;

@@ -1,0 +1,201 @@
+//! Local subscribers per channel, and fan-out to them.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
+
+use crate::outbox::Outbox;
+
+const SHARDS: usize = 64;
+
+/// A frame held for a subscriber whose recovery is in progress. `offset` is `None` for
+/// frames that are not channel messages (presence changes): they are always delivered.
+struct Held {
+    offset: Option<u64>,
+    frame: EncodedFrame,
+    priority: Priority,
+}
+
+struct Subscriber {
+    conn: u64,
+    outbox: Arc<dyn Outbox>,
+    /// Messages up to this offset were already delivered (by replay) or predate the
+    /// subscription; live ones at or below it are skipped.
+    delivered_through: u64,
+    /// `Some` while the subscription's recovery is being fetched.
+    held: Option<Vec<Held>>,
+    overflowed: bool,
+}
+
+#[derive(Default)]
+struct Channel {
+    subscribers: Vec<Subscriber>,
+}
+
+type Shard = Mutex<HashMap<Arc<str>, Channel>>;
+
+/// The channel → local subscribers map, sharded so unrelated channels do not contend.
+pub(crate) struct Registry {
+    shards: Box<[Shard]>,
+    hasher: std::collections::hash_map::RandomState,
+    hold_limit: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(hold_limit: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            hold_limit,
+        }
+    }
+
+    fn shard(&self, channel: &str) -> &Shard {
+        let i = (self.hasher.hash_one(channel) as usize) % SHARDS;
+        &self.shards[i]
+    }
+
+    /// Registers a subscriber that holds live frames until [`Registry::activate`].
+    pub(crate) fn add_pending(&self, channel: &str, conn: u64, outbox: Arc<dyn Outbox>) {
+        let mut shard = self.shard(channel).lock();
+        let entry = shard.entry(Arc::from(channel)).or_default();
+        entry.subscribers.push(Subscriber {
+            conn,
+            outbox,
+            delivered_through: 0,
+            held: Some(Vec::new()),
+            overflowed: false,
+        });
+    }
+
+    /// Makes a pending subscriber live: pushes `first` (the `subscribed` answer and any
+    /// replay), then the held frames newer than `through`, atomically with respect to
+    /// fan-out. Returns `false` (and closes the connection with 4008) when frames had to be
+    /// dropped while holding.
+    pub(crate) fn activate(
+        &self,
+        channel: &str,
+        conn: u64,
+        first: Vec<(EncodedFrame, Priority)>,
+        through: u64,
+    ) -> bool {
+        let mut shard = self.shard(channel).lock();
+        let Some(sub) = shard
+            .get_mut(channel)
+            .and_then(|c| c.subscribers.iter_mut().find(|s| s.conn == conn))
+        else {
+            return false;
+        };
+        for (frame, priority) in first {
+            sub.outbox.push(frame, priority);
+        }
+        sub.delivered_through = through;
+        for held in sub.held.take().unwrap_or_default() {
+            match held.offset {
+                Some(offset) if offset <= through => {}
+                Some(offset) => {
+                    sub.delivered_through = offset;
+                    sub.outbox.push(held.frame, held.priority);
+                }
+                None => sub.outbox.push(held.frame, held.priority),
+            }
+        }
+        if sub.overflowed {
+            sub.outbox.close(CloseCode::SlowConsumer);
+            return false;
+        }
+        true
+    }
+
+    /// Removes a subscriber. Returns whether it was registered.
+    pub(crate) fn remove(&self, channel: &str, conn: u64) -> bool {
+        let mut shard = self.shard(channel).lock();
+        let Some(entry) = shard.get_mut(channel) else {
+            return false;
+        };
+        let before = entry.subscribers.len();
+        entry.subscribers.retain(|s| s.conn != conn);
+        let removed = entry.subscribers.len() != before;
+        if entry.subscribers.is_empty() {
+            shard.remove(channel);
+        }
+        removed
+    }
+
+    /// Hands `frame` to every local subscriber of `channel`; returns how many got it.
+    /// Channel messages carry their `offset`, so a subscriber never sees one twice.
+    pub(crate) fn deliver(
+        &self,
+        channel: &str,
+        offset: Option<u64>,
+        frame: &EncodedFrame,
+        priority: Priority,
+    ) -> usize {
+        let mut shard = self.shard(channel).lock();
+        let Some(entry) = shard.get_mut(channel) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for sub in &mut entry.subscribers {
+            if let Some(held) = &mut sub.held {
+                if held.len() < self.hold_limit {
+                    held.push(Held {
+                        offset,
+                        frame: frame.clone(),
+                        priority,
+                    });
+                } else {
+                    sub.overflowed = true;
+                }
+                continue;
+            }
+            if let Some(offset) = offset {
+                if offset <= sub.delivered_through {
+                    continue;
+                }
+                sub.delivered_through = offset;
+            }
+            sub.outbox.push(frame.clone(), priority);
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// Closes every local subscriber of `channel` with `code`.
+    pub(crate) fn close_channel(&self, channel: &str, code: CloseCode) -> usize {
+        let shard = self.shard(channel).lock();
+        shard.get(channel).map_or(0, |entry| {
+            for sub in &entry.subscribers {
+                sub.outbox.close(code);
+            }
+            entry.subscribers.len()
+        })
+    }
+
+    /// Closes every subscriber of every channel with `code`.
+    pub(crate) fn close_all(&self, code: CloseCode) {
+        for shard in &*self.shards {
+            for entry in shard.lock().values() {
+                for sub in &entry.subscribers {
+                    sub.outbox.close(code);
+                }
+            }
+        }
+    }
+
+    /// How many local subscribers `channel` has.
+    pub(crate) fn subscriber_count(&self, channel: &str) -> usize {
+        self.shard(channel)
+            .lock()
+            .get(channel)
+            .map_or(0, |c| c.subscribers.len())
+    }
+
+    /// How many channels have local subscribers.
+    pub(crate) fn channel_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}

@@ -1,0 +1,170 @@
+//! Publishing and fan-out.
+
+mod support;
+
+use serde_json::json;
+use support::{Client, hub, memory};
+use switchboard_hub::{Hub, Identity, ServerMessage};
+use switchboard_protocol::{ChannelName, EventType, Payload, Priority};
+
+#[tokio::test]
+async fn a_publish_reaches_every_subscriber_once_with_the_server_built_envelope() {
+    let hub = hub();
+    let mut alice = Client::connect(&hub, Identity::user("alice"));
+    let mut bob = Client::connect(&hub, Identity::user("bob"));
+    alice.subscribe("room:1").await;
+    bob.subscribe("room:1").await;
+
+    alice
+        .send(r#"{"type":"chat.message","channel":"room:1","payload":{"text":"hi"},"id":"m1","from":"forged","offset":99}"#)
+        .await;
+
+    let alice_id = alice.conn.id().to_owned();
+    for client in [&mut alice, &mut bob] {
+        let msg = client.next_of("chat.message").await;
+        assert_eq!(msg["payload"], json!({"text": "hi"}));
+        assert_eq!(msg["id"], "m1");
+        assert_eq!(msg["offset"], 1);
+        assert_eq!(msg["priority"], "normal");
+        assert_eq!(msg["from"]["userId"], "alice");
+        assert_eq!(msg["from"]["connectionId"], alice_id.as_str());
+        assert!(msg["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+    assert!(bob.is_quiet().await, "bob got a second copy");
+}
+
+#[tokio::test]
+async fn publishing_does_not_require_subscribing_and_acks_with_the_offset() {
+    let hub = hub();
+    let mut publisher = Client::connect(&hub, Identity::anonymous());
+    let mut reader = Client::connect(&hub, Identity::anonymous());
+    reader.subscribe("news").await;
+
+    publisher
+        .send(r#"{"type":"headline","channel":"news","payload":"x","id":"p-1"}"#)
+        .await;
+    let ack = publisher.next().await;
+    assert_eq!(ack, json!({"type": "ack", "id": "p-1", "offset": 1}));
+    let msg = reader.next().await;
+    assert_eq!(msg["id"], "p-1");
+    assert_eq!(msg["from"]["userId"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_publish_without_id_gets_a_generated_id_and_no_ack() {
+    let hub = hub();
+    let mut c = Client::connect(&hub, Identity::anonymous());
+    c.subscribe("c").await;
+    c.send(r#"{"type":"t","channel":"c","payload":1}"#).await;
+    let msg = c.next().await;
+    assert_eq!(msg["type"], "t");
+    assert!(msg["id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        c.is_quiet().await,
+        "an ack was sent for a publish without id"
+    );
+}
+
+#[tokio::test]
+async fn messages_of_a_channel_arrive_in_ascending_offset_whatever_their_priority() {
+    let hub = hub();
+    let mut c = Client::connect(&hub, Identity::anonymous());
+    c.subscribe("c").await;
+    for (i, p) in ["low", "critical", "normal", "high"].iter().enumerate() {
+        c.send(&format!(
+            r#"{{"type":"t","channel":"c","payload":{i},"priority":"{p}"}}"#
+        ))
+        .await;
+    }
+    let mut offsets = Vec::new();
+    for expected in [
+        Priority::Low,
+        Priority::Critical,
+        Priority::Normal,
+        Priority::High,
+    ] {
+        let (msg, priority) = c.next_with_priority().await;
+        assert_eq!(
+            priority, expected,
+            "the outbox is told each message's priority"
+        );
+        offsets.push(msg["offset"].as_u64().unwrap());
+    }
+    assert_eq!(offsets, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn server_side_publishes_come_from_the_server() {
+    let hub = hub();
+    let mut c = Client::connect(&hub, Identity::anonymous());
+    c.subscribe("tasks:updates").await;
+    let receipt = hub
+        .publish(
+            ServerMessage::new(
+                ChannelName::new("tasks:updates").unwrap(),
+                EventType::new("task-status-changed").unwrap(),
+                Payload::from(json!({"taskId": 7, "status": "done"})),
+            )
+            .with_id("srv-1")
+            .with_priority(Priority::High),
+        )
+        .await
+        .unwrap();
+    assert_eq!((receipt.id.as_str(), receipt.offset), ("srv-1", 1));
+    let msg = c.next().await;
+    assert_eq!(
+        msg["from"],
+        json!({"userId": null, "connectionId": "$server"})
+    );
+    assert_eq!(msg["priority"], "high");
+    assert_eq!(msg["payload"]["status"], "done");
+}
+
+#[tokio::test]
+async fn two_hubs_over_one_memory_backplane_deliver_in_one_order() {
+    let shared = memory();
+    let hub_a = Hub::new(shared.new_instance());
+    let hub_b = Hub::new(shared);
+    let mut a = Client::connect(&hub_a, Identity::anonymous());
+    let mut b = Client::connect(&hub_b, Identity::anonymous());
+    a.subscribe("c").await;
+    b.subscribe("c").await;
+    for i in 0..20 {
+        let (publisher, other) = if i % 2 == 0 {
+            (&mut a, "a")
+        } else {
+            (&mut b, "b")
+        };
+        publisher
+            .send(&format!(
+                r#"{{"type":"t","channel":"c","payload":"{other}{i}"}}"#
+            ))
+            .await;
+    }
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..20 {
+        let m = a.next().await;
+        seen_a.push((m["offset"].as_u64().unwrap(), m["payload"].clone()));
+        let m = b.next().await;
+        seen_b.push((m["offset"].as_u64().unwrap(), m["payload"].clone()));
+    }
+    assert_eq!(seen_a, seen_b);
+    assert!(seen_a.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+}
+
+#[tokio::test]
+async fn redaction_removes_configured_fields_at_any_depth() {
+    let hub = Hub::builder(memory())
+        .config(switchboard_hub::HubConfig::default().redact_fields(["password", "SSN"]))
+        .build();
+    let mut c = Client::connect(&hub, Identity::anonymous());
+    c.subscribe("c").await;
+    c.send(r#"{"type":"t","channel":"c","payload":{"user":{"Password":"p","name":"n","list":[{"ssn":"1","ok":true}]}}}"#)
+        .await;
+    let msg = c.next().await;
+    assert_eq!(
+        msg["payload"],
+        json!({"user": {"name": "n", "list": [{"ok": true}]}})
+    );
+}

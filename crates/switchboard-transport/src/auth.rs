@@ -1,0 +1,275 @@
+//! Token verification: HS256 with a shared secret, RS256/ES256 with a public key.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde::Deserialize;
+use switchboard_hub::Identity;
+
+/// Why a token was refused. Every variant answers the upgrade with 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No token in the `token` query parameter or `Authorization: Bearer` header.
+    #[error("missing token: pass ?token= or Authorization: Bearer")]
+    Missing,
+    /// The token is not a well-formed JWT.
+    #[error("malformed token")]
+    Malformed,
+    /// The token's algorithm is not accepted (`none`, HS/RS confusion, anything but the
+    /// configured HS256/RS256/ES256).
+    #[error("token algorithm not accepted")]
+    WrongAlgorithm,
+    /// The signature does not verify.
+    #[error("invalid token signature")]
+    BadSignature,
+    /// The token has expired (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// A required claim (`exp`) is missing or malformed.
+    #[error("invalid token claims: {0}")]
+    Claims(String),
+}
+
+impl AuthError {
+    /// A short, bounded label for metrics and the audit log.
+    #[must_use]
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::Claims(_) => "invalid_claims",
+        }
+    }
+}
+
+/// Why a verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthConfigError {
+    /// The public key is neither an RSA nor a P-256 EC public key in PEM.
+    #[error("public key is not an RSA or EC (P-256) public key in PEM: {0}")]
+    PublicKey(String),
+    /// The shared secret is empty.
+    #[error("the JWT secret must not be empty")]
+    EmptySecret,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    exp: u64,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    publish: Option<Vec<String>>,
+}
+
+struct Keys {
+    hmac: Option<DecodingKey>,
+    public: Option<(DecodingKey, Algorithm)>,
+    leeway: Duration,
+}
+
+/// Verifies JWTs and turns their claims into an [`Identity`].
+///
+/// - `exp` is required; a leeway (default 30 s) absorbs clock skew.
+/// - `sub` becomes the user id; `channels` and `publish` (lists of glob patterns) become the
+///   identity's permissions.
+/// - Only HS256 (with the secret) and RS256 or ES256 (with the public key) are accepted. The
+///   header's algorithm selects the key, and a key is only ever used with its own algorithm,
+///   so an HS256 token signed with the public key is refused.
+#[derive(Clone)]
+pub struct TokenVerifier(Arc<Keys>);
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("hs256", &self.0.hmac.as_ref().map(|_| "[redacted]"))
+            .field("public_key", &self.0.public.as_ref().map(|(_, alg)| alg))
+            .field("leeway", &self.0.leeway)
+            .finish()
+    }
+}
+
+/// The default clock-skew leeway.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+impl TokenVerifier {
+    /// A verifier for HS256 tokens signed with `secret`.
+    ///
+    /// # Errors
+    /// [`AuthConfigError::EmptySecret`] for an empty secret.
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, AuthConfigError> {
+        let secret = secret.as_ref();
+        if secret.is_empty() {
+            return Err(AuthConfigError::EmptySecret);
+        }
+        Ok(Self(Arc::new(Keys {
+            hmac: Some(DecodingKey::from_secret(secret)),
+            public: None,
+            leeway: DEFAULT_LEEWAY,
+        })))
+    }
+
+    /// A verifier for RS256 or ES256 tokens, from a PEM public key (RSA → RS256, EC P-256 →
+    /// ES256).
+    ///
+    /// # Errors
+    /// [`AuthConfigError::PublicKey`] when the PEM holds neither.
+    pub fn public_key_pem(pem: &[u8]) -> Result<Self, AuthConfigError> {
+        Ok(Self(Arc::new(Keys {
+            hmac: None,
+            public: Some(parse_public_key(pem)?),
+            leeway: DEFAULT_LEEWAY,
+        })))
+    }
+
+    /// Also accepts RS256/ES256 tokens verified with a PEM public key.
+    ///
+    /// # Errors
+    /// As [`TokenVerifier::public_key_pem`].
+    pub fn with_public_key_pem(self, pem: &[u8]) -> Result<Self, AuthConfigError> {
+        let public = parse_public_key(pem)?;
+        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
+            hmac: shared.hmac.clone(),
+            public: shared.public.clone(),
+            leeway: shared.leeway,
+        });
+        Ok(Self(Arc::new(Keys {
+            public: Some(public),
+            ..keys
+        })))
+    }
+
+    /// Sets the clock-skew leeway (default 30 s), for `exp` at the upgrade and during the
+    /// connection.
+    #[must_use]
+    pub fn leeway(self, leeway: Duration) -> Self {
+        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
+            hmac: shared.hmac.clone(),
+            public: shared.public.clone(),
+            leeway: shared.leeway,
+        });
+        Self(Arc::new(Keys { leeway, ..keys }))
+    }
+
+    /// The clock-skew leeway.
+    #[must_use]
+    pub fn leeway_duration(&self) -> Duration {
+        self.0.leeway
+    }
+
+    /// Verifies `token` and returns the identity it proves.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying why it was refused.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            // `none` and unknown algorithms fail to parse as a header.
+            ErrorKind::Json(_) | ErrorKind::InvalidAlgorithmName => AuthError::WrongAlgorithm,
+            _ => AuthError::Malformed,
+        })?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.0.hmac.as_ref(),
+            alg => self
+                .0
+                .public
+                .as_ref()
+                .filter(|(_, expected)| *expected == alg)
+                .map(|(key, _)| key),
+        }
+        .ok_or(AuthError::WrongAlgorithm)?;
+
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.0.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
+            ErrorKind::MissingRequiredClaim(c) => AuthError::Claims(format!("missing {c}")),
+            ErrorKind::Json(e) => AuthError::Claims(e.to_string()),
+            ErrorKind::InvalidClaimFormat(c) => AuthError::Claims(format!("bad {c}")),
+            _ => AuthError::Malformed,
+        })?;
+        let claims = data.claims;
+        let mut identity = Identity::anonymous();
+        identity.user_id = claims.sub.map(Into::into);
+        identity.expires_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp));
+        if let Some(channels) = claims.channels {
+            identity = identity.with_channels(channels);
+        }
+        if let Some(publish) = claims.publish {
+            identity = identity.with_publish(publish);
+        }
+        Ok(identity)
+    }
+}
+
+fn parse_public_key(pem: &[u8]) -> Result<(DecodingKey, Algorithm), AuthConfigError> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("RSA PUBLIC KEY") {
+        return DecodingKey::from_rsa_pem(pem)
+            .map(|k| (k, Algorithm::RS256))
+            .map_err(|e| AuthConfigError::PublicKey(e.to_string()));
+    }
+    // A SubjectPublicKeyInfo may hold either; EC keys are tried first because an RSA parse
+    // of an EC key can succeed structurally and fail only at verification.
+    match DecodingKey::from_ec_pem(pem) {
+        Ok(k) => Ok((k, Algorithm::ES256)),
+        Err(ec) => DecodingKey::from_rsa_pem(pem)
+            .map(|k| (k, Algorithm::RS256))
+            .map_err(|rsa| AuthConfigError::PublicKey(format!("as EC: {ec}; as RSA: {rsa}"))),
+    }
+}
+
+/// How connections authenticate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Authenticator {
+    /// No authentication: every connection is anonymous and unrestricted.
+    Open,
+    /// A JWT is required.
+    Jwt(TokenVerifier),
+}
+
+impl Authenticator {
+    /// Authenticates an upgrade's token (`None` when the request carried none).
+    ///
+    /// # Errors
+    /// [`AuthError`] when a token is required and missing or invalid.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        match self {
+            Self::Open => Ok(Identity::anonymous()),
+            Self::Jwt(verifier) => verifier.verify(token.ok_or(AuthError::Missing)?),
+        }
+    }
+
+    /// The leeway applied to `exp` during the connection (zero in open mode).
+    #[must_use]
+    pub fn leeway(&self) -> Duration {
+        match self {
+            Self::Open => Duration::ZERO,
+            Self::Jwt(v) => v.leeway_duration(),
+        }
+    }
+
+    /// `"open"` or `"jwt"`, for the startup log.
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Jwt(_) => "jwt",
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Transport configuration.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use switchboard_limiter::Quota;
+
+/// How WebSocket sessions behave. Plain data with documented defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// Largest inbound message in bytes (default 65536). A message of exactly this size is
+    /// accepted; a larger one closes the connection with 1009.
+    pub max_message_bytes: usize,
+    /// How often the server sends a WebSocket ping (default 30 s); also announced in
+    /// `welcome.heartbeatMs`.
+    pub heartbeat: Duration,
+    /// A connection from which no frame (pongs included) arrives for this long is closed
+    /// with 4000 (default 5 minutes).
+    pub idle_timeout: Duration,
+    /// Longest time a client may take to send its upgrade request (default 10 s): slowloris
+    /// protection.
+    pub handshake_timeout: Duration,
+    /// Messages per connection (default 100 per 60 s, burst 100). Every frame but `ping`
+    /// counts.
+    pub rate_limit: Quota,
+    /// Frames held for a slow client before evicting low priority ones (default 1024).
+    pub outbound_capacity: NonZeroUsize,
+    /// Bytes held for a slow client (default 4 MiB).
+    pub outbound_max_bytes: NonZeroUsize,
+    /// Concurrent connections in total; `None` is unlimited (default).
+    pub max_connections: Option<NonZeroU32>,
+    /// Concurrent connections per client IP; `None` is unlimited (default 10).
+    pub max_connections_per_ip: Option<NonZeroU32>,
+    /// `Retry-After` sent with a 429 for the per-IP cap (default 10 s).
+    pub retry_after: Duration,
+    /// Allowed `Origin` values; `None` allows any (default). Requests without `Origin`
+    /// (non-browser clients) are always allowed.
+    pub allowed_origins: Option<Vec<String>>,
+    /// On shutdown, sessions are closed with 1001 at random moments within this window, so
+    /// clients do not all reconnect at once (default 5 s).
+    pub drain_window: Duration,
+    /// The socket read buffer per connection (default 4 KiB; tungstenite's own default is
+    /// 128 KiB, which costs ~130 KB per idle connection).
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES,
+            heartbeat: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(10),
+            rate_limit: Quota::new(100, 100, Duration::from_secs(60))
+                .expect("the default quota is valid"),
+            outbound_capacity: NonZeroUsize::new(1024).expect("non-zero"),
+            outbound_max_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
+            max_connections: None,
+            max_connections_per_ip: NonZeroU32::new(10),
+            retry_after: Duration::from_secs(10),
+            allowed_origins: None,
+            drain_window: Duration::from_secs(5),
+            read_buffer_bytes: 4096,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl TransportConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`TransportConfig::max_message_bytes`].
+    max_message_bytes: usize,
+    /// Sets [`TransportConfig::heartbeat`].
+    heartbeat: Duration,
+    /// Sets [`TransportConfig::idle_timeout`].
+    idle_timeout: Duration,
+    /// Sets [`TransportConfig::handshake_timeout`].
+    handshake_timeout: Duration,
+    /// Sets [`TransportConfig::rate_limit`].
+    rate_limit: Quota,
+    /// Sets [`TransportConfig::outbound_capacity`].
+    outbound_capacity: NonZeroUsize,
+    /// Sets [`TransportConfig::outbound_max_bytes`].
+    outbound_max_bytes: NonZeroUsize,
+    /// Sets [`TransportConfig::max_connections`].
+    max_connections: Option<NonZeroU32>,
+    /// Sets [`TransportConfig::max_connections_per_ip`].
+    max_connections_per_ip: Option<NonZeroU32>,
+    /// Sets [`TransportConfig::retry_after`].
+    retry_after: Duration,
+    /// Sets [`TransportConfig::allowed_origins`].
+    allowed_origins: Option<Vec<String>>,
+    /// Sets [`TransportConfig::drain_window`].
+    drain_window: Duration,
+    /// Sets [`TransportConfig::read_buffer_bytes`].
+    read_buffer_bytes: usize,
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod clock;
+mod config;
+mod outbox;
+mod session;
+mod transport;
+
+pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, TokenVerifier};
+pub use config::TransportConfig;
+pub use transport::{ResponseBody, Transport, TransportBuilder};

@@ -1,0 +1,356 @@
+//! One WebSocket session: reads frames into the hub, writes the outbound queue, keeps time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_backplane::Backplane;
+use switchboard_hub::{Connection, DisconnectReason, Outbox};
+use switchboard_limiter::{RejectionWindow, TokenBucket};
+use switchboard_metrics::{ErrorLabel, Metrics};
+use switchboard_protocol::{
+    ClientFrame, CloseCode, DecodeLimits, EncodedFrame, ErrorCode, ErrorFrame, Priority,
+    ServerFrame,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+
+use crate::clock::TokioClock;
+use crate::config::TransportConfig;
+use crate::outbox::SessionOutbox;
+
+/// Frames written per flush at most, and their approximate byte budget: enough to coalesce a
+/// backlog into few syscalls without holding the queue's lock long.
+const BATCH_FRAMES: usize = 64;
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+/// How long queued frames may take to go out before a close frame.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the rate limit decided about a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    /// Process it.
+    Allowed,
+    /// Dropped and answered with `rate_limited`.
+    Refused,
+    /// Refused, and refusals exceed the bucket's capacity within one window: close 1008.
+    Abusive,
+}
+
+/// Everything a session needs besides its socket.
+pub(crate) struct Session<B: Backplane, P> {
+    pub(crate) connection: Connection<B>,
+    pub(crate) outbox: Arc<SessionOutbox>,
+    pub(crate) config: Arc<TransportConfig>,
+    /// When the credentials expire, plus the leeway.
+    pub(crate) expires_at: Option<SystemTime>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Connection-cap permits, released when the session ends, whatever the way.
+    pub(crate) permits: P,
+    pub(crate) metrics: Metrics,
+}
+
+fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::DisconnectReason {
+    use switchboard_metrics::DisconnectReason as L;
+    match reason {
+        DisconnectReason::ClientClosed => L::ClientClosed,
+        DisconnectReason::Closed(CloseCode::GoingAway) => L::GoingAway,
+        DisconnectReason::Closed(CloseCode::PolicyViolation) => L::PolicyViolation,
+        DisconnectReason::Closed(CloseCode::TooLarge) => L::TooLarge,
+        DisconnectReason::Closed(CloseCode::IdleTimeout) => L::IdleTimeout,
+        DisconnectReason::Closed(CloseCode::TokenExpired) => L::TokenExpired,
+        DisconnectReason::Closed(CloseCode::SlowConsumer) => L::SlowConsumer,
+        DisconnectReason::Closed(_) => L::ClientClosed,
+        _ => L::ConnectionLost,
+    }
+}
+
+fn error_label(code: ErrorCode) -> ErrorLabel {
+    match code {
+        ErrorCode::BadRequest => ErrorLabel::BadRequest,
+        ErrorCode::Unauthorized => ErrorLabel::Unauthorized,
+        ErrorCode::Forbidden => ErrorLabel::Forbidden,
+        ErrorCode::RateLimited => ErrorLabel::RateLimited,
+        ErrorCode::TooLarge => ErrorLabel::TooLarge,
+        ErrorCode::NotSubscribed => ErrorLabel::NotSubscribed,
+        ErrorCode::Unsupported => ErrorLabel::Unsupported,
+        ErrorCode::Unavailable => ErrorLabel::Unavailable,
+        _ => ErrorLabel::Internal,
+    }
+}
+
+fn deadline_for(at: SystemTime) -> Instant {
+    let now = Instant::now();
+    match at.duration_since(SystemTime::now()) {
+        Ok(left) => now + left,
+        Err(_) => now,
+    }
+}
+
+fn text(frame: EncodedFrame) -> Option<Message> {
+    // Server frames are serde_json output, always UTF-8; the check cannot fail.
+    Utf8Bytes::try_from(frame.into_bytes())
+        .ok()
+        .map(Message::Text)
+}
+
+type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Message>;
+
+/// Writes everything queued, coalescing frames into few writes.
+async fn flush_queue<S>(
+    sink: &mut Sink<S>,
+    outbox: &SessionOutbox,
+    batch: &mut Vec<EncodedFrame>,
+    metrics: &Metrics,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        outbox.drain(batch, BATCH_FRAMES, BATCH_BYTES);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sent = batch.len() as u64;
+        for frame in batch.drain(..) {
+            if let Some(message) = text(frame) {
+                sink.feed(message).await?;
+            }
+        }
+        sink.flush().await?;
+        metrics.messages_sent(sent);
+    }
+}
+
+async fn send_close<S>(sink: &mut Sink<S>, code: CloseCode)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: WsCloseCode::from(code.code()),
+        reason: Utf8Bytes::from_static(code.reason()),
+    };
+    // The peer may already be gone; the session ends either way.
+    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
+        sink.send(Message::Close(Some(frame))).await?;
+        sink.close().await
+    })
+    .await;
+}
+
+impl<B: Backplane, P: Send> Session<B, P> {
+    /// Runs the session to its end and reports why it ended to the hub.
+    pub(crate) async fn run<S>(mut self, ws: WebSocketStream<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let (mut sink, mut stream) = ws.split();
+        let config = Arc::clone(&self.config);
+        let outbox = Arc::clone(&self.outbox);
+        let limits = DecodeLimits::default();
+        let bucket = TokenBucket::with_clock(config.rate_limit, TokioClock::new());
+        let mut rejections = RejectionWindow::for_quota(&config.rate_limit);
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle = sleep(config.idle_timeout);
+        tokio::pin!(idle);
+        let expiry = self.expires_at.map(deadline_for);
+        let expired = sleep_until(expiry.unwrap_or_else(Instant::now));
+        tokio::pin!(expired);
+        let mut drain: Option<std::pin::Pin<Box<Sleep>>> = None;
+        let mut batch = Vec::with_capacity(0);
+
+        let reason = loop {
+            tokio::select! {
+                () = outbox.ready() => {
+                    if flush_queue(&mut sink, &outbox, &mut batch, &self.metrics).await.is_err() {
+                        break DisconnectReason::Error;
+                    }
+                    if let Some(code) = outbox.close_requested() {
+                        break self.close(&mut sink, &mut batch, code).await;
+                    }
+                }
+                incoming = stream.next() => {
+                    let message = match incoming {
+                        None => break DisconnectReason::ClientClosed,
+                        Some(Ok(message)) => message,
+                        Some(Err(WsError::Capacity(_))) => {
+                            break self.close(&mut sink, &mut batch, CloseCode::TooLarge).await;
+                        }
+                        Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                            break DisconnectReason::ClientClosed;
+                        }
+                        Some(Err(err)) => {
+                            tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
+                            break DisconnectReason::Error;
+                        }
+                    };
+                    idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                    if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        self.metrics.message_received();
+                    }
+                    let abusive = match message {
+                        Message::Text(text) => self.on_text(text.as_str(), limits, &bucket, &mut rejections).await,
+                        Message::Binary(_) => {
+                            let charge = self.charge(&bucket, &mut rejections, None);
+                            if charge == Charge::Allowed {
+                                self.reply_error(ErrorCode::Unsupported, "binary frames are not supported; send text frames".into(), None);
+                            }
+                            charge == Charge::Abusive
+                        }
+                        Message::Close(_) => break DisconnectReason::ClientClosed,
+                        // Pings are answered by tungstenite; pongs only prove liveness.
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => false,
+                    };
+                    if abusive {
+                        tracing::warn!(
+                            target: "switchboard::audit",
+                            event = "abuse_disconnect",
+                            connection_id = self.connection.id(),
+                            user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
+                            "closing: sustained rate limit violations"
+                        );
+                        break self.close(&mut sink, &mut batch, CloseCode::PolicyViolation).await;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break DisconnectReason::Error;
+                    }
+                }
+                () = &mut idle => {
+                    break self.close(&mut sink, &mut batch, CloseCode::IdleTimeout).await;
+                }
+                () = &mut expired, if expiry.is_some() => {
+                    break self.close(&mut sink, &mut batch, CloseCode::TokenExpired).await;
+                }
+                changed = self.shutdown.changed(), if drain.is_none() => {
+                    // A dropped transport also means shutdown.
+                    let _ = changed;
+                    let spread = config.drain_window.mul_f64(rand::random::<f64>());
+                    drain = Some(Box::pin(sleep(spread)));
+                }
+                () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
+                    break self.close(&mut sink, &mut batch, CloseCode::GoingAway).await;
+                }
+            }
+        };
+        drop(self.permits);
+        self.outbox.discard();
+        self.metrics.connection_closed(disconnect_label(reason));
+        self.metrics.session_ended();
+        self.connection.disconnect(reason).await;
+    }
+
+    /// Closes with `code`: first what is queued (unless the client is the problem), then
+    /// the close frame.
+    async fn close<S>(
+        &self,
+        sink: &mut Sink<S>,
+        batch: &mut Vec<EncodedFrame>,
+        code: CloseCode,
+    ) -> DisconnectReason
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if code != CloseCode::SlowConsumer {
+            let _ = tokio::time::timeout(
+                CLOSE_FLUSH_TIMEOUT,
+                flush_queue(sink, &self.outbox, batch, &self.metrics),
+            )
+            .await;
+        }
+        send_close(sink, code).await;
+        tracing::debug!(connection_id = self.connection.id(), %code, "closed");
+        DisconnectReason::Closed(code)
+    }
+
+    fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
+        self.metrics.error(error_label(code));
+        self.outbox.push(
+            ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
+            Priority::High,
+        );
+    }
+
+    /// Takes a token for a frame; a refused frame is answered with `rate_limited`.
+    fn charge(
+        &self,
+        bucket: &TokenBucket<TokioClock>,
+        rejections: &mut RejectionWindow,
+        id: Option<String>,
+    ) -> Charge {
+        match bucket.try_acquire_one() {
+            Ok(()) => Charge::Allowed,
+            Err(refused) => {
+                let wait = refused.retry_after();
+                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+                    + u64::from(wait.subsec_nanos() % 1_000_000 != 0);
+                self.metrics.rate_limited();
+                self.metrics.error(ErrorLabel::RateLimited);
+                self.outbox.push(
+                    ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
+                    Priority::High,
+                );
+                tracing::info!(
+                    target: "switchboard::audit",
+                    event = "rate_limited",
+                    connection_id = self.connection.id(),
+                    retry_after_ms = ms,
+                );
+                if rejections.record(&refused) {
+                    Charge::Abusive
+                } else {
+                    Charge::Refused
+                }
+            }
+        }
+    }
+
+    /// Hands a frame to the hub, timing it for `websocket_message_latency_ms`.
+    async fn handle(&mut self, frame: ClientFrame) {
+        let started = Instant::now();
+        self.connection.handle(frame).await;
+        self.metrics.observe_latency(started.elapsed());
+    }
+
+    async fn on_text(
+        &mut self,
+        text: &str,
+        limits: DecodeLimits,
+        bucket: &TokenBucket<TokioClock>,
+        rejections: &mut RejectionWindow,
+    ) -> bool {
+        match ClientFrame::decode_with(text, limits) {
+            // Keepalive and quality probes are never throttled.
+            Ok(frame @ ClientFrame::Ping(_)) => {
+                self.handle(frame).await;
+                false
+            }
+            Ok(frame) => match self.charge(bucket, rejections, frame.id().map(str::to_owned)) {
+                Charge::Allowed => {
+                    self.handle(frame).await;
+                    false
+                }
+                Charge::Refused => false,
+                Charge::Abusive => true,
+            },
+            Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
+                Charge::Allowed => {
+                    self.metrics.error(error_label(err.code()));
+                    self.outbox
+                        .push(ServerFrame::Error(err.to_frame()).encode(), Priority::High);
+                    false
+                }
+                Charge::Refused => false,
+                Charge::Abusive => true,
+            },
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! Upgrade handling and serving.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use switchboard_backplane::{Backplane, BoxBackplane};
+use switchboard_hub::Hub;
+use switchboard_limiter::{ConnectionCap, KeyedConnectionCap};
+use switchboard_metrics::{AuthFailure, CapKind, Metrics};
+use switchboard_protocol::{ServerFrame, Welcome};
+use switchboard_queue::OutboundConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Authenticator;
+use crate::config::TransportConfig;
+use crate::outbox::SessionOutbox;
+use crate::session::Session;
+
+/// The body of every non-upgrade answer.
+pub type ResponseBody = Full<Bytes>;
+
+struct Inner<B: Backplane> {
+    hub: Hub<B>,
+    auth: Authenticator,
+    config: Arc<TransportConfig>,
+    ws_config: WebSocketConfig,
+    global_cap: ConnectionCap,
+    ip_cap: KeyedConnectionCap<IpAddr>,
+    shutdown: watch::Sender<bool>,
+    sessions: TaskTracker,
+    metrics: Metrics,
+}
+
+/// Serves Protocol v1 over WebSocket: validates upgrades (origin, caps, token), runs one
+/// session per connection, and drains them on shutdown. Cheap to clone.
+///
+/// Use [`Transport::serve`] for a listener that serves only `/ws`, or call
+/// [`Transport::upgrade`] from your own hyper or axum routes.
+pub struct Transport<B: Backplane = BoxBackplane> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backplane> Clone for Transport<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Backplane> fmt::Debug for Transport<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("auth", &self.inner.auth.mode())
+            .field("connections", &self.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rejected upgrade: status and JSON body `{"error": code, "message": …}`.
+fn reject(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a static response is valid")
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|part| part.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
+/// Why an upgrade request is malformed (answered with 400).
+#[derive(Debug, Clone, Copy)]
+struct Malformed(&'static str);
+
+impl Malformed {
+    fn into_response(self) -> Response<ResponseBody> {
+        let mut response = reject(StatusCode::BAD_REQUEST, "bad_request", self.0);
+        // Tell the client which version we speak (RFC 6455, section 4.4).
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        response
+    }
+}
+
+/// Checks the upgrade request itself and returns its `Sec-WebSocket-Key`.
+fn validate_handshake<Body>(req: &Request<Body>) -> Result<HeaderValue, Malformed> {
+    if req.method() != Method::GET {
+        return Err(Malformed("a WebSocket upgrade must be a GET"));
+    }
+    let headers = req.headers();
+    if !header_has_token(headers, header::UPGRADE, "websocket") {
+        return Err(Malformed("missing `Upgrade: websocket`"));
+    }
+    if !header_has_token(headers, header::CONNECTION, "upgrade") {
+        return Err(Malformed("missing `Connection: Upgrade`"));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(Malformed("`Sec-WebSocket-Version` must be 13"));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| is_valid_key(k.as_bytes()))
+        .cloned()
+        .ok_or(Malformed("`Sec-WebSocket-Key` must be 16 bytes in base64"))
+}
+
+/// A valid key is the base64 of 16 bytes: 22 characters of the alphabet and `==`.
+fn is_valid_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token from `?token=` or `Authorization: Bearer`.
+fn token_of<Body>(req: &Request<Body>) -> Option<String> {
+    if let Some(query) = req.uri().query() {
+        for pair in query.split('&') {
+            if let Some(value) = pair.strip_prefix("token=") {
+                let value = percent_decode(value);
+                if !value.is_empty() {
+                    return Some(value);
+                }
+            }
+        }
+    }
+    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+/// Builds a [`Transport`].
+#[must_use]
+pub struct TransportBuilder<B: Backplane> {
+    hub: Hub<B>,
+    auth: Authenticator,
+    config: TransportConfig,
+    metrics: Metrics,
+}
+
+impl<B: Backplane> fmt::Debug for TransportBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportBuilder")
+            .field("auth", &self.auth.mode())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backplane> TransportBuilder<B> {
+    /// How connections authenticate (default: [`Authenticator::Open`]).
+    pub fn auth(mut self, auth: Authenticator) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The configuration (default: [`TransportConfig::default`]).
+    pub fn config(mut self, config: TransportConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Records into `metrics` (default: nothing is recorded).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The transport.
+    pub fn build(self) -> Transport<B> {
+        Transport::assemble(self.hub, self.auth, self.config, self.metrics)
+    }
+}
+
+fn auth_label(err: &crate::auth::AuthError) -> AuthFailure {
+    use crate::auth::AuthError;
+    match err {
+        AuthError::Missing => AuthFailure::Missing,
+        AuthError::Expired => AuthFailure::Expired,
+        AuthError::WrongAlgorithm => AuthFailure::WrongAlgorithm,
+        AuthError::Claims(_) => AuthFailure::InvalidClaims,
+        _ => AuthFailure::Invalid,
+    }
+}
+
+impl<B: Backplane> Transport<B> {
+    /// A transport serving `hub`'s connections, authenticating with `auth`, recording no
+    /// metrics. [`Transport::builder`] offers every option.
+    #[must_use]
+    pub fn new(hub: Hub<B>, auth: Authenticator, config: TransportConfig) -> Self {
+        Self::assemble(hub, auth, config, Metrics::noop())
+    }
+
+    /// A builder for a transport serving `hub`'s connections.
+    pub fn builder(hub: Hub<B>) -> TransportBuilder<B> {
+        TransportBuilder {
+            hub,
+            auth: Authenticator::Open,
+            config: TransportConfig::default(),
+            metrics: Metrics::noop(),
+        }
+    }
+
+    fn assemble(
+        hub: Hub<B>,
+        auth: Authenticator,
+        config: TransportConfig,
+        metrics: Metrics,
+    ) -> Self {
+        let mut ws_config = WebSocketConfig::default();
+        ws_config.read_buffer_size = config.read_buffer_bytes;
+        // Frames are fed in batches and flushed once: the buffer coalesces a backlog into one
+        // write, and it never grows past one batch plus one message.
+        ws_config.write_buffer_size = crate::session::BATCH_BYTES;
+        ws_config.max_write_buffer_size = crate::session::BATCH_BYTES * 2
+            + config
+                .max_message_bytes
+                .max(config.outbound_max_bytes.get());
+        ws_config.max_message_size = Some(config.max_message_bytes);
+        ws_config.max_frame_size = Some(config.max_message_bytes);
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            inner: Arc::new(Inner {
+                hub,
+                auth,
+                global_cap: ConnectionCap::with_limit(config.max_connections),
+                ip_cap: KeyedConnectionCap::with_hasher(
+                    config.max_connections_per_ip,
+                    std::collections::hash_map::RandomState::new(),
+                ),
+                ws_config,
+                config: Arc::new(config),
+                shutdown,
+                sessions: TaskTracker::new(),
+                metrics,
+            }),
+        }
+    }
+
+    /// The hub sessions are attached to.
+    #[must_use]
+    pub fn hub(&self) -> &Hub<B> {
+        &self.inner.hub
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TransportConfig {
+        &self.inner.config
+    }
+
+    /// Open WebSocket sessions.
+    #[must_use]
+    pub fn connection_count(&self) -> usize {
+        self.inner.global_cap.count() as usize
+    }
+
+    /// Whether shutdown has begun.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// Answers a WebSocket upgrade request from `peer`. Checks, in order: a well-formed
+    /// upgrade (400), the `Origin` (403), the global cap (503), the per-IP cap (429 with
+    /// `Retry-After`), and the token (401). On success returns `101 Switching Protocols` and
+    /// starts the session once hyper hands over the connection.
+    ///
+    /// Works with any request type hyper can upgrade, including axum's.
+    pub fn upgrade<Body>(
+        &self,
+        mut req: Request<Body>,
+        peer: SocketAddr,
+    ) -> Response<ResponseBody> {
+        let inner = &self.inner;
+        let key = match validate_handshake(&req) {
+            Ok(key) => key,
+            Err(malformed) => return malformed.into_response(),
+        };
+        if let (Some(allowed), Some(origin)) = (
+            &inner.config.allowed_origins,
+            req.headers().get(header::ORIGIN),
+        ) {
+            let origin = origin.to_str().unwrap_or("");
+            if !allowed
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+            {
+                tracing::warn!(target: "switchboard::audit", event = "origin_rejected", %peer, origin, "upgrade refused");
+                inner.metrics.auth_failure(AuthFailure::ForbiddenOrigin);
+                return reject(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
+            }
+        }
+        if self.is_draining() {
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "server is shutting down",
+            );
+        }
+        let Ok(global) = inner.global_cap.try_acquire() else {
+            tracing::warn!(target: "switchboard::audit", event = "global_cap", %peer, "upgrade refused");
+            inner.metrics.cap_rejected(CapKind::Global);
+            return reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "server connection limit reached",
+            );
+        };
+        let Ok(per_ip) = inner.ip_cap.try_acquire(&peer.ip()) else {
+            tracing::warn!(target: "switchboard::audit", event = "ip_cap", %peer, "upgrade refused");
+            inner.metrics.cap_rejected(CapKind::PerIp);
+            let mut response = reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many connections from this address",
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(inner.config.retry_after.as_secs().max(1)),
+            );
+            return response;
+        };
+        let identity = match inner.auth.authenticate(token_of(&req).as_deref()) {
+            Ok(identity) => identity,
+            Err(err) => {
+                tracing::warn!(target: "switchboard::audit", event = "auth_failed", %peer, reason = err.reason(), "upgrade refused");
+                inner.metrics.auth_failure(auth_label(&err));
+                return reject(StatusCode::UNAUTHORIZED, "unauthorized", &err.to_string());
+            }
+        };
+
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let transport = self.clone();
+        let expires_at = identity.expires_at.map(|at| at + inner.auth.leeway());
+        if expires_at.is_some_and(|at| at <= SystemTime::now()) {
+            inner.metrics.auth_failure(AuthFailure::Expired);
+            return reject(StatusCode::UNAUTHORIZED, "unauthorized", "token expired");
+        }
+        inner.sessions.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(transport.inner.ws_config),
+                    )
+                    .await;
+                    transport
+                        .run(ws, identity, expires_at, (global, per_ip))
+                        .await;
+                }
+                Err(err) => tracing::debug!(%peer, %err, "upgrade did not complete"),
+            }
+        });
+
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "Upgrade")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(key.as_bytes()),
+            )
+            .body(Full::new(Bytes::new()))
+            .expect("a static response is valid")
+    }
+
+    /// Runs a session over an already upgraded WebSocket (for transports other than hyper).
+    async fn run<S, P: Send>(
+        &self,
+        ws: WebSocketStream<S>,
+        identity: switchboard_hub::Identity,
+        expires_at: Option<SystemTime>,
+        permits: P,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let inner = &self.inner;
+        let outbox = Arc::new(SessionOutbox::new(
+            OutboundConfig::default()
+                .with_capacity(inner.config.outbound_capacity)
+                .with_max_bytes(Some(inner.config.outbound_max_bytes)),
+            inner.metrics.clone(),
+        ));
+        inner.metrics.connection_opened();
+        inner.metrics.session_started();
+        let user_id = identity.user_id.as_deref().map(str::to_owned);
+        let connection = inner.hub.connect(
+            identity,
+            Arc::clone(&outbox) as Arc<dyn switchboard_hub::Outbox>,
+        );
+        switchboard_hub::Outbox::push(
+            &*outbox,
+            ServerFrame::Welcome(Welcome {
+                connection_id: connection.id().to_owned(),
+                user_id,
+                heartbeat_ms: u64::try_from(inner.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
+                timestamp: now_ms(),
+            })
+            .encode(),
+            switchboard_protocol::Priority::Critical,
+        );
+        Session {
+            connection,
+            outbox,
+            config: Arc::clone(&inner.config),
+            expires_at,
+            shutdown: inner.shutdown.subscribe(),
+            permits,
+            metrics: inner.metrics.clone(),
+        }
+        .run(ws)
+        .await;
+    }
+
+    /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
+    /// `io` may be a TLS stream.
+    ///
+    /// # Errors
+    /// When the HTTP connection fails.
+    pub async fn serve_connection<I>(&self, io: I, peer: SocketAddr) -> Result<(), hyper::Error>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let transport = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let transport = transport.clone();
+            async move {
+                Ok::<_, Infallible>(if req.uri().path() == "/ws" {
+                    transport.upgrade(req, peer)
+                } else {
+                    reject(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+                })
+            }
+        });
+        self.http1()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await
+    }
+
+    /// An HTTP/1.1 server configuration with the handshake timeout applied.
+    #[must_use]
+    pub fn http1(&self) -> hyper::server::conn::http1::Builder {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.inner.config.handshake_timeout);
+        builder
+    }
+
+    /// Accepts connections on `listener` and serves `/ws` until [`Transport::shutdown`].
+    ///
+    /// # Errors
+    /// When accepting fails in a way that is not about one connection.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let mut shutdown = self.inner.shutdown.subscribe();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // Per-connection failures (reset before accept, fd pressure) must not stop
+                    // the server.
+                    Err(err) => {
+                        tracing::warn!(%err, "accept failed");
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return Ok(()),
+            };
+            let _ = stream.set_nodelay(true);
+            let transport = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = transport.serve_connection(stream, peer).await {
+                    tracing::debug!(%peer, %err, "http connection ended with an error");
+                }
+            });
+        }
+    }
+
+    /// Stops accepting upgrades and closes every session with 1001, each at a random moment
+    /// within the drain window, then waits for them to end, at most `timeout`.
+    /// Returns whether every session ended in time.
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
+        self.inner.shutdown.send_replace(true);
+        self.inner.sessions.close();
+        tokio::time::timeout(timeout, self.inner.sessions.wait())
+            .await
+            .is_ok()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_sixteen_bytes_of_base64() {
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25j!Q=="));
+        assert!(!is_valid_key(b""));
+    }
+
+    #[test]
+    fn tokens_come_from_the_query_or_a_bearer_header() {
+        let req = Request::get("/ws?a=1&token=abc%2Edef").body(()).unwrap();
+        assert_eq!(token_of(&req).as_deref(), Some("abc.def"));
+        let req = Request::get("/ws")
+            .header("authorization", "Bearer xyz")
+            .body(())
+            .unwrap();
+        assert_eq!(token_of(&req).as_deref(), Some("xyz"));
+        let req = Request::get("/ws")
+            .header("authorization", "Basic xyz")
+            .body(())
+            .unwrap();
+        assert_eq!(token_of(&req), None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Tokens: HS256, ES256, expiry with leeway, wrong algorithms, claims.
+
+mod support;
+
+use serde_json::json;
+use support::{Client, SECRET, Server, jwt_verifier, token, unix_now};
+use switchboard_transport::{Authenticator, TokenVerifier, TransportConfig};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+async fn status_for(server: &Server, token: &str) -> u16 {
+    let mut request = server.url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    match Client::try_connect(request).await {
+        Ok(_) => 101,
+        Err(r) => r.status,
+    }
+}
+
+fn unsigned(claims: &serde_json::Value, alg: &str) -> String {
+    let enc = |v: &serde_json::Value| base64_url::encode(v.to_string().as_bytes());
+    format!(
+        "{}.{}.",
+        enc(&json!({"alg": alg, "typ": "JWT"})),
+        enc(claims)
+    )
+}
+
+mod base64_url {
+    pub(super) fn encode(input: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in input.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_bearer_header_works_like_the_query_parameter() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    assert_eq!(
+        status_for(
+            &server,
+            &token(&json!({"sub": "u", "exp": unix_now() + 60}))
+        )
+        .await,
+        101
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused_beyond_the_30_second_leeway_only() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    let within = token(&json!({"sub": "u", "exp": unix_now() - 10}));
+    assert_eq!(status_for(&server, &within).await, 101);
+    let beyond = token(&json!({"sub": "u", "exp": unix_now() - 120}));
+    assert_eq!(status_for(&server, &beyond).await, 401);
+}
+
+#[tokio::test]
+async fn tokens_without_exp_forged_or_unsigned_are_refused() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    assert_eq!(status_for(&server, &token(&json!({"sub": "u"}))).await, 401);
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "u", "exp": unix_now() + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(b"another secret"),
+    )
+    .unwrap();
+    assert_eq!(status_for(&server, &forged).await, 401);
+    let none = unsigned(&json!({"sub": "admin", "exp": unix_now() + 60}), "none");
+    assert_eq!(status_for(&server, &none).await, 401);
+    assert_eq!(status_for(&server, "not.a.jwt").await, 401);
+}
+
+fn es256_keys() -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    (key.serialize_pem(), key.public_key_pem())
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_with_the_public_key_and_hs_rs_confusion_is_refused() {
+    let (private_pem, public_pem) = es256_keys();
+    let verifier = TokenVerifier::hs256(SECRET)
+        .unwrap()
+        .with_public_key_pem(public_pem.as_bytes())
+        .unwrap();
+    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+
+    let es = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &json!({"sub": "svc", "exp": unix_now() + 60}),
+        &jsonwebtoken::EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status_for(&server, &es).await, 101);
+
+    // The classic confusion: HS256 "signed" with the public key as the HMAC secret.
+    let confused = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "admin", "exp": unix_now() + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(public_pem.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(status_for(&server, &confused).await, 401);
+
+    // A public-key-only server refuses HS256 outright.
+    let only_public = Server::start(
+        TransportConfig::default(),
+        Authenticator::Jwt(TokenVerifier::public_key_pem(public_pem.as_bytes()).unwrap()),
+    )
+    .await;
+    assert_eq!(
+        status_for(
+            &only_public,
+            &token(&json!({"sub": "u", "exp": unix_now() + 60}))
+        )
+        .await,
+        401
+    );
+    assert_eq!(status_for(&only_public, &es).await, 101);
+}
+
+#[tokio::test]
+async fn channel_claims_limit_what_the_connection_may_do() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    let t = token(&json!({"sub": "u", "exp": unix_now() + 60, "channels": ["tasks:*"]}));
+    let mut c = Client::connect(&format!("{}?token={t}", server.url())).await;
+    c.send(r#"{"type":"subscribe","channel":"admin:notifications","id":"s"}"#)
+        .await;
+    let err = c.recv().await;
+    assert_eq!(
+        (err["code"].as_str(), err["id"].as_str()),
+        (Some("forbidden"), Some("s"))
+    );
+    assert_eq!(c.subscribe("tasks:team/1").await["type"], "subscribed");
+}
+
+#[tokio::test]
+async fn an_expiring_token_closes_the_connection_with_4001() {
+    let verifier = TokenVerifier::hs256(SECRET)
+        .unwrap()
+        .leeway(std::time::Duration::ZERO);
+    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let t = token(&json!({"sub": "u", "exp": unix_now() + 1}));
+    let mut c = Client::connect(&format!("{}?token={t}", server.url())).await;
+    assert_eq!(
+        c.closed_within(std::time::Duration::from_secs(4)).await,
+        4001
+    );
+}
