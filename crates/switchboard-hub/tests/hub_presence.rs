@@ -211,7 +211,9 @@ async fn live_members_are_refreshed_and_never_expire_while_connected() {
         .build();
     let mut member = Client::connect(&hub, Identity::user("m"));
     member.subscribe("room").await;
-    member.send(r#"{"type":"presence-update","channel":"room"}"#).await;
+    member
+        .send(r#"{"type":"presence-update","channel":"room"}"#)
+        .await;
     member.next_of("presence-update").await;
 
     for _ in 0..10 {
@@ -222,5 +224,11 @@ async fn live_members_are_refreshed_and_never_expire_while_connected() {
     }
     assert!(member.is_quiet().await, "a live member expired");
     member.send(r#"{"type":"presence","channel":"room"}"#).await;
-    assert_eq!(member.next_of("presence").await["members"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        member.next_of("presence").await["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -31,13 +31,18 @@ async fn two_hubs_over_redis_deliver_in_one_order_and_recover_across_instances()
     let hub_b = instance(&redis).await;
     let mut a = Client::connect(&hub_a, Identity::anonymous());
     let mut b = Client::connect(&hub_b, Identity::anonymous());
-    let epoch = a.subscribe("orders").await["epoch"].as_str().unwrap().to_owned();
+    let epoch = a.subscribe("orders").await["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     b.subscribe("orders").await;
 
     for i in 0..10 {
         let publisher = if i % 2 == 0 { &mut a } else { &mut b };
         publisher
-            .send(&format!(r#"{{"type":"t","channel":"orders","payload":{i},"id":"o{i}"}}"#))
+            .send(&format!(
+                r#"{{"type":"t","channel":"orders","payload":{i},"id":"o{i}"}}"#
+            ))
             .await;
     }
     let mut seen_a = Vec::new();
@@ -45,17 +50,26 @@ async fn two_hubs_over_redis_deliver_in_one_order_and_recover_across_instances()
     while seen_a.len() < 10 {
         let m = a.next().await;
         if m["type"] == "t" {
-            seen_a.push((m["offset"].as_u64().unwrap(), m["id"].as_str().unwrap().to_owned()));
+            seen_a.push((
+                m["offset"].as_u64().unwrap(),
+                m["id"].as_str().unwrap().to_owned(),
+            ));
         }
     }
     while seen_b.len() < 10 {
         let m = b.next().await;
         if m["type"] == "t" {
-            seen_b.push((m["offset"].as_u64().unwrap(), m["id"].as_str().unwrap().to_owned()));
+            seen_b.push((
+                m["offset"].as_u64().unwrap(),
+                m["id"].as_str().unwrap().to_owned(),
+            ));
         }
     }
     assert_eq!(seen_a, seen_b, "instances saw different orders");
-    assert_eq!(seen_a.iter().map(|(o, _)| *o).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seen_a.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
 
     // A client of instance A that saw up to offset 4 recovers the rest from instance B.
     let mut back = Client::connect(&hub_b, Identity::anonymous());
@@ -79,12 +93,19 @@ async fn presence_is_visible_across_instances() {
     let mut b = Client::connect(&hub_b, Identity::user("bob"));
     a.subscribe("room").await;
     b.subscribe("room").await;
-    a.send(r#"{"type":"presence-update","channel":"room","status":"online"}"#).await;
+    a.send(r#"{"type":"presence-update","channel":"room","status":"online"}"#)
+        .await;
     let join = b.next_of("presence-update").await;
-    assert_eq!((join["action"].as_str(), join["member"]["userId"].as_str()), (Some("join"), Some("alice")));
-    b.send(r#"{"type":"presence","channel":"room","id":"q"}"#).await;
+    assert_eq!(
+        (join["action"].as_str(), join["member"]["userId"].as_str()),
+        (Some("join"), Some("alice"))
+    );
+    b.send(r#"{"type":"presence","channel":"room","id":"q"}"#)
+        .await;
     let list = b.next_of("presence").await;
     assert_eq!(list["members"][0]["userId"], "alice");
-    a.conn.disconnect(switchboard_hub::DisconnectReason::ClientClosed).await;
+    a.conn
+        .disconnect(switchboard_hub::DisconnectReason::ClientClosed)
+        .await;
     assert_eq!(b.next_of("presence-update").await["action"], "leave");
 }
