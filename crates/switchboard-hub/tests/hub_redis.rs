@@ -109,3 +109,33 @@ async fn presence_is_visible_across_instances() {
         .await;
     assert_eq!(b.next_of("presence-update").await["action"], "leave");
 }
+
+#[tokio::test]
+async fn with_redis_unreachable_publishes_stay_local_and_presence_queries_are_unavailable() {
+    // A port nothing listens on: the backplane starts degraded and keeps retrying.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let backplane = RedisBackplane::connect(
+        &format!("redis://127.0.0.1:{port}"),
+        RedisBackplaneConfig::default(),
+    )
+    .await
+    .expect("an unreachable Redis is not a configuration error");
+    let hub = Hub::new(backplane);
+    let mut c = Client::connect(&hub, Identity::anonymous());
+    c.subscribe("room").await;
+
+    c.send(r#"{"type":"t","channel":"room","payload":"local","id":"m"}"#)
+        .await;
+    assert_eq!(c.next_of("ack").await["id"], "m");
+    assert_eq!(c.next_of("t").await["payload"], "local");
+
+    c.send(r#"{"type":"presence","channel":"room","id":"q"}"#)
+        .await;
+    let err = c.next_of("error").await;
+    assert_eq!(err["code"], "unavailable");
+    assert_eq!(err["id"], "q");
+}

@@ -271,6 +271,14 @@ impl<'a> Fields<'a> {
         DecodeError::bad_request(message, self.id.as_deref())
     }
 
+    fn too_large(&self, message: impl Into<String>) -> DecodeError {
+        DecodeError {
+            code: ErrorCode::TooLarge,
+            message: message.into(),
+            id: self.id.as_deref().map(str::to_owned),
+        }
+    }
+
     fn name_err(&self, e: &NameError) -> DecodeError {
         self.err(e.to_string())
     }
@@ -328,7 +336,9 @@ impl<'a> Fields<'a> {
         if let Some(v) = &value
             && v.len() > max
         {
-            return Err(self.err(format!("`{name}` is {} bytes, the limit is {max}", v.len())));
+            return Err(
+                self.too_large(format!("`{name}` is {} bytes, the limit is {max}", v.len()))
+            );
         }
         Ok(value)
     }
@@ -436,7 +446,7 @@ impl ClientFrame {
                     None => None,
                     Some(raw) => {
                         if raw.get().len() > MAX_META_BYTES {
-                            return Err(fields.err(format!(
+                            return Err(fields.too_large(format!(
                                 "`meta` is {} bytes, the limit is {MAX_META_BYTES}",
                                 raw.get().len()
                             )));

@@ -117,15 +117,28 @@ fn presence_update_channel_is_optional_and_meta_must_be_an_object() {
     assert_eq!(u.meta, Some(serde_json::json!({"tab": 2})));
 
     bad(r#"{"type":"presence-update","meta":[1]}"#);
-    bad(&format!(
+}
+
+#[test]
+fn oversized_presence_fields_are_too_large() {
+    let too_large = |text: &str| {
+        let err = ClientFrame::decode(text).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::TooLarge, "{text}: {err}");
+        err
+    };
+    too_large(&format!(
         r#"{{"type":"presence-update","status":"{}"}}"#,
         "s".repeat(65)
+    ));
+    too_large(&format!(
+        r#"{{"type":"presence-update","currentFeature":"{}"}}"#,
+        "f".repeat(257)
     ));
     let big_meta = format!(
         r#"{{"type":"presence-update","meta":{{"k":"{}"}}}}"#,
         "v".repeat(4096)
     );
-    assert!(bad(&big_meta).message().contains("meta"));
+    assert!(too_large(&big_meta).message().contains("meta"));
 }
 
 #[test]

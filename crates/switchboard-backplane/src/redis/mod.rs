@@ -668,15 +668,34 @@ impl Shared {
     }
 
     /// `since` (or, with `known` empty, the position) from the local fallback.
+    /// `since` from the local fallback. A channel this instance has not seen yet gets a local
+    /// history under a fresh local epoch (empty, or continuing from the offset last delivered
+    /// here), so a subscribe during an outage is answered instead of failing; a subscribed
+    /// channel is then reset when Redis returns, because its subscribers were told the local
+    /// epoch.
     fn read_locally(&self, channel: &str, offset: u64, known: &str) -> Result<Recovery> {
         let now = Instant::now();
         let limits = self.history_limits();
-        self.state
-            .lock()
-            .local
+        let mut st = self.state.lock();
+        let State { subs, local, .. } = &mut *st;
+        if !local.contains_key(channel) {
+            let sub = sub_entry(subs, channel);
+            let name: Arc<str> = sub
+                .as_ref()
+                .map_or_else(|| channel.into(), |(name, _)| Arc::clone(name));
+            let start = sub.as_ref().map_or(0, |(_, s)| s.last());
+            if let Some((_, sub)) = sub {
+                sub.mark_reset(ResetReason::EpochChanged);
+            }
+            local.insert(
+                Arc::clone(&name),
+                History::new(name, Epoch::random(), start),
+            );
+        }
+        Ok(local
             .get_mut(channel)
             .map(|history| history.since(offset, known, now, limits))
-            .ok_or_else(|| self.unavailable())
+            .expect("inserted above"))
     }
 
     /// `since` from Redis, else from the local fallback.
