@@ -20,20 +20,10 @@ use crate::identity::Identity;
 use crate::lifecycle::{DisconnectReason, HubEvent};
 use crate::outbox::Outbox;
 
-/// The metrics label of an error code.
+/// The metrics label of an error code: labels are the codes' wire names.
 pub(crate) fn error_label(code: ErrorCode) -> switchboard_metrics::ErrorLabel {
-    use switchboard_metrics::ErrorLabel as L;
-    match code {
-        ErrorCode::BadRequest => L::BadRequest,
-        ErrorCode::Unauthorized => L::Unauthorized,
-        ErrorCode::Forbidden => L::Forbidden,
-        ErrorCode::RateLimited => L::RateLimited,
-        ErrorCode::TooLarge => L::TooLarge,
-        ErrorCode::NotSubscribed => L::NotSubscribed,
-        ErrorCode::Unsupported => L::Unsupported,
-        ErrorCode::Unavailable => L::Unavailable,
-        _ => L::Internal,
-    }
+    switchboard_metrics::ErrorLabel::from_name(code.as_str())
+        .unwrap_or(switchboard_metrics::ErrorLabel::Internal)
 }
 
 /// Presence fields a connection announced.

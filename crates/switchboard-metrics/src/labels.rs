@@ -40,6 +40,14 @@ macro_rules! label_enum {
                     $(Self::$variant => $value,)+
                 }
             }
+
+            /// The value exported as `name`, if any. Label values are the wire names of what
+            /// they count (an error code, a priority), so callers map by name.
+            #[must_use]
+            #[allow(dead_code, reason = "a crate-private label may have no caller")]
+            $vis fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == name)
+            }
         }
 
         impl fmt::Display for $name {

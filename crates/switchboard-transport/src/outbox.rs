@@ -19,12 +19,7 @@ fn queue_priority(p: Priority) -> switchboard_queue::Priority {
 }
 
 fn priority_label(p: switchboard_queue::Priority) -> PriorityLabel {
-    match p {
-        switchboard_queue::Priority::Low => PriorityLabel::Low,
-        switchboard_queue::Priority::Normal => PriorityLabel::Normal,
-        switchboard_queue::Priority::High => PriorityLabel::High,
-        _ => PriorityLabel::Critical,
-    }
+    PriorityLabel::from_name(p.as_str()).unwrap_or(PriorityLabel::Critical)
 }
 
 /// The frames waiting to be written to one connection, bounded, FIFO, evicting by priority.

@@ -71,17 +71,7 @@ fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::Disconnect
 }
 
 fn error_label(code: ErrorCode) -> ErrorLabel {
-    match code {
-        ErrorCode::BadRequest => ErrorLabel::BadRequest,
-        ErrorCode::Unauthorized => ErrorLabel::Unauthorized,
-        ErrorCode::Forbidden => ErrorLabel::Forbidden,
-        ErrorCode::RateLimited => ErrorLabel::RateLimited,
-        ErrorCode::TooLarge => ErrorLabel::TooLarge,
-        ErrorCode::NotSubscribed => ErrorLabel::NotSubscribed,
-        ErrorCode::Unsupported => ErrorLabel::Unsupported,
-        ErrorCode::Unavailable => ErrorLabel::Unavailable,
-        _ => ErrorLabel::Internal,
-    }
+    ErrorLabel::from_name(code.as_str()).unwrap_or(ErrorLabel::Internal)
 }
 
 fn deadline_for(at: SystemTime) -> Instant {
