@@ -1,0 +1,310 @@
+//! The HTTP API for backends: publish, presence and history, behind `PUBLISH_API_KEY`.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use switchboard_hub::ServerMessage;
+use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits};
+use switchboard_transport::ResponseBody;
+
+use crate::routes::{error, json, json_value, method_not_allowed, not_found};
+use crate::server::AppState;
+
+/// Answers a request under `/api/`. Every route answers 404 while no API key is configured,
+/// so a server without one does not even reveal the API.
+pub(crate) async fn handle(
+    state: &AppState,
+    req: Request<Incoming>,
+    path: &str,
+) -> Response<ResponseBody> {
+    let Some(key) = &state.config.publish_api_key else {
+        return not_found();
+    };
+    let route = match path {
+        "/api/publish" => Route::Publish,
+        _ => match path
+            .strip_prefix("/api/channels/")
+            .and_then(|rest| rest.rsplit_once('/'))
+        {
+            Some((channel, "presence")) => Route::Presence(channel),
+            Some((channel, "history")) => Route::History(channel),
+            _ => return not_found(),
+        },
+    };
+    let expected = match route {
+        Route::Publish => Method::POST,
+        Route::Presence(_) | Route::History(_) => Method::GET,
+    };
+    if req.method() != expected {
+        return method_not_allowed(if expected == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        });
+    }
+    if let Err(message) = authorize(&req, key.expose()) {
+        let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let channel = match route {
+        Route::Publish => return publish(state, req).await,
+        Route::Presence(channel) | Route::History(channel) => match channel_of(channel) {
+            Ok(channel) => channel,
+            Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
+        },
+    };
+    match route {
+        Route::History(_) => history(state, &channel, req.uri().query().unwrap_or("")).await,
+        _ => presence(state, &channel).await,
+    }
+}
+
+enum Route<'a> {
+    Publish,
+    Presence(&'a str),
+    History(&'a str),
+}
+
+/// Checks `Authorization: Bearer <key>` in constant time; the error is the message of the
+/// 401.
+fn authorize<B>(req: &Request<B>, key: &str) -> Result<(), &'static str> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match presented {
+        None => Err("missing API key: send Authorization: Bearer <PUBLISH_API_KEY>"),
+        Some(token) if constant_time_eq(token.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(_) => Err("invalid API key"),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how many leading bytes
+/// matched. (The length may still be inferred; the key's content may not.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len().max(b.len());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..len {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= std::hint::black_box(x ^ y);
+    }
+    diff == 0
+}
+
+/// A percent-encoded channel from the path, decoded and validated; the error is the message
+/// of the 400.
+fn channel_of(encoded: &str) -> Result<ChannelName, String> {
+    let decoded = percent_decode(encoded)
+        .ok_or_else(|| "the channel is not valid percent-encoded UTF-8".to_owned())?;
+    ChannelName::new(&decoded).map_err(|e| e.to_string())
+}
+
+/// Strict percent-decoding: `None` for a malformed escape or bytes that are not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[derive(Serialize)]
+struct Published<'a> {
+    channel: &'a str,
+    id: &'a str,
+    offset: u64,
+}
+
+async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    let limit = state.config.max_message_bytes.get();
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than MAX_MESSAGE_BYTES ({limit} bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return too_large();
+    }
+    // The limit applies while reading: a body without (or lying about) its length is cut off
+    // at the limit, never buffered past it.
+    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<LengthLimitError>() => return too_large(),
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("could not read the body: {err}"),
+            );
+        }
+    };
+    // The body is the publish frame of the protocol, parsed as JSON whatever its
+    // Content-Type, with the protocol's validation.
+    let publish = match ClientFrame::decode_bytes(&body, DecodeLimits::default()) {
+        Ok(ClientFrame::Publish(publish)) => publish,
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "`type` must be an application event type, not a system frame type",
+            );
+        }
+        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.message()),
+    };
+    let channel = publish.channel.clone();
+    let mut message = ServerMessage::new(publish.channel, publish.event, publish.payload)
+        .with_priority(publish.priority);
+    if let Some(id) = publish.id {
+        message = message.with_id(id);
+    }
+    match state.hub.publish(message).await {
+        Ok(receipt) => json_value(
+            StatusCode::OK,
+            &Published {
+                channel: channel.as_str(),
+                id: &receipt.id,
+                offset: receipt.offset,
+            },
+        ),
+        Err(err) => unavailable(&err),
+    }
+}
+
+fn unavailable(err: &switchboard_hub::HubError) -> Response<ResponseBody> {
+    tracing::warn!(%err, "HTTP API call failed in the backplane");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the backplane is unavailable; retry later",
+    )
+}
+
+async fn presence(state: &AppState, channel: &ChannelName) -> Response<ResponseBody> {
+    match state.hub.presence(channel).await {
+        Ok(members) => json_value(
+            StatusCode::OK,
+            &serde_json::json!({ "channel": channel.as_str(), "members": members }),
+        ),
+        Err(err) => unavailable(&err),
+    }
+}
+
+#[derive(Serialize)]
+struct HistoryHead<'a> {
+    channel: &'a str,
+    offset: u64,
+    epoch: &'a str,
+    recovered: bool,
+}
+
+async fn history(state: &AppState, channel: &ChannelName, query: &str) -> Response<ResponseBody> {
+    let mut since = 0;
+    let mut epoch = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(value) = percent_decode(value) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("`{name}` is not valid percent-encoded UTF-8"),
+            );
+        };
+        match name {
+            "since" => match value.parse() {
+                Ok(offset) => since = offset,
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "`since` must be an offset (a whole number)",
+                    );
+                }
+            },
+            "epoch" => epoch = Some(value),
+            _ => {}
+        }
+    }
+    // Without an epoch, the channel's current one: "what is after `since` now".
+    let epoch = match epoch {
+        Some(epoch) => epoch,
+        None => match state.hub.position(channel).await {
+            Ok(position) => position.epoch.as_str().to_owned(),
+            Err(err) => return unavailable(&err),
+        },
+    };
+    let history = match state.hub.history(channel, since, &epoch).await {
+        Ok(history) => history,
+        Err(err) => return unavailable(&err),
+    };
+    let head = HistoryHead {
+        channel: channel.as_str(),
+        offset: history.position.offset,
+        epoch: history.position.epoch.as_str(),
+        recovered: history.messages.is_some(),
+    };
+    let messages = history.messages.unwrap_or_default();
+    // The messages are already-encoded frames: splice them in, never re-parse them.
+    let mut body = serde_json::to_vec(&head).expect("the head always serializes");
+    body.pop(); // the head's closing brace
+    body.extend_from_slice(br#","messages":["#);
+    for (i, frame) in messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(frame.as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    json(StatusCode::OK, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_equal_only_when_identical() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn percent_decoding_is_strict() {
+        assert_eq!(
+            percent_decode("ops%3Aincidents").as_deref(),
+            Some("ops:incidents")
+        );
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

@@ -1,0 +1,565 @@
+//! Loading: flags over environment over file over defaults, each value parsed with an error
+//! that names the setting and where the value came from.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use switchboard_tls::{ClientAuth, TlsConfig};
+
+use super::settings::{SETTINGS, Setting, setting};
+use super::{ConfigError, LogFormat, Secret, ServerConfig};
+
+/// The environment variable naming the config file when `--config` is not given.
+pub(crate) const CONFIG_ENV: &str = "SWITCHBOARD_CONFIG";
+
+const ABOUT: &str = "The switchboard reference server: realtime WebSocket channels, presence \
+and history (Protocol v1 on /ws), health, metrics and an HTTP publish API, all on one port.";
+
+const AFTER_HELP: &str = "\
+Every setting can be given as a flag, an environment variable, or a key of the TOML file \
+named by --config. Precedence: flags, then environment, then file, then defaults. An empty \
+environment variable counts as unset. Durations are in milliseconds.
+
+With no configuration at all the server listens on 127.0.0.1:5111 with the memory backplane \
+(one instance), no TLS and no authentication (open mode).
+
+Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 when the server cannot start \
+(port in use, unreadable TLS files, ...), 2 for an invalid configuration.";
+
+/// The `switchboard` command line: `--config` and one flag per setting.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new("switchboard")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .after_help(AFTER_HELP)
+        .max_term_width(100)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .value_name("FILE")
+                .action(ArgAction::Set)
+                .help(format!(
+                    "TOML file of settings, keyed by the names in brackets below (port = 5111) \
+                     [env: {CONFIG_ENV}] [default: none]"
+                )),
+        );
+    for s in SETTINGS {
+        let mut arg = Arg::new(s.key)
+            .long(s.flag)
+            .value_name(s.value_name)
+            .help_heading(s.heading)
+            .action(ArgAction::Set)
+            .help(help_line(s));
+        if s.boolean {
+            arg = arg
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true");
+        }
+        command = command.arg(arg);
+    }
+    command
+}
+
+fn help_line(s: &Setting) -> String {
+    let default = s.default.unwrap_or(s.unset);
+    format!(
+        "{} [env: {}] [file: {}] [default: {default}]",
+        s.help,
+        s.env.join(", "),
+        s.key
+    )
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Flag(&'static str),
+    Env(&'static str),
+    File(PathBuf, &'static str),
+}
+
+impl Origin {
+    /// Lower is stronger.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Flag(_) => 0,
+            Self::Env(_) => 1,
+            Self::File(..) => 2,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(flag) => write!(f, "--{flag}"),
+            Self::Env(name) => write!(f, "environment variable {name}"),
+            Self::File(path, key) => write!(f, "{}, key `{key}`", path.display()),
+        }
+    }
+}
+
+struct FileValues {
+    path: PathBuf,
+    values: HashMap<&'static str, String>,
+}
+
+struct Sources<'a> {
+    matches: ArgMatches,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<FileValues>,
+}
+
+impl Sources<'_> {
+    /// The strongest non-empty value of a setting, and where it came from.
+    fn raw(&self, s: &'static Setting) -> Option<(String, Origin)> {
+        if let Some(value) = self.matches.get_one::<String>(s.key)
+            && !value.trim().is_empty()
+        {
+            return Some((value.clone(), Origin::Flag(s.flag)));
+        }
+        for name in s.env {
+            if let Some(value) = (self.env)(name)
+                && !value.trim().is_empty()
+            {
+                return Some((value, Origin::Env(name)));
+            }
+        }
+        let file = self.file.as_ref()?;
+        file.values
+            .get(s.key)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v.clone(), Origin::File(file.path.clone(), s.key)))
+    }
+
+    /// How strong the source of `key` is (0: a flag), or `None` when it is unset.
+    fn rank(&self, key: &str) -> Option<u8> {
+        self.raw(setting(key)).map(|(_, origin)| origin.rank())
+    }
+
+    /// The parsed value of `key`, or `None` when it is unset everywhere.
+    fn get<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let s = setting(key);
+        let Some((value, origin)) = self.raw(s) else {
+            return Ok(None);
+        };
+        parse(value.trim())
+            .map(Some)
+            .map_err(|reason| ConfigError::Invalid {
+                setting: s.name(),
+                origin: origin.to_string(),
+                reason: if s.secret {
+                    "the value is invalid".into()
+                } else {
+                    reason
+                },
+            })
+    }
+}
+
+/// Loads and validates the configuration.
+pub(crate) fn load<I, T>(
+    args: I,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServerConfig, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let file_path = matches
+        .get_one::<String>("config")
+        .map(PathBuf::from)
+        .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let file = file_path.map(read_file).transpose()?;
+    let src = Sources { matches, env, file };
+    let defaults = ServerConfig::default();
+
+    let config = ServerConfig {
+        host: src.get("host", parse_host)?.unwrap_or(defaults.host),
+        port: src
+            .get("port", parse_number::<u16>)?
+            .unwrap_or(defaults.port),
+        allowed_origins: src.get("cors_origin", parse_origins)?,
+        redis_url: redis_url(&src)?,
+        redis_probe_interval: src
+            .get("redis_probe_interval_ms", parse_ms)?
+            .unwrap_or(defaults.redis_probe_interval),
+        redis_timeout: src
+            .get("redis_timeout_ms", parse_ms)?
+            .unwrap_or(defaults.redis_timeout),
+        tls: tls(&src)?,
+        tls_reload_interval: match src.get("ssl_reload_interval_ms", parse_ms)? {
+            Some(Duration::ZERO) => None,
+            Some(every) => Some(every),
+            None => defaults.tls_reload_interval,
+        },
+        jwt_secret: src.get("auth_jwt_secret", parse_secret)?,
+        jwt_public_key_path: src.get("auth_jwt_public_key_path", parse_path)?,
+        publish_api_key: src.get("publish_api_key", parse_secret)?,
+        redact_fields: src
+            .get("redact_fields", |v| Ok(parse_list(v)))?
+            .unwrap_or_default(),
+        rate_limit_max_messages: src
+            .get("rate_limit_max_messages", parse_non_zero_u32)?
+            .unwrap_or(defaults.rate_limit_max_messages),
+        rate_limit_window: src
+            .get("rate_limit_window_ms", parse_ms)?
+            .unwrap_or(defaults.rate_limit_window),
+        max_connections_per_ip: src
+            .get("max_connections_per_ip", parse_cap)?
+            .unwrap_or(defaults.max_connections_per_ip),
+        max_connections: src
+            .get("max_connections", parse_cap)?
+            .unwrap_or(defaults.max_connections),
+        max_message_bytes: src
+            .get("max_message_bytes", |v| {
+                parse_number::<usize>(v).and_then(|n| {
+                    NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_owned())
+                })
+            })?
+            .unwrap_or(defaults.max_message_bytes),
+        heartbeat: src
+            .get("heartbeat_ms", parse_ms)?
+            .unwrap_or(defaults.heartbeat),
+        idle_timeout: src
+            .get("idle_timeout_ms", parse_ms)?
+            .unwrap_or(defaults.idle_timeout),
+        presence_ttl: src
+            .get("presence_ttl_ms", parse_ms)?
+            .unwrap_or(defaults.presence_ttl),
+        presence_cleanup: src
+            .get("presence_cleanup_ms", parse_ms)?
+            .unwrap_or(defaults.presence_cleanup),
+        history_size: src
+            .get("history_size", parse_number::<usize>)?
+            .unwrap_or(defaults.history_size),
+        history_ttl: src
+            .get("history_ttl_ms", parse_ms)?
+            .unwrap_or(defaults.history_ttl),
+        shutdown_timeout: src
+            .get("shutdown_timeout_ms", parse_ms)?
+            .unwrap_or(defaults.shutdown_timeout),
+        drain_window: src
+            .get("drain_window_ms", parse_ms)?
+            .unwrap_or(defaults.drain_window),
+        log_format: src
+            .get("log_format", LogFormat::from_str)?
+            .unwrap_or(defaults.log_format),
+        log_filter: src
+            .get("log_filter", |v| validate_filter(v).map(|()| v.to_owned()))?
+            .unwrap_or(defaults.log_filter),
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The Redis URL: `REDIS_URL`, or one built from `REDIS_HOST`, `REDIS_PORT` and
+/// `REDIS_PASSWORD`. When both forms are set, the one from the stronger source wins, and
+/// `REDIS_URL` wins within one source.
+fn redis_url(src: &Sources<'_>) -> Result<Option<Secret>, ConfigError> {
+    let use_host = match (src.rank("redis_url"), src.rank("redis_host")) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(host)) => host < url,
+        (Some(_), None) => false,
+        (None, Some(_)) => true,
+    };
+    if !use_host {
+        return src.get("redis_url", parse_redis_url);
+    }
+    let host = src
+        .get("redis_host", parse_redis_host)?
+        .expect("ranked, so set");
+    let port = src
+        .get("redis_port", |v| {
+            parse_number::<u16>(v).and_then(|p| {
+                if p == 0 {
+                    Err("must be from 1 to 65535".to_owned())
+                } else {
+                    Ok(p)
+                }
+            })
+        })?
+        .unwrap_or(6379);
+    let password = src.get("redis_password", parse_secret)?;
+    let auth = password
+        .map(|p| format!(":{}@", percent_encode(p.expose())))
+        .unwrap_or_default();
+    Ok(Some(Secret::new(format!("redis://{auth}{host}:{port}"))))
+}
+
+fn tls(src: &Sources<'_>) -> Result<Option<TlsConfig>, ConfigError> {
+    if !src.get("ssl_enabled", parse_bool)?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let required = |key: &str| -> Result<PathBuf, ConfigError> {
+        src.get(key, parse_path)?
+            .ok_or_else(|| ConfigError::Invalid {
+                setting: setting(key).name(),
+                origin: "SSL_ENABLED".into(),
+                reason: "must be set when SSL_ENABLED is true".into(),
+            })
+    };
+    let mut tls = TlsConfig::new(required("ssl_cert_path")?, required("ssl_key_path")?);
+    if let Some(ca) = src.get("ssl_ca_path", parse_path)? {
+        tls = tls.ca_path(ca);
+    }
+    if let Some(passphrase) = src.get("ssl_key_passphrase", parse_secret)? {
+        tls = tls.key_passphrase(passphrase.expose().to_owned());
+    }
+    let client_auth = src
+        .get("ssl_client_auth", |v| {
+            ClientAuth::from_str(v).map_err(|e| e.to_string())
+        })?
+        .unwrap_or_default();
+    Ok(Some(tls.client_auth(client_auth)))
+}
+
+fn read_file(path: PathBuf) -> Result<FileValues, ConfigError> {
+    let fail = |path: &PathBuf, reason: String| ConfigError::File {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(&path, e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(&path, e.to_string()))?;
+    let mut values = HashMap::new();
+    for (key, value) in table {
+        let Some(s) = SETTINGS.iter().find(|s| s.key == key) else {
+            return Err(fail(
+                &path,
+                format!("unknown setting `{key}` (the keys are listed in `switchboard --help`)"),
+            ));
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(fail(
+                        &path,
+                        format!("`{key}`: expected strings, found a {}", other.type_str()),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => {
+                return Err(fail(
+                    &path,
+                    format!(
+                        "`{key}`: expected a string, an integer, a boolean or an array of strings, found a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        values.insert(s.key, text);
+    }
+    Ok(FileValues { path, values })
+}
+
+fn parse_number<T>(v: &str) -> Result<T, String>
+where
+    T: FromStr + num_bounds::Bounded,
+{
+    v.parse().map_err(|_| {
+        format!(
+            "{v:?} is not a whole number from {} to {}",
+            T::MIN_TEXT,
+            T::MAX_TEXT
+        )
+    })
+}
+
+/// The bounds of the integer types settings use, for error messages.
+mod num_bounds {
+    pub(super) trait Bounded {
+        const MIN_TEXT: &'static str;
+        const MAX_TEXT: &'static str;
+    }
+    impl Bounded for u16 {
+        const MIN_TEXT: &'static str = "0";
+        const MAX_TEXT: &'static str = "65535";
+    }
+    impl Bounded for u32 {
+        const MIN_TEXT: &'static str = "0";
+        const MAX_TEXT: &'static str = "4294967295";
+    }
+    impl Bounded for u64 {
+        const MIN_TEXT: &'static str = "0";
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+    impl Bounded for usize {
+        const MIN_TEXT: &'static str = "0";
+        const MAX_TEXT: &'static str = "18446744073709551615";
+    }
+}
+
+fn parse_ms(v: &str) -> Result<Duration, String> {
+    parse_number::<u64>(v)
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{e} (milliseconds)"))
+}
+
+fn parse_non_zero_u32(v: &str) -> Result<NonZeroU32, String> {
+    NonZeroU32::new(parse_number::<u32>(v)?).ok_or_else(|| "must be at least 1".to_owned())
+}
+
+/// A connection cap: 0 is unlimited.
+fn parse_cap(v: &str) -> Result<Option<NonZeroU32>, String> {
+    parse_number::<u32>(v).map(NonZeroU32::new)
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{v:?} is not a boolean: expected true or false (or 1/0, yes/no, on/off)"
+        )),
+    }
+}
+
+fn parse_path(v: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(v))
+}
+
+fn parse_secret(v: &str) -> Result<Secret, String> {
+    Ok(Secret::new(v))
+}
+
+fn parse_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    let origins = parse_list(v);
+    for origin in &origins {
+        let valid = origin == "*"
+            || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.trim_end_matches('/').ends_with(':'));
+        if !valid {
+            return Err(format!(
+                "{origin:?} is not an origin: expected scheme://host[:port] (e.g. https://app.example.com) or *"
+            ));
+        }
+    }
+    Ok(origins
+        .into_iter()
+        .map(|o| o.trim_end_matches('/').to_owned())
+        .collect())
+}
+
+fn parse_host(v: &str) -> Result<String, String> {
+    let bare = v.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(bare.to_owned());
+    }
+    let hostname = !v.is_empty()
+        && v.len() <= 253
+        && v.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if hostname {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("{v:?} is neither an IP address nor a host name"))
+    }
+}
+
+fn parse_redis_host(v: &str) -> Result<String, String> {
+    let host = parse_host(v)?;
+    Ok(if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    })
+}
+
+fn parse_redis_url(v: &str) -> Result<Secret, String> {
+    let scheme = v.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("redis") => Ok(Secret::new(v)),
+        Some("rediss") if cfg!(feature = "redis-tls") => Ok(Secret::new(v)),
+        Some("rediss") => {
+            Err("rediss:// needs the server built with the `redis-tls` feature".to_owned())
+        }
+        _ => Err("expected a redis:// URL (redis://[:password@]host[:port][/db])".to_owned()),
+    }
+}
+
+/// Percent-encodes a password for a URL's user-info.
+fn percent_encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Checks a log filter in `EnvFilter` syntax.
+pub(crate) fn validate_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| format!("{filter:?} is not a log filter: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_in_the_help_parses() {
+        for s in SETTINGS {
+            if let Some(default) = s.default {
+                let env = |name: &str| (name == s.env[0]).then(|| default.to_owned());
+                let loaded = load(["switchboard"], &env);
+                assert!(loaded.is_ok(), "{}: {loaded:?}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn passwords_are_percent_encoded_in_the_url() {
+        assert_eq!(percent_encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+    }
+
+    #[test]
+    fn host_names_and_ip_addresses_are_hosts() {
+        assert_eq!(parse_host("0.0.0.0").unwrap(), "0.0.0.0");
+        assert_eq!(parse_host("[::1]").unwrap(), "::1");
+        assert_eq!(parse_host("redis.internal").unwrap(), "redis.internal");
+        assert!(parse_host("not a host").is_err());
+        assert_eq!(parse_redis_host("::1").unwrap(), "[::1]");
+    }
+}

@@ -1,0 +1,430 @@
+//! The server's configuration: plain validated data, loaded from flags, the environment and
+//! an optional TOML file.
+
+mod error;
+mod load;
+mod settings;
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use switchboard_limiter::Quota;
+use switchboard_tls::TlsConfig;
+
+pub use error::ConfigError;
+
+/// A secret string (an API key, a JWT secret, a Redis URL with its password). `Debug`
+/// prints `[redacted]`; there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself. Never log it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(secret: &str) -> Self {
+        Self::new(secret)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Self::new(secret)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("{s:?} is not a log format: expected text or json")),
+        }
+    }
+}
+
+/// Everything the reference server needs to know, with the defaults of
+/// [`docs/configuration.md`](https://github.com/switchboard-rs/switchboard/blob/main/docs/configuration.md).
+///
+/// Build it with [`ServerConfig::default`] and the by-value setters, or load it with
+/// [`ServerConfig::load`] (flags, environment, `--config` file). [`ServerConfig::validate`]
+/// checks it; [`Server::bind`](crate::Server::bind) calls that too.
+///
+/// `Debug` never shows a secret.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on, an IP address or a host name (`HOST`, default `127.0.0.1`).
+    pub host: String,
+    /// Port for WebSocket and HTTP; 0 picks a free one (`PORT`, default 5111).
+    pub port: u16,
+    /// Browser origins allowed to open a WebSocket; `None` allows any (`CORS_ORIGIN`).
+    pub allowed_origins: Option<Vec<String>>,
+    /// The Redis backplane's URL; `None` is the memory backplane, one instance (`REDIS_URL`,
+    /// or `REDIS_HOST` + `REDIS_PORT` + `REDIS_PASSWORD`).
+    pub redis_url: Option<Secret>,
+    /// How often the Redis liveness probe runs (`REDIS_PROBE_INTERVAL_MS`, default 2 s).
+    pub redis_probe_interval: Duration,
+    /// Timeout of each Redis command and connection attempt (`REDIS_TIMEOUT_MS`, default 1 s).
+    pub redis_timeout: Duration,
+    /// TLS; `None` serves plain `http://` and `ws://` (`SSL_ENABLED` and `SSL_*`).
+    pub tls: Option<TlsConfig>,
+    /// How often the certificate files are checked for changes; `None` reloads only on
+    /// `SIGHUP` (`SSL_RELOAD_INTERVAL_MS`, default 30 s).
+    pub tls_reload_interval: Option<Duration>,
+    /// HS256 secret (`AUTH_JWT_SECRET`, alias `NEXTAUTH_SECRET`). With no secret and no public
+    /// key, connections are not authenticated (open mode).
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key for RS256 or ES256 tokens (`AUTH_JWT_PUBLIC_KEY_PATH`).
+    pub jwt_public_key_path: Option<PathBuf>,
+    /// Bearer key of the HTTP API; `None` makes every `/api/` route answer 404
+    /// (`PUBLISH_API_KEY`).
+    pub publish_api_key: Option<Secret>,
+    /// Payload and presence-meta keys removed before delivery (`REDACT_FIELDS`).
+    pub redact_fields: Vec<String>,
+    /// Frames per connection per window (`RATE_LIMIT_MAX_MESSAGES`, default 100).
+    pub rate_limit_max_messages: NonZeroU32,
+    /// The rate-limit window (`RATE_LIMIT_WINDOW_MS`, default 60 s).
+    pub rate_limit_window: Duration,
+    /// Concurrent connections per client IP; `None` is unlimited (`MAX_CONNECTIONS_PER_IP`,
+    /// default 10).
+    pub max_connections_per_ip: Option<NonZeroU32>,
+    /// Concurrent connections in total; `None` is unlimited (`MAX_CONNECTIONS`, default).
+    pub max_connections: Option<NonZeroU32>,
+    /// Largest WebSocket message and `/api/publish` body (`MAX_MESSAGE_BYTES`, default 65536).
+    pub max_message_bytes: NonZeroUsize,
+    /// WebSocket ping interval (`HEARTBEAT_MS`, default 30 s).
+    pub heartbeat: Duration,
+    /// Close a silent connection after this long (`IDLE_TIMEOUT_MS`, default 5 minutes).
+    pub idle_timeout: Duration,
+    /// Presence member lifetime without activity (`PRESENCE_TTL_MS`, default 30 minutes).
+    pub presence_ttl: Duration,
+    /// How often expired presence members are swept (`PRESENCE_CLEANUP_MS`, default 5 minutes).
+    pub presence_cleanup: Duration,
+    /// Messages kept per channel for recovery (`HISTORY_SIZE`, default 100).
+    pub history_size: usize,
+    /// How long a message stays recoverable (`HISTORY_TTL_MS`, default 5 minutes).
+    pub history_ttl: Duration,
+    /// Longest graceful drain on shutdown (`SHUTDOWN_TIMEOUT_MS`, default 30 s).
+    pub shutdown_timeout: Duration,
+    /// Connections are closed with 1001 at random moments within this window on shutdown
+    /// (`DRAIN_WINDOW_MS`, default 5 s; at most the shutdown timeout).
+    pub drain_window: Duration,
+    /// Log format (`LOG_FORMAT`, default text).
+    pub log_format: LogFormat,
+    /// Log filter in `tracing-subscriber` `EnvFilter` syntax (`RUST_LOG`, default `info`).
+    pub log_filter: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5111,
+            allowed_origins: None,
+            redis_url: None,
+            redis_probe_interval: Duration::from_secs(2),
+            redis_timeout: Duration::from_secs(1),
+            tls: None,
+            tls_reload_interval: Some(Duration::from_secs(30)),
+            jwt_secret: None,
+            jwt_public_key_path: None,
+            publish_api_key: None,
+            redact_fields: Vec::new(),
+            rate_limit_max_messages: NonZeroU32::new(100).expect("non-zero"),
+            rate_limit_window: Duration::from_secs(60),
+            max_connections_per_ip: NonZeroU32::new(10),
+            max_connections: None,
+            max_message_bytes: NonZeroUsize::new(switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES)
+                .expect("non-zero"),
+            heartbeat: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            presence_ttl: Duration::from_secs(30 * 60),
+            presence_cleanup: Duration::from_secs(5 * 60),
+            history_size: 100,
+            history_ttl: Duration::from_secs(5 * 60),
+            shutdown_timeout: Duration::from_secs(30),
+            drain_window: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        impl ServerConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`ServerConfig::port`].
+    port: u16,
+    /// Sets [`ServerConfig::allowed_origins`].
+    allowed_origins: Option<Vec<String>>,
+    /// Sets [`ServerConfig::redis_probe_interval`].
+    redis_probe_interval: Duration,
+    /// Sets [`ServerConfig::redis_timeout`].
+    redis_timeout: Duration,
+    /// Sets [`ServerConfig::tls`].
+    tls: Option<TlsConfig>,
+    /// Sets [`ServerConfig::tls_reload_interval`].
+    tls_reload_interval: Option<Duration>,
+    /// Sets [`ServerConfig::jwt_public_key_path`].
+    jwt_public_key_path: Option<PathBuf>,
+    /// Sets [`ServerConfig::redact_fields`].
+    redact_fields: Vec<String>,
+    /// Sets [`ServerConfig::rate_limit_max_messages`].
+    rate_limit_max_messages: NonZeroU32,
+    /// Sets [`ServerConfig::rate_limit_window`].
+    rate_limit_window: Duration,
+    /// Sets [`ServerConfig::max_connections_per_ip`].
+    max_connections_per_ip: Option<NonZeroU32>,
+    /// Sets [`ServerConfig::max_connections`].
+    max_connections: Option<NonZeroU32>,
+    /// Sets [`ServerConfig::max_message_bytes`].
+    max_message_bytes: NonZeroUsize,
+    /// Sets [`ServerConfig::heartbeat`].
+    heartbeat: Duration,
+    /// Sets [`ServerConfig::idle_timeout`].
+    idle_timeout: Duration,
+    /// Sets [`ServerConfig::presence_ttl`].
+    presence_ttl: Duration,
+    /// Sets [`ServerConfig::presence_cleanup`].
+    presence_cleanup: Duration,
+    /// Sets [`ServerConfig::history_size`].
+    history_size: usize,
+    /// Sets [`ServerConfig::history_ttl`].
+    history_ttl: Duration,
+    /// Sets [`ServerConfig::shutdown_timeout`].
+    shutdown_timeout: Duration,
+    /// Sets [`ServerConfig::drain_window`].
+    drain_window: Duration,
+    /// Sets [`ServerConfig::log_format`].
+    log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// Sets [`ServerConfig::host`].
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// Sets [`ServerConfig::redis_url`] (`None`: the memory backplane).
+    #[must_use]
+    pub fn redis_url(mut self, url: Option<impl Into<Secret>>) -> Self {
+        self.redis_url = url.map(Into::into);
+        self
+    }
+
+    /// Sets [`ServerConfig::jwt_secret`].
+    #[must_use]
+    pub fn jwt_secret(mut self, secret: Option<impl Into<Secret>>) -> Self {
+        self.jwt_secret = secret.map(Into::into);
+        self
+    }
+
+    /// Sets [`ServerConfig::publish_api_key`].
+    #[must_use]
+    pub fn publish_api_key(mut self, key: Option<impl Into<Secret>>) -> Self {
+        self.publish_api_key = key.map(Into::into);
+        self
+    }
+
+    /// Sets [`ServerConfig::log_filter`].
+    #[must_use]
+    pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
+        self.log_filter = filter.into();
+        self
+    }
+
+    /// Loads the configuration of the `switchboard` binary from its command line, the
+    /// process environment and the file named by `--config` (or `SWITCHBOARD_CONFIG`).
+    /// Precedence: flags, then environment, then file, then defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`]: `--help` and `--version` too ([`ConfigError::Cli`], whose
+    /// [`exit_code`](ConfigError::exit_code) is 0).
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os(), |name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        })
+    }
+
+    /// As [`ServerConfig::load`], with the command line (program name first) and the
+    /// environment given: `env` returns a variable's value. For tests and embedding.
+    ///
+    /// # Errors
+    /// As [`ServerConfig::load`].
+    pub fn load_from<I, T>(
+        args: I,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        load::load(args, &env)
+    }
+
+    /// The `--help` text of the `switchboard` binary: every setting with its flag,
+    /// environment names and default.
+    #[must_use]
+    pub fn help() -> String {
+        load::command().render_long_help().to_string()
+    }
+
+    /// The per-connection rate limit.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the window is zero or too long for the limiter.
+    pub fn rate_limit(&self) -> Result<Quota, ConfigError> {
+        let max = self.rate_limit_max_messages.get();
+        Quota::new(max, max, self.rate_limit_window).map_err(|e| ConfigError::Invalid {
+            setting: "RATE_LIMIT_WINDOW_MS",
+            origin: "the configuration".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks what no type can: durations that must be positive or ordered, and TLS and
+    /// client-certificate consistency.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting: &'static str, reason: String| {
+            Err(ConfigError::Invalid {
+                setting,
+                origin: "the configuration".into(),
+                reason,
+            })
+        };
+        if self.host.trim().is_empty() {
+            return invalid("HOST", "must not be empty".into());
+        }
+        let positive = [
+            ("REDIS_PROBE_INTERVAL_MS", self.redis_probe_interval),
+            ("REDIS_TIMEOUT_MS", self.redis_timeout),
+            ("RATE_LIMIT_WINDOW_MS", self.rate_limit_window),
+            ("HEARTBEAT_MS", self.heartbeat),
+            ("IDLE_TIMEOUT_MS", self.idle_timeout),
+            ("PRESENCE_TTL_MS", self.presence_ttl),
+            ("PRESENCE_CLEANUP_MS", self.presence_cleanup),
+            ("HISTORY_TTL_MS", self.history_ttl),
+            ("SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout),
+        ];
+        for (setting, value) in positive {
+            if value < Duration::from_millis(1) {
+                return invalid(setting, "must be at least 1 ms".into());
+            }
+        }
+        if self.idle_timeout <= self.heartbeat {
+            return invalid(
+                "IDLE_TIMEOUT_MS",
+                format!(
+                    "must be longer than HEARTBEAT_MS ({} ms), or idle clients are closed between two pings",
+                    self.heartbeat.as_millis()
+                ),
+            );
+        }
+        if self.drain_window > self.shutdown_timeout {
+            return invalid(
+                "DRAIN_WINDOW_MS",
+                format!(
+                    "must not be longer than SHUTDOWN_TIMEOUT_MS ({} ms)",
+                    self.shutdown_timeout.as_millis()
+                ),
+            );
+        }
+        if let Some(origins) = &self.allowed_origins
+            && origins.is_empty()
+        {
+            return invalid("CORS_ORIGIN", "lists no origin".into());
+        }
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            return invalid("AUTH_JWT_SECRET", "must not be empty".into());
+        }
+        if self
+            .publish_api_key
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            return invalid("PUBLISH_API_KEY", "must not be empty".into());
+        }
+        if let Some(tls) = &self.tls
+            && tls.client_auth != switchboard_tls::ClientAuth::Off
+            && tls.ca_path.is_none()
+        {
+            return invalid(
+                "SSL_CLIENT_AUTH",
+                format!("is {} but SSL_CA_PATH is not set", tls.client_auth),
+            );
+        }
+        self.rate_limit()?;
+        load::validate_filter(&self.log_filter).or_else(|reason| invalid("RUST_LOG", reason))
+    }
+
+    /// How connections authenticate: `"open"`, `"jwt (HS256)"`, `"jwt (RS256/ES256)"` or
+    /// `"jwt (HS256, RS256/ES256)"`, for the startup log.
+    #[must_use]
+    pub fn auth_mode(&self) -> &'static str {
+        match (
+            self.jwt_secret.is_some(),
+            self.jwt_public_key_path.is_some(),
+        ) {
+            (false, false) => "open",
+            (true, false) => "jwt (HS256)",
+            (false, true) => "jwt (RS256/ES256)",
+            (true, true) => "jwt (HS256, RS256/ES256)",
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod api;
+mod assets;
+mod config;
+mod routes;
+mod server;
+mod timestamp;
+
+pub use assets::{CLIENT_JS, DEMO_HTML};
+pub use config::{ConfigError, LogFormat, Secret, ServerConfig};
+pub use server::{Server, ServerError};

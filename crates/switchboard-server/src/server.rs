@@ -1,0 +1,548 @@
+//! Wiring: backplane, hub, transport, metrics and TLS behind one listener, and the graceful
+//! shutdown.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use switchboard_backplane::{
+    BackplaneError, BoxBackplane, Health, HealthState, MemoryBackplane, MemoryBackplaneConfig,
+    RedisBackplane, RedisBackplaneConfig,
+};
+use switchboard_hub::{Hub, HubConfig};
+use switchboard_metrics::Metrics;
+use switchboard_tls::{ReloadWatcher, ReloadWatcherConfig, ReloadableAcceptor, TlsError};
+use switchboard_transport::{
+    AuthConfigError, Authenticator, TokenVerifier, Transport, TransportConfig,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::routes;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is invalid. Fix it (the binary exits with 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The address cannot be listened on (in use, not local, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` as configured.
+        addr: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The TLS files are missing or invalid: a server asked for TLS does not start without
+    /// it. The message names the file and the problem.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The JWT public key file cannot be read.
+    #[error("cannot read AUTH_JWT_PUBLIC_KEY_PATH {}: {source}", path.display())]
+    PublicKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The JWT secret or public key is unusable.
+    #[error("JWT authentication: {0}")]
+    Auth(#[from] AuthConfigError),
+    /// The Redis backplane refused its configuration (an invalid URL).
+    #[error("Redis backplane: {0}")]
+    Backplane(#[from] BackplaneError),
+    /// The TLS reload watcher could not listen for `SIGHUP`.
+    #[error("cannot watch the TLS files for reload: {0}")]
+    ReloadWatcher(io::Error),
+}
+
+impl ServerError {
+    /// The process exit code for this error: 2 for an invalid configuration, 1 otherwise.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Config(_) | Self::Backplane(BackplaneError::Config(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What the backplane is, kept to shut it down.
+#[derive(Debug, Clone)]
+enum BackplaneHandle {
+    Memory(MemoryBackplane),
+    Redis(RedisBackplane),
+}
+
+impl BackplaneHandle {
+    async fn shutdown(&self) {
+        match self {
+            Self::Memory(memory) => memory.shutdown(),
+            Self::Redis(redis) => redis.shutdown().await,
+        }
+    }
+}
+
+/// What every request handler shares.
+pub(crate) struct AppState {
+    pub(crate) config: ServerConfig,
+    pub(crate) hub: Hub,
+    pub(crate) transport: Transport,
+    pub(crate) metrics: Metrics,
+    pub(crate) health: watch::Receiver<Health>,
+    pub(crate) started: Instant,
+    pub(crate) draining: AtomicBool,
+}
+
+impl AppState {
+    /// Whether the server is shutting down.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.transport.is_draining()
+    }
+}
+
+/// A running server: WebSocket (`/ws`), health, readiness, metrics, the HTTP API and the
+/// demo page on one listener, over TLS when configured.
+///
+/// [`Server::bind`] starts it; [`Server::shutdown`] drains it. Dropping it stops accepting
+/// new connections without draining the open ones.
+pub struct Server {
+    state: Arc<AppState>,
+    local_addr: SocketAddr,
+    tls: Option<ReloadableAcceptor>,
+    backplane: BackplaneHandle,
+    stop: watch::Sender<bool>,
+    connections: TaskTracker,
+    accept: JoinHandle<()>,
+    _reload_watcher: Option<ReloadWatcher>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .field("backplane", &self.backplane_kind())
+            .field("auth", &self.state.config.auth_mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Validates `config`, loads the TLS certificate and JWT keys, connects the backplane,
+    /// binds the listener and starts serving. Logs where it listens, the backplane, the TLS
+    /// state and the auth mode.
+    ///
+    /// With Redis configured and unreachable it still starts, degraded (`/health` says so)
+    /// and reconnecting.
+    ///
+    /// # Errors
+    /// [`ServerError`]: an invalid configuration, unreadable or invalid TLS or key files, or
+    /// an address that cannot be bound.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let auth = authenticator(&config)?;
+        let tls = config
+            .tls
+            .clone()
+            .map(ReloadableAcceptor::new)
+            .transpose()?;
+        let metrics = Metrics::new();
+        let (backplane, boxed) = connect_backplane(&config).await?;
+        let hub = Hub::builder(boxed)
+            .config(
+                HubConfig::default()
+                    .redact_fields(config.redact_fields.iter().cloned())
+                    .presence_refresh(presence_refresh(config.presence_ttl)),
+            )
+            .metrics(metrics.clone())
+            .build();
+        let transport = Transport::builder(hub.clone())
+            .auth(auth)
+            .config(transport_config(&config)?)
+            .metrics(metrics.clone())
+            .build();
+
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let reload_watcher = tls
+            .as_ref()
+            .map(|acceptor| {
+                acceptor.spawn_reload_watcher(
+                    ReloadWatcherConfig::default().poll_interval(config.tls_reload_interval),
+                )
+            })
+            .transpose()
+            .map_err(ServerError::ReloadWatcher)?;
+
+        let state = Arc::new(AppState {
+            health: hub.health(),
+            hub,
+            transport,
+            metrics,
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+            config,
+        });
+        let (stop, _) = watch::channel(false);
+        let connections = TaskTracker::new();
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&state),
+            tls.clone(),
+            stop.subscribe(),
+            connections.clone(),
+        ));
+        let server = Self {
+            state,
+            local_addr,
+            tls,
+            backplane,
+            stop,
+            connections,
+            accept,
+            _reload_watcher: reload_watcher,
+        };
+        server.log_startup();
+        Ok(server)
+    }
+
+    fn log_startup(&self) {
+        let config = &self.state.config;
+        match &self.backplane {
+            BackplaneHandle::Memory(_) => {
+                tracing::info!("single instance mode (memory backplane)");
+            }
+            BackplaneHandle::Redis(redis) => {
+                let health = self.state.health.borrow().clone();
+                let url = redacted_url(config.redis_url.as_ref().map_or("", |u| u.expose()));
+                if health.state == HealthState::Up {
+                    tracing::info!(node = redis.node_id(), "Redis backplane connected ({url})");
+                } else {
+                    tracing::warn!(
+                        node = redis.node_id(),
+                        detail = %health.detail,
+                        "Redis backplane not reachable yet ({url}): serving this instance only and reconnecting"
+                    );
+                }
+            }
+        }
+        match &config.tls {
+            Some(tls) => tracing::info!(
+                client_certificates = %tls.client_auth,
+                "TLS enabled (https:// and wss://)"
+            ),
+            None => tracing::info!("TLS disabled (plain http:// and ws://)"),
+        }
+        match config.auth_mode() {
+            "open" => tracing::info!("auth: open mode (no authentication, every user anonymous)"),
+            mode => tracing::info!("auth: {mode} tokens required"),
+        }
+        if config.publish_api_key.is_none() {
+            tracing::info!("HTTP API disabled (set PUBLISH_API_KEY to enable /api/)");
+        }
+        tracing::info!(
+            "listening on {} (HTTP on {})",
+            self.ws_url(),
+            self.base_url()
+        );
+    }
+
+    /// The address the server listens on (with the port chosen when 0 was asked for).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://addr` or `https://addr`.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// `ws://addr/ws` or `wss://addr/ws`.
+    #[must_use]
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.local_addr)
+    }
+
+    /// The configuration it runs with.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.state.config
+    }
+
+    /// The hub, for server-side publishing ([`Hub::publish`]) and lifecycle events.
+    #[must_use]
+    pub fn hub(&self) -> &Hub {
+        &self.state.hub
+    }
+
+    /// The WebSocket transport.
+    #[must_use]
+    pub fn transport(&self) -> &Transport {
+        &self.state.transport
+    }
+
+    /// The metrics every component records into.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// The TLS acceptor (to [`reload`](ReloadableAcceptor::reload) it by hand), when TLS is on.
+    #[must_use]
+    pub fn tls(&self) -> Option<&ReloadableAcceptor> {
+        self.tls.as_ref()
+    }
+
+    /// `"memory"` or `"redis"`.
+    #[must_use]
+    pub fn backplane_kind(&self) -> &'static str {
+        match self.backplane {
+            BackplaneHandle::Memory(_) => "memory",
+            BackplaneHandle::Redis(_) => "redis",
+        }
+    }
+
+    /// Drains gracefully, within [`ServerConfig::shutdown_timeout`]: stops accepting, lets
+    /// in-flight HTTP requests finish, closes every WebSocket with 1001 (spread over the
+    /// drain window), then stops the backplane. Returns whether everything ended in time.
+    pub async fn shutdown(self) -> bool {
+        let deadline = tokio::time::Instant::now() + self.state.config.shutdown_timeout;
+        self.state.draining.store(true, Ordering::Relaxed);
+        self.stop.send_replace(true);
+        // The accept loop ends at once on the stop signal; the listener closes with it.
+        let _ = self.accept.await;
+        let sessions = self
+            .state
+            .transport
+            .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        self.connections.close();
+        let http = tokio::time::timeout_at(deadline, self.connections.wait())
+            .await
+            .is_ok();
+        self.backplane.shutdown().await;
+        tracing::info!(
+            sessions_drained = sessions,
+            http_drained = http,
+            "shut down"
+        );
+        sessions && http
+    }
+}
+
+fn presence_refresh(ttl: Duration) -> Duration {
+    (ttl / 3)
+        .min(HubConfig::default().presence_refresh)
+        .max(Duration::from_millis(1))
+}
+
+fn transport_config(config: &ServerConfig) -> Result<TransportConfig, ConfigError> {
+    Ok(TransportConfig::default()
+        .max_message_bytes(config.max_message_bytes.get())
+        .heartbeat(config.heartbeat)
+        .idle_timeout(config.idle_timeout)
+        .rate_limit(config.rate_limit()?)
+        .max_connections(config.max_connections)
+        .max_connections_per_ip(config.max_connections_per_ip)
+        .allowed_origins(config.allowed_origins.clone())
+        .drain_window(config.drain_window))
+}
+
+fn authenticator(config: &ServerConfig) -> Result<Authenticator, ServerError> {
+    let mut verifier = config
+        .jwt_secret
+        .as_ref()
+        .map(|secret| TokenVerifier::hs256(secret.expose()))
+        .transpose()?;
+    if let Some(path) = &config.jwt_public_key_path {
+        let pem = std::fs::read(path).map_err(|source| ServerError::PublicKeyFile {
+            path: path.clone(),
+            source,
+        })?;
+        verifier = Some(match verifier {
+            Some(hs256) => hs256.with_public_key_pem(&pem)?,
+            None => TokenVerifier::public_key_pem(&pem)?,
+        });
+    }
+    Ok(verifier.map_or(Authenticator::Open, Authenticator::Jwt))
+}
+
+async fn connect_backplane(
+    config: &ServerConfig,
+) -> Result<(BackplaneHandle, BoxBackplane), ServerError> {
+    let Some(url) = &config.redis_url else {
+        let memory = MemoryBackplane::new(
+            MemoryBackplaneConfig::default()
+                .history_size(config.history_size)
+                .history_ttl(config.history_ttl)
+                .presence_ttl(config.presence_ttl)
+                .presence_sweep(config.presence_cleanup),
+        );
+        let boxed = BoxBackplane::new(memory.clone());
+        return Ok((BackplaneHandle::Memory(memory), boxed));
+    };
+    let redis = RedisBackplane::connect(
+        url.expose(),
+        RedisBackplaneConfig::default()
+            .history_size(config.history_size)
+            .history_ttl(config.history_ttl)
+            .presence_ttl(config.presence_ttl)
+            .presence_sweep(config.presence_cleanup)
+            .probe_interval(config.redis_probe_interval)
+            .command_timeout(config.redis_timeout)
+            .connect_timeout(config.redis_timeout),
+    )
+    .await?;
+    let boxed = BoxBackplane::new(redis.clone());
+    Ok((BackplaneHandle::Redis(redis), boxed))
+}
+
+/// A Redis URL without its user-info, for logs.
+fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+        None => String::new(),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<ReloadableAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    connections: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Per-connection failures (a reset before accept, descriptor pressure)
+                    // must not stop the server; a short pause keeps EMFILE from spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            // A stop signal, or the server handle dropped.
+            () = stopped(&mut stop) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let stop = stop.clone();
+        match &tls {
+            None => {
+                connections.spawn(serve_http(stream, peer, state, stop));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                connections.spawn(async move {
+                    let timeout = state.transport.config().handshake_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_http(tls, peer, state, stop).await,
+                        Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Resolves once the server stops (or its handle is dropped).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here.
+    let _ = stop.wait_for(|stop| *stop).await.map(drop);
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or the server stops.
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = {
+        let state = Arc::clone(&state);
+        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(routes::route(state, req, peer).await) }
+        })
+    };
+    let connection = state
+        .transport
+        .http1()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_passwords_never_reach_the_log() {
+        assert_eq!(
+            redacted_url("redis://:hunter2@cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        assert_eq!(redacted_url("redis://cache"), "redis://cache");
+    }
+
+    #[test]
+    fn presence_is_refreshed_well_within_its_ttl() {
+        assert_eq!(
+            presence_refresh(Duration::from_secs(60)),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            presence_refresh(Duration::from_secs(3600)),
+            Duration::from_secs(300)
+        );
+    }
+}
