@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod config;
+mod connect;
+mod driver;
+mod error;
+mod publish;
+mod quality;
+mod state;
+mod subscription;
+
+pub use client::{Client, ClientBuilder};
+pub use config::{Backoff, Heartbeat, Jitter, QualityConfig, QueueConfig};
+pub use error::{ClientError, DisconnectReason, PublishError, Result};
+pub use publish::{Acked, PublishHandle, PublishOutcome};
+pub use quality::{Quality, QualityClass};
+pub use state::ConnectionState;
+pub use subscription::{Subscription, SubscriptionEvent};
+pub use switchboard_protocol::{
+    ErrorCode, Message, Payload, PresenceEvent, PresenceUpdate, Priority, StreamPosition,
+};
