@@ -1,0 +1,79 @@
+//! A smoke check for memory per connection — a loose bound, not a timing: 1,000 idle
+//! WebSocket connections must cost the server process under 16 KB of resident memory each.
+//! It catches a buffer regression (tokio-tungstenite's default 128 KiB read buffer alone
+//! would cost about 138 KB per connection). The measured figure is printed; the benchmark
+//! figures in docs/benchmarks.md come from the load tool, not from this test.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use support::Binary;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+const CONNECTIONS: usize = 1000;
+const BOUND_BYTES: u64 = 16 * 1024;
+
+/// The process's resident set, in bytes, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc is readable");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(url: &str) -> Ws {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = 4096;
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("upgrade accepted");
+    // The welcome frame proves the session is fully set up on the server.
+    let welcome = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("welcome in time");
+    assert!(matches!(welcome, Some(Ok(_))), "{welcome:?}");
+    ws
+}
+
+#[tokio::test]
+async fn a_thousand_idle_connections_cost_the_server_under_16_kb_each() {
+    let mut binary = Binary::spawn(&[("PORT", "0"), ("MAX_CONNECTIONS_PER_IP", "0")], &[]);
+    let addr = binary.listening().await;
+    let pid = binary.child.id().expect("running");
+    let url = format!("ws://{addr}/ws");
+
+    // Warm up the allocator and the runtime with a first batch that is then closed.
+    let warmup: Vec<Ws> = futures_util::future::join_all((0..50).map(|_| open(&url))).await;
+    drop(warmup);
+    let before = rss_bytes(pid);
+
+    let mut held = Vec::with_capacity(CONNECTIONS);
+    for chunk in 0..CONNECTIONS / 50 {
+        let batch = futures_util::future::join_all((0..50).map(|_| open(&url))).await;
+        held.extend(batch);
+        assert_eq!(held.len(), (chunk + 1) * 50);
+    }
+    let after = rss_bytes(pid);
+    let per_connection = after.saturating_sub(before) / CONNECTIONS as u64;
+    eprintln!(
+        "server RSS: {before} B before, {after} B with {CONNECTIONS} idle connections: \
+         {per_connection} B per connection"
+    );
+    assert!(
+        per_connection < BOUND_BYTES,
+        "{per_connection} B per idle connection, bound is {BOUND_BYTES} B"
+    );
+    drop(held);
+}
