@@ -49,7 +49,9 @@ impl SessionOutbox {
     /// Moves up to `max` frames (about `max_bytes`) into `out`.
     pub(crate) fn drain(&self, out: &mut Vec<EncodedFrame>, max: usize, max_bytes: usize) {
         let moved = self.queue.lock().pop_batch(out, max, max_bytes);
-        self.metrics.outbound_dequeued(moved);
+        if moved > 0 {
+            self.metrics.outbound_dequeued(moved);
+        }
     }
 
     /// Empties the queue when the session ends, keeping the depth gauge honest.
@@ -81,9 +83,13 @@ impl Outbox for SessionOutbox {
         match result {
             Ok(evictions) => {
                 self.metrics.outbound_enqueued(1);
-                self.metrics.outbound_dequeued(evictions.len());
-                for evicted in &evictions {
-                    self.metrics.evicted(priority_label(evicted.priority));
+                // Evictions are rare: no atomic operation on this per-subscriber path
+                // unless one happened.
+                if !evictions.is_empty() {
+                    self.metrics.outbound_dequeued(evictions.len());
+                    for evicted in &evictions {
+                        self.metrics.evicted(priority_label(evicted.priority));
+                    }
                 }
                 self.wake.notify_one();
             }
