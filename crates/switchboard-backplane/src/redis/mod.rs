@@ -637,20 +637,8 @@ impl Shared {
             ..
         } = &mut *st;
         let sub = sub_entry(subs, channel);
-        let history = match local.get_mut(channel) {
-            Some(history) => history,
-            None => {
-                let name: Arc<str> = sub
-                    .as_ref()
-                    .map_or_else(|| channel.into(), |(name, _)| Arc::clone(name));
-                // Continue from the last offset delivered here, so subscribers see offsets
-                // keep ascending; the epoch says they are local.
-                let start = sub.as_ref().map_or(0, |(_, s)| s.last());
-                local
-                    .entry(Arc::clone(&name))
-                    .or_insert_with(|| History::new(name, Epoch::random(), start))
-            }
-        };
+        let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
+        let (history, _) = local_history(local, channel, delivered);
         let envelope = history.append(data, now, limits);
         let published = Published {
             offset: envelope.offset,
@@ -678,24 +666,13 @@ impl Shared {
         let limits = self.history_limits();
         let mut st = self.state.lock();
         let State { subs, local, .. } = &mut *st;
-        if !local.contains_key(channel) {
-            let sub = sub_entry(subs, channel);
-            let name: Arc<str> = sub
-                .as_ref()
-                .map_or_else(|| channel.into(), |(name, _)| Arc::clone(name));
-            let start = sub.as_ref().map_or(0, |(_, s)| s.last());
-            if let Some((_, sub)) = sub {
-                sub.mark_reset(ResetReason::EpochChanged);
-            }
-            local.insert(
-                Arc::clone(&name),
-                History::new(name, Epoch::random(), start),
-            );
+        let sub = sub_entry(subs, channel);
+        let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
+        let (history, created) = local_history(local, channel, delivered);
+        if created && let Some((_, sub)) = sub {
+            sub.mark_reset(ResetReason::EpochChanged);
         }
-        Ok(local
-            .get_mut(channel)
-            .map(|history| history.since(offset, known, now, limits))
-            .expect("inserted above"))
+        Ok(history.since(offset, known, now, limits))
     }
 
     /// `since` from Redis, else from the local fallback.
@@ -1021,6 +998,27 @@ impl Backplane for RedisBackplane {
 }
 
 /// A subscription with its shared channel name.
+/// The channel's local fallback history, and whether it was just created. A new one gets a
+/// fresh local epoch and continues from the offset last delivered here (`delivered`: the
+/// subscribed channel's name and last offset), so subscribers see offsets keep ascending while
+/// the epoch says they are local.
+fn local_history<'a>(
+    local: &'a mut HashMap<Arc<str>, History>,
+    channel: &str,
+    delivered: Option<(Arc<str>, u64)>,
+) -> (&'a mut History, bool) {
+    let created = !local.contains_key(channel);
+    if created {
+        let (name, start) = delivered.unwrap_or_else(|| (channel.into(), 0));
+        local.insert(
+            Arc::clone(&name),
+            History::new(name, Epoch::random(), start),
+        );
+    }
+    let history = local.get_mut(channel).expect("present or inserted above");
+    (history, created)
+}
+
 fn sub_entry<'a>(
     subs: &'a mut HashMap<Arc<str>, Sub>,
     channel: &str,
