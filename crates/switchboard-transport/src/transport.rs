@@ -395,10 +395,6 @@ impl<B: Backplane> Transport<B> {
         let on_upgrade = hyper::upgrade::on(&mut req);
         let transport = self.clone();
         let expires_at = identity.expires_at.map(|at| at + inner.auth.leeway());
-        if expires_at.is_some_and(|at| at <= SystemTime::now()) {
-            inner.metrics.auth_failure(AuthFailure::Expired);
-            return reject(StatusCode::UNAUTHORIZED, "unauthorized", "token expired");
-        }
         inner.sessions.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -428,7 +424,7 @@ impl<B: Backplane> Transport<B> {
             .expect("a static response is valid")
     }
 
-    /// Runs a session over an already upgraded WebSocket (for transports other than hyper).
+    /// Registers the connection with the hub and runs its session to the end.
     async fn run<S, P: Send>(
         &self,
         ws: WebSocketStream<S>,
