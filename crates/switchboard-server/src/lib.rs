@@ -2,6 +2,7 @@
 
 mod api;
 mod assets;
+pub mod cli;
 mod config;
 mod routes;
 mod server;
