@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::events::EventReceiver;
-use crate::types::{Health, Position, PresenceAction, PresenceEntry, Published, Recovery};
+use crate::types::{
+    Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery,
+};
 
 /// Cross-instance pub/sub with per-channel order, bounded history and presence.
 ///
@@ -35,11 +37,37 @@ pub trait Backplane: Send + Sync + 'static {
     /// While the shared store is unreachable, implementations degrade to local delivery and
     /// say so with [`Scope::LocalOnly`](crate::Scope::LocalOnly) rather than failing.
     ///
+    /// The same as [`publish_with`](Backplane::publish_with) with default options (no
+    /// deduplication).
+    ///
     /// # Errors
     /// [`BackplaneError`](crate::BackplaneError) when the message could not be published at
     /// all (for example after shutdown).
-    fn publish(&self, channel: &str, data: Bytes)
-    -> impl Future<Output = Result<Published>> + Send;
+    fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+    ) -> impl Future<Output = Result<Published>> + Send {
+        self.publish_with(channel, data, PublishOptions::default())
+    }
+
+    /// Publishes `data` to `channel` as [`publish`](Backplane::publish) does, with options.
+    ///
+    /// With a [dedupe key](PublishOptions::dedupe_key), a key already used on the channel
+    /// within the current epoch and its dedupe window (the channel's latest keyed publishes)
+    /// publishes nothing: the answer has [`duplicate`](Published::duplicate) set and carries
+    /// the offset the first publish got. That makes retries idempotent — a publisher that lost
+    /// an acknowledgement and sends again, possibly through another instance, is delivered
+    /// once. The check and the publish are one atomic step.
+    ///
+    /// # Errors
+    /// As [`publish`](Backplane::publish).
+    fn publish_with(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> impl Future<Output = Result<Published>> + Send;
 
     /// Starts delivering `channel`'s events to this instance. Reference counted: the first
     /// call subscribes, later ones only count.
@@ -136,8 +164,12 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`BoxBackplane`] to choose an implementation at runtime.
 #[allow(missing_docs)] // Each method is documented on `Backplane`.
 pub trait DynBackplane: Send + Sync + 'static {
-    fn publish_dyn<'a>(&'a self, channel: &'a str, data: Bytes)
-    -> BoxFuture<'a, Result<Published>>;
+    fn publish_dyn<'a>(
+        &'a self,
+        channel: &'a str,
+        data: Bytes,
+        options: PublishOptions<'a>,
+    ) -> BoxFuture<'a, Result<Published>>;
     fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn unsubscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn events_dyn(&self) -> EventReceiver;
@@ -177,8 +209,9 @@ impl<B: Backplane> DynBackplane for B {
         &'a self,
         channel: &'a str,
         data: Bytes,
+        options: PublishOptions<'a>,
     ) -> BoxFuture<'a, Result<Published>> {
-        Box::pin(self.publish(channel, data))
+        Box::pin(self.publish_with(channel, data, options))
     }
     fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.subscribe(channel))
@@ -257,8 +290,13 @@ impl std::fmt::Debug for BoxBackplane {
 }
 
 impl Backplane for BoxBackplane {
-    async fn publish(&self, channel: &str, data: Bytes) -> Result<Published> {
-        self.0.publish_dyn(channel, data).await
+    async fn publish_with(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> Result<Published> {
+        self.0.publish_dyn(channel, data, options).await
     }
     async fn subscribe(&self, channel: &str) -> Result<()> {
         self.0.subscribe_dyn(channel).await

@@ -1,7 +1,7 @@
 //! A channel's bounded in-process history: the memory backplane's store, and the Redis
 //! backplane's local fallback while Redis is unreachable.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ pub(crate) struct HistoryLimits {
     pub(crate) size: usize,
     /// None older than this.
     pub(crate) ttl: Duration,
+    /// Dedupe keys remembered: those of the latest this many keyed publishes.
+    pub(crate) dedupe_window: usize,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,31 @@ pub(crate) struct History {
     epoch: Epoch,
     offset: u64,
     entries: VecDeque<Entry>,
+    recent: RecentKeys,
+}
+
+/// The dedupe keys of a channel's latest keyed publishes and the offsets they got. Empty
+/// (and unallocated) for a channel nobody publishes to with a key.
+#[derive(Debug, Default)]
+struct RecentKeys {
+    offsets: HashMap<Arc<str>, u64>,
+    order: VecDeque<Arc<str>>,
+}
+
+impl RecentKeys {
+    fn remember(&mut self, key: &str, offset: u64, window: usize) {
+        if window == 0 {
+            return;
+        }
+        while self.order.len() >= window {
+            if let Some(old) = self.order.pop_front() {
+                self.offsets.remove(&old);
+            }
+        }
+        let key: Arc<str> = key.into();
+        self.offsets.insert(Arc::clone(&key), offset);
+        self.order.push_back(key);
+    }
 }
 
 impl History {
@@ -43,6 +70,7 @@ impl History {
             epoch,
             offset,
             entries: VecDeque::new(),
+            recent: RecentKeys::default(),
         }
     }
 
@@ -57,10 +85,24 @@ impl History {
         }
     }
 
-    /// Assigns the next offset to `data`, retains it within `limits`, and returns the
-    /// envelope to deliver.
-    pub(crate) fn append(&mut self, data: Bytes, now: Instant, limits: HistoryLimits) -> Envelope {
+    /// The offset a publish with dedupe key `key` got, while the key is within the window.
+    pub(crate) fn deduplicated(&self, key: &str) -> Option<u64> {
+        self.recent.offsets.get(key).copied()
+    }
+
+    /// Assigns the next offset to `data`, retains it within `limits`, remembers `dedupe_key`
+    /// (see [`deduplicated`](Self::deduplicated)), and returns the envelope to deliver.
+    pub(crate) fn append(
+        &mut self,
+        data: Bytes,
+        dedupe_key: Option<&str>,
+        now: Instant,
+        limits: HistoryLimits,
+    ) -> Envelope {
         self.offset += 1;
+        if let Some(key) = dedupe_key {
+            self.recent.remember(key, self.offset, limits.dedupe_window);
+        }
         if limits.size > 0 {
             self.entries.push_back(Entry {
                 offset: self.offset,
@@ -138,6 +180,7 @@ mod tests {
     const LIMITS: HistoryLimits = HistoryLimits {
         size: 3,
         ttl: Duration::from_secs(60),
+        dedupe_window: 2,
     };
 
     fn history() -> History {
@@ -154,8 +197,8 @@ mod tests {
     async fn offsets_start_at_one_and_ascend_by_one() {
         let mut h = history();
         let now = Instant::now();
-        assert_eq!(h.append(Bytes::from("a"), now, LIMITS).offset, 1);
-        assert_eq!(h.append(Bytes::from("b"), now, LIMITS).offset, 2);
+        assert_eq!(h.append(Bytes::from("a"), None, now, LIMITS).offset, 1);
+        assert_eq!(h.append(Bytes::from("b"), None, now, LIMITS).offset, 2);
         assert_eq!(h.position().offset, 2);
     }
 
@@ -164,7 +207,7 @@ mod tests {
         let mut h = history();
         let now = Instant::now();
         for i in 0..5 {
-            h.append(Bytes::from(vec![i]), now, LIMITS);
+            h.append(Bytes::from(vec![i]), None, now, LIMITS);
         }
         assert_eq!(offsets(&h.since(2, "e1", now, LIMITS)), Some(vec![3, 4, 5]));
         assert_eq!(offsets(&h.since(1, "e1", now, LIMITS)), None);
@@ -177,9 +220,9 @@ mod tests {
     async fn since_refuses_when_the_next_message_is_older_than_the_age_bound() {
         let mut h = history();
         let start = Instant::now();
-        h.append(Bytes::from("old"), start, LIMITS);
+        h.append(Bytes::from("old"), None, start, LIMITS);
         let later = start + Duration::from_secs(40);
-        h.append(Bytes::from("new"), later, LIMITS);
+        h.append(Bytes::from("new"), None, later, LIMITS);
         let now = start + Duration::from_secs(61);
         assert_eq!(offsets(&h.since(1, "e1", now, LIMITS)), Some(vec![2]));
         assert_eq!(offsets(&h.since(0, "e1", now, LIMITS)), None);
@@ -190,11 +233,29 @@ mod tests {
         let limits = HistoryLimits {
             size: 0,
             ttl: Duration::from_secs(1),
+            dedupe_window: 0,
         };
         let mut h = history();
         let now = Instant::now();
-        h.append(Bytes::from("a"), now, limits);
+        h.append(Bytes::from("a"), None, now, limits);
         assert_eq!(offsets(&h.since(0, "e1", now, limits)), None);
         assert_eq!(offsets(&h.since(1, "e1", now, limits)), Some(vec![]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dedupe_key_answers_its_offset_until_newer_keys_push_it_out_of_the_window() {
+        let mut h = history();
+        let now = Instant::now();
+        h.append(Bytes::from("a"), Some("k1"), now, LIMITS);
+        h.append(Bytes::from("plain"), None, now, LIMITS);
+        h.append(Bytes::from("b"), Some("k2"), now, LIMITS);
+        assert_eq!(h.deduplicated("k1"), Some(1));
+        assert_eq!(h.deduplicated("k2"), Some(3));
+        assert_eq!(h.deduplicated("k3"), None);
+        // The window holds the latest two keys: a third forgets the oldest.
+        h.append(Bytes::from("c"), Some("k3"), now, LIMITS);
+        assert_eq!(h.deduplicated("k1"), None);
+        assert_eq!(h.deduplicated("k2"), Some(3));
+        assert_eq!(h.deduplicated("k3"), Some(4));
     }
 }

@@ -18,5 +18,5 @@ pub use memory::{MemoryBackplane, MemoryBackplaneConfig};
 pub use redis::{RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats};
 pub use types::{
     Envelope, Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange,
-    PresenceEntry, Published, Recovery, ResetReason, Scope,
+    PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope,
 };

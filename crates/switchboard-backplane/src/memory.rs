@@ -19,7 +19,7 @@ use crate::history::{History, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
-    Published, Recovery, Scope,
+    PublishOptions, Published, Recovery, Scope,
 };
 
 /// The shortest sweep interval; a zero interval is raised to it.
@@ -53,6 +53,9 @@ pub struct MemoryBackplaneConfig {
     /// How many events a receiver may fall behind before it gets [`Event::Lagged`]
     /// (default 16384).
     pub event_capacity: NonZeroUsize,
+    /// How many dedupe keys each channel remembers: those of its latest keyed publishes
+    /// (default 1024; 0 disables deduplication). See [`Backplane::publish_with`].
+    pub dedupe_window: usize,
 }
 
 impl Default for MemoryBackplaneConfig {
@@ -63,6 +66,7 @@ impl Default for MemoryBackplaneConfig {
             presence_ttl: Duration::from_secs(30 * 60),
             presence_sweep: Duration::from_secs(5 * 60),
             event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
+            dedupe_window: 1024,
         }
     }
 }
@@ -103,10 +107,18 @@ impl MemoryBackplaneConfig {
         self
     }
 
+    /// Sets [`dedupe_window`](Self::dedupe_window).
+    #[must_use]
+    pub fn dedupe_window(mut self, keys: usize) -> Self {
+        self.dedupe_window = keys;
+        self
+    }
+
     fn limits(&self) -> HistoryLimits {
         HistoryLimits {
             size: self.history_size,
             ttl: self.history_ttl,
+            dedupe_window: self.dedupe_window,
         }
     }
 }
@@ -338,16 +350,33 @@ impl fmt::Debug for MemoryBackplane {
 }
 
 impl Backplane for MemoryBackplane {
-    async fn publish(&self, channel: &str, data: Bytes) -> Result<Published> {
+    async fn publish_with(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> Result<Published> {
         self.check_open()?;
         let limits = self.limits();
         let now = Instant::now();
         Ok(self.inner.store.with_slot(channel, |slot| {
-            let envelope = slot.history.append(data, now, limits);
+            if let Some(offset) = options
+                .dedupe_key
+                .and_then(|key| slot.history.deduplicated(key))
+            {
+                return Published {
+                    offset,
+                    epoch: slot.history.epoch().clone(),
+                    scope: Scope::Cluster,
+                    duplicate: true,
+                };
+            }
+            let envelope = slot.history.append(data, options.dedupe_key, now, limits);
             let published = Published {
                 offset: envelope.offset,
                 epoch: slot.history.epoch().clone(),
                 scope: Scope::Cluster,
+                duplicate: false,
             };
             slot.broadcast(&Event::Message(envelope));
             published

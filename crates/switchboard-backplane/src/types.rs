@@ -104,12 +104,43 @@ pub enum Scope {
 /// The result of a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    /// The offset assigned to the message.
+    /// The offset assigned to the message (for a duplicate: the offset the first publish
+    /// with the same dedupe key got).
     pub offset: u64,
     /// The epoch it belongs to.
     pub epoch: Epoch,
     /// Whether it reached every instance or only this one.
     pub scope: Scope,
+    /// `true` when nothing was published because the [dedupe
+    /// key](PublishOptions::dedupe_key) was already used on the channel within its window.
+    pub duplicate: bool,
+}
+
+/// Options of [`Backplane::publish_with`].
+///
+/// ```
+/// use switchboard_backplane::PublishOptions;
+///
+/// let options = PublishOptions::default().dedupe_key("user:alice:m-42");
+/// assert_eq!(options.dedupe_key, Some("user:alice:m-42"));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishOptions<'a> {
+    /// Makes the publish idempotent: when this key was already used on the channel within
+    /// the current epoch and the channel's dedupe window, nothing is published and the
+    /// answer is [`Published::duplicate`] with the first publish's offset. Scope the key to
+    /// its publisher (for example user and message id) so that two publishers cannot collide.
+    pub dedupe_key: Option<&'a str>,
+}
+
+impl<'a> PublishOptions<'a> {
+    /// Sets [`dedupe_key`](Self::dedupe_key).
+    #[must_use]
+    pub fn dedupe_key(mut self, key: &'a str) -> Self {
+        self.dedupe_key = Some(key);
+        self
+    }
 }
 
 /// The answer to [`since`](crate::Backplane::since): every message after the given offset,

@@ -40,7 +40,8 @@ impl Cluster for Redis {
                 .history_size(options.history_size)
                 .presence_ttl(options.presence_ttl)
                 .presence_sweep(options.presence_sweep)
-                .event_capacity(options.event_capacity),
+                .event_capacity(options.event_capacity)
+                .dedupe_window(options.dedupe_window),
         }
     }
 

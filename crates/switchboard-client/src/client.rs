@@ -131,8 +131,9 @@ impl Client {
     /// [`QueueConfig::max_attempts`]. The handle resolves to the acknowledgement or to
     /// why there was none.
     ///
-    /// A retry after a lost acknowledgement can deliver the message twice: the server does
-    /// not deduplicate publishes by id. Subscribers can, by the message `id`.
+    /// A retry after a lost acknowledgement carries the same id, and the server answers a
+    /// repeated id with the first publish's offset instead of delivering it again (see the
+    /// crate documentation for the window), so a publish is delivered once.
     ///
     /// # Errors
     /// [`ClientError::InvalidName`] for an invalid channel or event type,
@@ -494,7 +495,7 @@ impl ClientBuilder {
             commands,
             next_listener: AtomicU64::new(0),
             next_publish: AtomicU64::new(1),
-            id_prefix: format!("{:08x}", rand::random::<u32>()),
+            id_prefix: format!("{:032x}", rand::random::<u128>()),
             subscription_buffer: self.subscription_buffer.get(),
             max_publish_bytes: self.max_publish_bytes,
         })))

@@ -494,6 +494,9 @@ impl<B: Backplane> Connection<B> {
                         Priority::High,
                     );
                 }
+                if receipt.duplicate {
+                    return;
+                }
                 let _ = self.hub.events.send(HubEvent::Published {
                     connection_id: Arc::clone(&self.id),
                     user_id: self.identity.user_id.clone(),

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use switchboard_backplane::{
     Backplane, BackplaneError, BoxBackplane, Event, Health, Position, PresenceAction,
-    PresenceChange, Scope,
+    PresenceChange, PublishOptions, Scope,
 };
 use switchboard_metrics::Metrics;
 use switchboard_protocol::{
@@ -47,6 +47,11 @@ pub struct PublishReceipt {
     pub offset: u64,
     /// Whether it reached every instance or only this one (backplane degraded).
     pub scope: Scope,
+    /// `true` when the publish repeated an `id` its publisher (the same user; all anonymous
+    /// connections share one scope, server-side code another) already published on the
+    /// channel within the backplane's dedupe window: nothing was delivered again, and
+    /// `offset` is the first publish's. This makes retries after a lost `ack` idempotent.
+    pub duplicate: bool,
 }
 
 /// A message published by server-side code (a backend's "task status changed").
@@ -274,6 +279,9 @@ impl<B: Backplane> Hub<B> {
                 Sender::server(),
             )
             .await?;
+        if receipt.duplicate {
+            return Ok(receipt);
+        }
         let _ = self.inner.events.send(HubEvent::Published {
             connection_id: Sender::SERVER_CONNECTION_ID.into(),
             user_id: None,
@@ -386,6 +394,8 @@ impl<B: Backplane> HubInner<B> {
         priority: Priority,
         from: Sender,
     ) -> Result<PublishReceipt, BackplaneError> {
+        // Only an id the publisher chose can come back in a retry; generated ones are unique.
+        let dedupe = id.is_some();
         let id = id.unwrap_or_else(|| self.ids.next('m'));
         let draft = MessageDraft {
             event,
@@ -397,13 +407,43 @@ impl<B: Backplane> HubInner<B> {
             channel,
         };
         let data = encode_envelope(&draft.encode(), priority, draft.timestamp);
-        let published = self.backplane.publish(&draft.channel, data).await?;
-        self.metrics.backplane_published();
+        let key = dedupe.then(|| dedupe_key(&draft.from, &draft.id));
+        let mut options = PublishOptions::default();
+        if let Some(key) = &key {
+            options = options.dedupe_key(key);
+        }
+        let published = self
+            .backplane
+            .publish_with(&draft.channel, data, options)
+            .await?;
+        if published.duplicate {
+            tracing::debug!(
+                channel = %draft.channel,
+                id = %draft.id,
+                offset = published.offset,
+                "a repeated publish id was acknowledged with its first offset, not delivered again"
+            );
+        } else {
+            self.metrics.backplane_published();
+        }
         Ok(PublishReceipt {
             id: draft.id,
             offset: published.offset,
             scope: published.scope,
+            duplicate: published.duplicate,
         })
+    }
+}
+
+/// The backplane dedupe key of a publish: its id, scoped to who published it, so that two
+/// users choosing the same id never collide. Lengths keep the parts unambiguous.
+fn dedupe_key(from: &Sender, id: &str) -> String {
+    if from.connection_id == Sender::SERVER_CONNECTION_ID && from.user_id.is_none() {
+        format!("s:{id}")
+    } else if let Some(user) = &from.user_id {
+        format!("u{}:{user}{id}", user.len())
+    } else {
+        format!("a:{id}")
     }
 }
 

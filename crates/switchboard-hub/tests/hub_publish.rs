@@ -168,3 +168,86 @@ async fn redaction_removes_configured_fields_at_any_depth() {
         json!({"user": {"name": "n", "list": [{"ok": true}]}})
     );
 }
+
+#[tokio::test]
+async fn a_retried_publish_id_is_acknowledged_with_its_first_offset_and_delivered_once() {
+    // Two hubs over one store: the retry arrives through another instance, as after a
+    // failover.
+    let shared = memory();
+    let hub_a = Hub::new(shared.new_instance());
+    let hub_b = Hub::new(shared);
+    let mut reader = Client::connect(&hub_b, Identity::user("reader"));
+    reader.subscribe("orders").await;
+    let mut first = Client::connect(&hub_a, Identity::user("alice"));
+    let mut retry = Client::connect(&hub_b, Identity::user("alice"));
+
+    first
+        .send(r#"{"type":"order.placed","channel":"orders","payload":{"n":1},"id":"o-1"}"#)
+        .await;
+    assert_eq!(
+        first.next().await,
+        json!({"type": "ack", "id": "o-1", "offset": 1})
+    );
+    retry
+        .send(r#"{"type":"order.placed","channel":"orders","payload":{"n":1},"id":"o-1"}"#)
+        .await;
+    assert_eq!(
+        retry.next().await,
+        json!({"type": "ack", "id": "o-1", "offset": 1}),
+        "the retry is acknowledged with the first publish's offset"
+    );
+    let delivered = reader.next().await;
+    assert_eq!(
+        (delivered["id"].as_str(), delivered["offset"].as_u64()),
+        (Some("o-1"), Some(1))
+    );
+    assert!(reader.is_quiet().await, "the retry was delivered again");
+}
+
+#[tokio::test]
+async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
+    let hub = hub();
+    let mut reader = Client::connect(&hub, Identity::anonymous());
+    reader.subscribe("c").await;
+    let mut alice = Client::connect(&hub, Identity::user("alice"));
+    let mut bob = Client::connect(&hub, Identity::user("bob"));
+    let mut anonymous = Client::connect(&hub, Identity::anonymous());
+    for client in [&mut alice, &mut bob, &mut anonymous] {
+        client
+            .send(r#"{"type":"t","channel":"c","payload":null,"id":"1"}"#)
+            .await;
+    }
+    let server = hub
+        .publish(
+            ServerMessage::new(
+                ChannelName::new("c").unwrap(),
+                EventType::new("t").unwrap(),
+                Payload::from_json("null").unwrap(),
+            )
+            .with_id("1"),
+        )
+        .await
+        .unwrap();
+    assert!(!server.duplicate);
+    let mut offsets = Vec::new();
+    for _ in 0..4 {
+        offsets.push(reader.next_of("t").await["offset"].as_u64().unwrap());
+    }
+    offsets.sort_unstable();
+    assert_eq!(offsets, [1, 2, 3, 4], "an id is scoped to its publisher");
+    // A server-side retry of the same id is the duplicate.
+    let again = hub
+        .publish(
+            ServerMessage::new(
+                ChannelName::new("c").unwrap(),
+                EventType::new("t").unwrap(),
+                Payload::from_json("null").unwrap(),
+            )
+            .with_id("1"),
+        )
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.offset, server.offset);
+    assert!(reader.is_quiet().await);
+}

@@ -133,6 +133,7 @@ struct Published<'a> {
     channel: &'a str,
     id: &'a str,
     offset: u64,
+    duplicate: bool,
 }
 
 async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -191,6 +192,7 @@ async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseB
                 channel: channel.as_str(),
                 id: &receipt.id,
                 offset: receipt.offset,
+                duplicate: receipt.duplicate,
             },
         ),
         Err(err) => unavailable(&err),

@@ -100,7 +100,7 @@ async fn publish_delivers_to_websocket_subscribers_as_the_server() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(
         answer.json(),
-        json!({"channel": "tasks:updates", "id": "m-1", "offset": 1})
+        json!({"channel": "tasks:updates", "id": "m-1", "offset": 1, "duplicate": false})
     );
 
     let message = next_of_type(&mut ws, "task-status-changed").await;
@@ -115,6 +115,31 @@ async fn publish_delivers_to_websocket_subscribers_as_the_server() {
         message["from"],
         json!({"userId": null, "connectionId": "$server"})
     );
+}
+
+#[tokio::test]
+async fn a_backend_retrying_a_publish_with_its_id_is_delivered_once() {
+    let server = start_with_api().await;
+    let (mut ws, _) = connect(&server.ws_url()).await;
+    subscribe(&mut ws, "jobs").await;
+    let body = r#"{"channel":"jobs","type":"job.done","payload":{"job":7},"id":"job-7-done"}"#;
+    let first = publish(server.local_addr(), body).await;
+    assert_eq!(first.json()["duplicate"], false, "{}", first.text());
+    let retry = publish(server.local_addr(), body).await;
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(
+        retry.json(),
+        json!({"channel": "jobs", "id": "job-7-done", "offset": 1, "duplicate": true})
+    );
+    let other = publish(
+        server.local_addr(),
+        r#"{"channel":"jobs","type":"job.done","payload":{"job":8},"id":"job-8-done"}"#,
+    )
+    .await;
+    assert_eq!(other.json()["offset"], 2);
+    // The subscriber sees job 7 once, then job 8: the retry was never delivered.
+    assert_eq!(next_of_type(&mut ws, "job.done").await["id"], "job-7-done");
+    assert_eq!(next_of_type(&mut ws, "job.done").await["id"], "job-8-done");
 }
 
 #[tokio::test]

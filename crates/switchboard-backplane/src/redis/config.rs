@@ -30,6 +30,10 @@ pub struct RedisBackplaneConfig {
     pub history_size: usize,
     /// How long a message stays recoverable (default 5 minutes).
     pub history_ttl: Duration,
+    /// How many dedupe keys each channel remembers: those of its latest keyed publishes
+    /// (default 1024; 0 disables deduplication). See
+    /// [`Backplane::publish_with`](crate::Backplane::publish_with).
+    pub dedupe_window: usize,
     /// How long a channel's epoch and last offset are kept after its last publish (default
     /// 24 hours). Past it the channel starts a new epoch.
     pub channel_ttl: Duration,
@@ -67,6 +71,7 @@ impl Default for RedisBackplaneConfig {
             prefix: "switchboard:".into(),
             history_size: 100,
             history_ttl: Duration::from_secs(5 * 60),
+            dedupe_window: 1024,
             channel_ttl: Duration::from_secs(24 * 60 * 60),
             presence_ttl: Duration::from_secs(30 * 60),
             presence_sweep: Duration::from_secs(5 * 60),
@@ -108,6 +113,8 @@ impl RedisBackplaneConfig {
         history_size: usize;
         /// Sets [`history_ttl`](Self::history_ttl).
         history_ttl: Duration;
+        /// Sets [`dedupe_window`](Self::dedupe_window).
+        dedupe_window: usize;
         /// Sets [`channel_ttl`](Self::channel_ttl).
         channel_ttl: Duration;
         /// Sets [`presence_ttl`](Self::presence_ttl).

@@ -4,6 +4,8 @@
 //! in one cluster slot):
 //! - `P{ch}:meta`: hash, `e` = epoch, `o` = last offset;
 //! - `P{ch}:history`: stream, entry id `<offset>-0`, fields `t` (ms) and `d` (data);
+//! - `P{ch}:dedupe`: sorted set, dedupe key → the offset its publish got (the latest keys of
+//!   the window);
 //! - `P{ch}:presence`: hash, connection id → data;
 //! - `P{ch}:presence:expiry`: sorted set, connection id → expiry (ms);
 //! - `P{ch}:pubsub`: the pub/sub channel carrying messages and presence changes.
@@ -38,6 +40,10 @@ impl Keys {
 
     pub(crate) fn history(&self, channel: &str) -> String {
         self.key(channel, "history")
+    }
+
+    pub(crate) fn dedupe(&self, channel: &str) -> String {
+        self.key(channel, "dedupe")
     }
 
     pub(crate) fn presence(&self, channel: &str) -> String {

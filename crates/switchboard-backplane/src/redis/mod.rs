@@ -32,8 +32,8 @@ use crate::events::EventReceiver;
 use crate::history::{History, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
-    Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, Published,
-    Recovery, ResetReason, Scope, rand_u64,
+    Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, PublishOptions,
+    Published, Recovery, ResetReason, Scope, rand_u64,
 };
 
 /// How many channels one `SUBSCRIBE` carries when resubscribing after a reconnect.
@@ -189,6 +189,7 @@ impl RedisBackplane {
         let limits = Limits {
             history_size: config.history_size,
             history_ttl_ms: millis(config.history_ttl),
+            dedupe_window: config.dedupe_window,
             channel_ttl_ms: millis(config.channel_ttl),
             presence_ttl_ms: millis(config.presence_ttl),
             // Longer than any member's expiry, so sweeps still see expired members to announce.
@@ -320,6 +321,7 @@ impl Shared {
         HistoryLimits {
             size: self.config.history_size,
             ttl: self.config.history_ttl,
+            dedupe_window: self.config.dedupe_window,
         }
     }
 
@@ -626,7 +628,12 @@ impl Shared {
     }
 
     /// Publishes on this instance only, under the channel's local fallback epoch.
-    fn publish_locally(&self, channel: &str, data: Bytes) -> Published {
+    fn publish_locally(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> Published {
         let now = Instant::now();
         let limits = self.history_limits();
         let mut st = self.state.lock();
@@ -639,11 +646,20 @@ impl Shared {
         let sub = sub_entry(subs, channel);
         let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
         let (history, _) = local_history(local, channel, delivered);
-        let envelope = history.append(data, now, limits);
+        if let Some(offset) = options.dedupe_key.and_then(|key| history.deduplicated(key)) {
+            return Published {
+                offset,
+                epoch: history.epoch().clone(),
+                scope: Scope::LocalOnly,
+                duplicate: true,
+            };
+        }
+        let envelope = history.append(data, options.dedupe_key, now, limits);
         let published = Published {
             offset: envelope.offset,
             epoch: history.epoch().clone(),
             scope: Scope::LocalOnly,
+            duplicate: false,
         };
         if let Some((_, sub)) = sub {
             sub.mark_reset(ResetReason::EpochChanged);
@@ -708,18 +724,31 @@ impl Shared {
 }
 
 impl Backplane for RedisBackplane {
-    async fn publish(&self, channel: &str, data: Bytes) -> Result<Published> {
+    async fn publish_with(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> Result<Published> {
         let shared = &self.handle.shared;
         shared.check_open()?;
         if let Some(live) = shared.live() {
             let mut conn = live.conn.clone();
-            let publish = scripts::publish(&mut conn, &shared.keys, &shared.limits, channel, &data);
+            let publish = scripts::publish(
+                &mut conn,
+                &shared.keys,
+                &shared.limits,
+                channel,
+                &data,
+                options.dedupe_key,
+            );
             match shared.call(live.generation, publish).await {
-                Ok((epoch, offset)) => {
+                Ok((epoch, offset, duplicate)) => {
                     return Ok(Published {
                         offset,
                         epoch,
                         scope: Scope::Cluster,
+                        duplicate,
                     });
                 }
                 Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
@@ -728,7 +757,7 @@ impl Backplane for RedisBackplane {
                 Err(_) => {}
             }
         }
-        Ok(shared.publish_locally(channel, data))
+        Ok(shared.publish_locally(channel, data, options))
     }
 
     async fn subscribe(&self, channel: &str) -> Result<()> {

@@ -10,16 +10,22 @@ use super::layout::Keys;
 use crate::types::{Envelope, Epoch, Position, Recovery};
 
 /// Assigns the next offset, appends to the stream (trimmed by count) and publishes, in one
-/// step. Creates the channel's epoch when it is missing (first use, flush, restart).
+/// step. Creates the channel's epoch when it is missing (first use, flush, restart). With a
+/// dedupe key already in the channel's window, publishes nothing and answers the offset that
+/// key got.
 ///
-/// KEYS: meta, history. ARGV: data, candidate epoch, history size, history ttl (ms),
-/// channel ttl (ms), pub/sub channel.
+/// KEYS: meta, history, dedupe keys. ARGV: data, candidate epoch, history size, history ttl
+/// (ms), channel ttl (ms), pub/sub channel, dedupe key ('' for none), dedupe window.
+/// Returns `{epoch, offset, duplicate (0 or 1)}`.
 const PUBLISH_LUA: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[2]
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+elseif ARGV[7] ~= '' then
+  local seen = redis.call('ZSCORE', KEYS[3], ARGV[7])
+  if seen then return {epoch, tonumber(seen), 1} end
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -31,22 +37,28 @@ if size > 0 then
     't', string.format('%d', now), 'd', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
+local window = tonumber(ARGV[8])
+if ARGV[7] ~= '' and window > 0 then
+  redis.call('ZADD', KEYS[3], offset, ARGV[7])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -window - 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 redis.call('PUBLISH', ARGV[6], 'm' .. epoch .. ':' .. string.format('%d', offset) .. ':' .. ARGV[1])
-return {epoch, offset}
+return {epoch, offset, 0}
 ";
 
 /// The channel's position and, when the epoch matches and nothing after `after` is gone
 /// (trimmed by count or older than the age bound), every message after it. Creates the epoch
 /// when it is missing.
 ///
-/// KEYS: meta, history. ARGV: candidate epoch, known epoch ('' for none), after, history ttl
-/// (ms), channel ttl (ms).
+/// KEYS: meta, history, dedupe keys. ARGV: candidate epoch, known epoch ('' for none), after,
+/// history ttl (ms), channel ttl (ms).
 const READ_LUA: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 local offset = 0
 if not epoch then
   epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
@@ -218,38 +230,46 @@ fn int(value: &Value) -> Option<u64> {
 pub(crate) struct Limits {
     pub(crate) history_size: usize,
     pub(crate) history_ttl_ms: u64,
+    pub(crate) dedupe_window: usize,
     pub(crate) channel_ttl_ms: u64,
     pub(crate) presence_ttl_ms: u64,
     pub(crate) presence_key_ttl_ms: u64,
 }
 
-/// Publishes `data`; returns the epoch and offset assigned.
+/// Publishes `data` (unless `dedupe_key` is in the window); returns the epoch, the offset
+/// and whether it was a duplicate.
 pub(crate) async fn publish(
     conn: &mut MultiplexedConnection,
     keys: &Keys,
     limits: &Limits,
     channel: &str,
     data: &[u8],
-) -> Result<(Epoch, u64), CallError> {
+    dedupe_key: Option<&str>,
+) -> Result<(Epoch, u64, bool), CallError> {
     let reply: Value = PUBLISH
         .key(keys.meta(channel))
         .key(keys.history(channel))
+        .key(keys.dedupe(channel))
         .arg(data)
         .arg(Epoch::random().as_str())
         .arg(limits.history_size)
         .arg(limits.history_ttl_ms)
         .arg(limits.channel_ttl_ms)
         .arg(keys.pubsub(channel))
+        .arg(dedupe_key.unwrap_or(""))
+        .arg(limits.dedupe_window)
         .invoke_async(conn)
         .await?;
     let Value::Array(items) = &reply else {
         return Err(unexpected("publish", &reply));
     };
     match items.as_slice() {
-        [epoch, offset] => {
+        [epoch, offset, duplicate] => {
             let epoch = bulk(epoch.clone()).and_then(|b| String::from_utf8(b).ok());
-            match (epoch, int(offset)) {
-                (Some(epoch), Some(offset)) => Ok((Epoch::new(epoch), offset)),
+            match (epoch, int(offset), int(duplicate)) {
+                (Some(epoch), Some(offset), Some(duplicate)) => {
+                    Ok((Epoch::new(epoch), offset, duplicate == 1))
+                }
                 _ => Err(unexpected("publish", &reply)),
             }
         }
@@ -270,6 +290,7 @@ pub(crate) async fn read(
     let reply: Value = READ
         .key(keys.meta(channel))
         .key(keys.history(channel))
+        .key(keys.dedupe(channel))
         .arg(Epoch::random().as_str())
         .arg(known)
         .arg(after)

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_backplane::{
     Backplane, Envelope, Event, EventReceiver, HealthState, PresenceAction, PresenceChange,
+    PublishOptions,
 };
 use tokio::time::timeout;
 
@@ -26,6 +27,7 @@ pub struct Options {
     pub presence_ttl: Duration,
     pub presence_sweep: Duration,
     pub event_capacity: NonZeroUsize,
+    pub dedupe_window: usize,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             presence_ttl: Duration::from_secs(60),
             presence_sweep: Duration::from_secs(60),
             event_capacity: NonZeroUsize::new(16384).unwrap(),
+            dedupe_window: 1024,
         }
     }
 }
@@ -297,6 +300,91 @@ pub async fn data_is_carried_byte_for_byte<C: Cluster>() {
     assert_eq!(next_message(&mut rx).await.data, Bytes::new());
 }
 
+pub async fn a_repeated_dedupe_key_is_published_once_from_any_instance<C: Cluster>() {
+    let mut cluster = C::start(Options {
+        dedupe_window: 2,
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let mut rx = b.events();
+    b.subscribe("room").await.unwrap();
+    let key = |k| PublishOptions::default().dedupe_key(k);
+
+    let first = a
+        .publish_with("room", "m1".into(), key("k1"))
+        .await
+        .unwrap();
+    assert_eq!((first.offset, first.duplicate), (1, false));
+    // A retry through another instance: acknowledged with the first offset, not published.
+    let retry = b
+        .publish_with("room", "m1 again".into(), key("k1"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate, "{retry:?}");
+    assert_eq!((retry.offset, &retry.epoch), (1, &first.epoch));
+
+    // Unkeyed publishes never collide; other keys are other messages.
+    assert_eq!(a.publish("room", "plain".into()).await.unwrap().offset, 2);
+    assert_eq!(a.publish("room", "plain".into()).await.unwrap().offset, 3);
+    let k2 = a
+        .publish_with("room", "m2".into(), key("k2"))
+        .await
+        .unwrap();
+    assert_eq!((k2.offset, k2.duplicate), (4, false));
+    // The same key on another channel is independent.
+    let elsewhere = b
+        .publish_with("other", "m2".into(), key("k2"))
+        .await
+        .unwrap();
+    assert_eq!((elsewhere.offset, elsewhere.duplicate), (1, false));
+    // The window keeps the latest two keys: after k3, k1 is forgotten and is a new message.
+    a.publish_with("room", "m3".into(), key("k3"))
+        .await
+        .unwrap();
+    assert!(
+        a.publish_with("room", "m2 again".into(), key("k2"))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    let late = a
+        .publish_with("room", "m1 late".into(), key("k1"))
+        .await
+        .unwrap();
+    assert_eq!((late.offset, late.duplicate), (6, false));
+
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let m = next_message(&mut rx).await;
+        got.push((m.offset, m.data));
+    }
+    let expected: Vec<(u64, Bytes)> = [
+        (1, "m1"),
+        (2, "plain"),
+        (3, "plain"),
+        (4, "m2"),
+        (5, "m3"),
+        (6, "m1 late"),
+    ]
+    .into_iter()
+    .map(|(o, d)| (o, Bytes::from(d)))
+    .collect();
+    assert_eq!(
+        got, expected,
+        "each message once, duplicates never delivered"
+    );
+    let recovered = b.since("room", 0, first.epoch.as_str()).await.unwrap();
+    let history: Vec<_> = recovered
+        .messages
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.offset, m.data))
+        .collect();
+    assert_eq!(history, expected, "duplicates are not in history either");
+}
+
 pub async fn presence_is_shared_and_announced_across_instances<C: Cluster>() {
     let mut cluster = C::start(Options::default()).await;
     let a = cluster.instance().await;
@@ -434,6 +522,7 @@ macro_rules! contract_tests {
             since_never_returns_a_partial_list,
             an_unused_channel_is_at_offset_zero_in_a_stable_epoch,
             data_is_carried_byte_for_byte,
+            a_repeated_dedupe_key_is_published_once_from_any_instance,
             presence_is_shared_and_announced_across_instances,
             idle_presence_expires_with_a_leave_and_touched_presence_stays,
             a_receiver_that_falls_behind_is_told_it_lagged,
