@@ -35,7 +35,8 @@ pub(crate) struct History {
     epoch: Epoch,
     offset: u64,
     entries: VecDeque<Entry>,
-    recent: RecentKeys,
+    /// Allocated on the first keyed publish: most channels never see one.
+    recent: Option<Box<RecentKeys>>,
 }
 
 /// The dedupe keys of a channel's latest keyed publishes and the offsets they got. Empty
@@ -70,7 +71,7 @@ impl History {
             epoch,
             offset,
             entries: VecDeque::new(),
-            recent: RecentKeys::default(),
+            recent: None,
         }
     }
 
@@ -87,7 +88,7 @@ impl History {
 
     /// The offset a publish with dedupe key `key` got, while the key is within the window.
     pub(crate) fn deduplicated(&self, key: &str) -> Option<u64> {
-        self.recent.offsets.get(key).copied()
+        self.recent.as_ref()?.offsets.get(key).copied()
     }
 
     /// Assigns the next offset to `data`, retains it within `limits`, remembers `dedupe_key`
@@ -100,8 +101,12 @@ impl History {
         limits: HistoryLimits,
     ) -> Envelope {
         self.offset += 1;
-        if let Some(key) = dedupe_key {
-            self.recent.remember(key, self.offset, limits.dedupe_window);
+        if let Some(key) = dedupe_key
+            && limits.dedupe_window > 0
+        {
+            self.recent
+                .get_or_insert_default()
+                .remember(key, self.offset, limits.dedupe_window);
         }
         if limits.size > 0 {
             self.entries.push_back(Entry {

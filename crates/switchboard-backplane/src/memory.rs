@@ -393,9 +393,12 @@ impl Backplane for MemoryBackplane {
         let name: Arc<str> = channel.into();
         state.refs.insert(Arc::clone(&name), 1);
         // Lock order: instance state, then store.
-        self.inner
-            .store
-            .with_slot(&name, |slot| slot.subscribers.push((self.inner.id, tx)));
+        self.inner.store.with_slot(&name, |slot| {
+            // Usually one instance per channel: grow from one slot, not Vec's four.
+            slot.subscribers
+                .reserve_exact(usize::from(slot.subscribers.is_empty()));
+            slot.subscribers.push((self.inner.id, tx));
+        });
         Ok(())
     }
 

@@ -66,7 +66,9 @@ struct MemberState {
 
 #[derive(Debug, Default)]
 struct SubscriptionState {
-    member: Option<MemberState>,
+    /// Boxed: most subscriptions never announce presence, and every subscription's map
+    /// slot is sized by this field.
+    member: Option<Box<MemberState>>,
 }
 
 /// A connection registered with a [`Hub`](crate::Hub).
@@ -423,7 +425,7 @@ impl<B: Backplane> Connection<B> {
             last_seen: now,
         };
         let data = Bytes::from(serde_json::to_vec(&member).expect("members always serialize"));
-        state.member = Some(MemberState { joined_at, fields });
+        state.member = Some(Box::new(MemberState { joined_at, fields }));
         if self
             .hub
             .members

@@ -62,6 +62,10 @@ impl Registry {
     pub(crate) fn add_pending(&self, channel: &str, conn: u64, outbox: Arc<dyn Outbox>) {
         let mut shard = self.shard(channel).lock();
         let entry = shard.entry(Arc::from(channel)).or_default();
+        // Most channels have one local subscriber: grow from one slot, not Vec's default four.
+        entry
+            .subscribers
+            .reserve_exact(usize::from(entry.subscribers.is_empty()));
         entry.subscribers.push(Subscriber {
             conn,
             outbox,

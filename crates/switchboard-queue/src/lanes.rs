@@ -6,10 +6,6 @@ use std::collections::VecDeque;
 
 use crate::{PopOrder, Priority};
 
-/// Lane buffers larger than this are released when the queue drains, so a connection that
-/// once had a burst does not keep its peak memory while idle.
-const RETAINED_SLOTS: usize = 16;
-
 /// What a lane holds.
 pub(crate) trait Slot {
     /// Arrival order; strictly increasing within a lane.
@@ -170,10 +166,11 @@ impl<S: Slot> Lanes<S> {
             .flat_map(|(i, lane)| lane.drain(..).map(move |s| (Priority::from_index(i), s)))
     }
 
-    /// Frees lane buffers if the queue is empty and they grew past a small size.
+    /// Frees the lane buffers once the queue is empty, so an idle queue (one per connection
+    /// in a server) holds no buffer at all: an allocation per burst costs far less than the
+    /// write it precedes, and idle connections are the many.
     pub(crate) fn release_if_idle(&mut self) {
-        if self.lanes.iter().all(VecDeque::is_empty)
-            && self.lanes.iter().any(|l| l.capacity() > RETAINED_SLOTS)
+        if self.lanes.iter().all(VecDeque::is_empty) && self.lanes.iter().any(|l| l.capacity() > 0)
         {
             self.lanes = Default::default();
         }

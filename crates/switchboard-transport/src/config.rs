@@ -40,8 +40,11 @@ pub struct TransportConfig {
     /// On shutdown, sessions are closed with 1001 at random moments within this window, so
     /// clients do not all reconnect at once (default 5 s).
     pub drain_window: Duration,
-    /// The socket read buffer per connection (default 4 KiB; tungstenite's own default is
-    /// 128 KiB, which costs ~130 KB per idle connection).
+    /// The socket read buffer per connection (default 512 bytes; tungstenite's own default
+    /// is 128 KiB, which costs ~130 KB per idle connection). tungstenite keeps this buffer,
+    /// zero-filled, for the connection's whole life, so it is most of an idle connection's
+    /// memory; client frames are small (subscribe, publish), and a larger one is still read
+    /// whole, in reads of this size.
     pub read_buffer_bytes: usize,
 }
 
@@ -61,7 +64,7 @@ impl Default for TransportConfig {
             retry_after: Duration::from_secs(10),
             allowed_origins: None,
             drain_window: Duration::from_secs(5),
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 512,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
@@ -74,6 +75,11 @@ fn error_label(code: ErrorCode) -> ErrorLabel {
     ErrorLabel::from_name(code.as_str()).unwrap_or(ErrorLabel::Internal)
 }
 
+/// The earlier of the idle deadline and the credentials' expiry.
+fn earliest(idle_at: Instant, expiry: Option<Instant>) -> Instant {
+    expiry.map_or(idle_at, |at| at.min(idle_at))
+}
+
 fn deadline_for(at: SystemTime) -> Instant {
     let now = Instant::now();
     match at.duration_since(SystemTime::now()) {
@@ -104,6 +110,9 @@ where
     loop {
         outbox.drain(batch, BATCH_FRAMES, BATCH_BYTES);
         if batch.is_empty() {
+            // Idle again: give the batch buffer back. One allocation per burst costs far less
+            // than its write, and an idle connection then holds none.
+            *batch = Vec::new();
             return Ok(());
         }
         let sent = batch.len() as u64;
@@ -133,37 +142,68 @@ where
     .await;
 }
 
+/// What a running session owns besides its [`Session`], boxed together so that the task's
+/// future holds a pointer instead of a copy of each. An idle connection's memory is mostly
+/// its task, so every byte of the future counts (docs/benchmarks.md).
+struct Running<S> {
+    sink: Sink<S>,
+    stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    bucket: TokenBucket<TokioClock>,
+    rejections: RejectionWindow,
+    batch: Vec<EncodedFrame>,
+}
+
 impl<B: Backplane, P: Send> Session<B, P> {
-    /// Runs the session to its end and reports why it ended to the hub.
-    pub(crate) async fn run<S>(mut self, ws: WebSocketStream<S>)
+    /// Runs the session over `ws` to its end and reports why it ended to the hub.
+    pub(crate) fn run<S>(self, ws: WebSocketStream<S>) -> impl Future<Output = ()> + Send
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
+        P: Sync,
     {
-        let (mut sink, mut stream) = ws.split();
+        let (sink, stream) = ws.split();
+        let running = Box::new(Running {
+            sink,
+            stream,
+            bucket: TokenBucket::with_clock(self.config.rate_limit, TokioClock::new()),
+            rejections: RejectionWindow::for_quota(&self.config.rate_limit),
+            batch: Vec::new(),
+        });
+        Box::new(self).serve(running)
+    }
+
+    async fn serve<S>(mut self: Box<Self>, mut io: Box<Running<S>>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+        P: Sync,
+    {
         let config = Arc::clone(&self.config);
         let outbox = Arc::clone(&self.outbox);
         let limits = DecodeLimits::default();
-        let bucket = TokenBucket::with_clock(config.rate_limit, TokioClock::new());
-        let mut rejections = RejectionWindow::for_quota(&config.rate_limit);
-        let mut heartbeat =
-            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let idle = sleep(config.idle_timeout);
-        tokio::pin!(idle);
+        // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
+        // comes first: each timer would cost every idle connection its own allocation.
+        let heartbeat = config.heartbeat.max(Duration::from_millis(1));
         let expiry = self.expires_at.map(deadline_for);
-        let expired = sleep_until(expiry.unwrap_or_else(Instant::now));
-        tokio::pin!(expired);
+        let mut idle_at = Instant::now() + config.idle_timeout;
+        let mut next_ping = Instant::now() + heartbeat;
+        let timer = sleep_until(earliest(next_ping.min(idle_at), expiry));
+        tokio::pin!(timer);
         let mut drain: Option<std::pin::Pin<Box<Sleep>>> = None;
-        let mut batch = Vec::with_capacity(0);
 
         let reason = loop {
+            let Running {
+                sink,
+                stream,
+                bucket,
+                rejections,
+                batch,
+            } = &mut *io;
             tokio::select! {
                 () = outbox.ready() => {
-                    if flush_queue(&mut sink, &outbox, &mut batch, &self.metrics).await.is_err() {
+                    if flush_queue(sink, &outbox, batch, &self.metrics).await.is_err() {
                         break DisconnectReason::Error;
                     }
                     if let Some(code) = outbox.close_requested() {
-                        break self.close(&mut sink, &mut batch, code).await;
+                        break Box::pin(self.close(sink, batch, code)).await;
                     }
                 }
                 incoming = stream.next() => {
@@ -171,7 +211,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         None => break DisconnectReason::ClientClosed,
                         Some(Ok(message)) => message,
                         Some(Err(WsError::Capacity(_))) => {
-                            break self.close(&mut sink, &mut batch, CloseCode::TooLarge).await;
+                            break Box::pin(self.close(sink, batch, CloseCode::TooLarge)).await;
                         }
                         Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
                             break DisconnectReason::ClientClosed;
@@ -181,14 +221,17 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             break DisconnectReason::Error;
                         }
                     };
-                    idle.as_mut().reset(Instant::now() + config.idle_timeout);
+                    idle_at = Instant::now() + config.idle_timeout;
+                    timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
                     if matches!(message, Message::Text(_) | Message::Binary(_)) {
                         self.metrics.message_received();
                     }
                     let abusive = match message {
-                        Message::Text(text) => self.on_text(text.as_str(), limits, &bucket, &mut rejections).await,
+                        // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
+                        // is large, and inline it would size every idle session's task.
+                        Message::Text(text) => Box::pin(self.on_text(text.as_str(), limits, bucket, rejections)).await,
                         Message::Binary(_) => {
-                            let charge = self.charge(&bucket, &mut rejections, None);
+                            let charge = self.charge(bucket, rejections, None);
                             if charge == Charge::Allowed {
                                 self.reply_error(ErrorCode::Unsupported, "binary frames are not supported; send text frames".into(), None);
                             }
@@ -206,19 +249,24 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
                             "closing: sustained rate limit violations"
                         );
-                        break self.close(&mut sink, &mut batch, CloseCode::PolicyViolation).await;
+                        break Box::pin(self.close(sink, batch, CloseCode::PolicyViolation)).await;
                     }
                 }
-                _ = heartbeat.tick() => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        break DisconnectReason::Error;
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if expiry.is_some_and(|at| at <= now) {
+                        break Box::pin(self.close(sink, batch, CloseCode::TokenExpired)).await;
                     }
-                }
-                () = &mut idle => {
-                    break self.close(&mut sink, &mut batch, CloseCode::IdleTimeout).await;
-                }
-                () = &mut expired, if expiry.is_some() => {
-                    break self.close(&mut sink, &mut batch, CloseCode::TokenExpired).await;
+                    if idle_at <= now {
+                        break Box::pin(self.close(sink, batch, CloseCode::IdleTimeout)).await;
+                    }
+                    if next_ping <= now {
+                        next_ping = now + heartbeat;
+                        if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                            break DisconnectReason::Error;
+                        }
+                    }
+                    timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
                 }
                 changed = self.shutdown.changed(), if drain.is_none() => {
                     // A dropped transport also means shutdown.
@@ -227,15 +275,24 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     drain = Some(Box::pin(sleep(spread)));
                 }
                 () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
-                    break self.close(&mut sink, &mut batch, CloseCode::GoingAway).await;
+                    break Box::pin(self.close(sink, batch, CloseCode::GoingAway)).await;
                 }
             }
         };
-        drop(self.permits);
-        self.outbox.discard();
-        self.metrics.connection_closed(disconnect_label(reason));
-        self.metrics.session_ended();
-        self.connection.disconnect(reason).await;
+        drop(io);
+        let Self {
+            connection,
+            outbox,
+            permits,
+            metrics,
+            ..
+        } = *self;
+        drop(permits);
+        outbox.discard();
+        metrics.connection_closed(disconnect_label(reason));
+        metrics.session_ended();
+        // Boxed for the same reason as the frame handler.
+        Box::pin(connection.disconnect(reason)).await;
     }
 
     /// Closes with `code`: first what is queued (unless the client is the problem), then

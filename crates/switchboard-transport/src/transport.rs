@@ -393,20 +393,21 @@ impl<B: Backplane> Transport<B> {
         };
 
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let transport = self.clone();
         let expires_at = identity.expires_at.map(|at| at + inner.auth.leeway());
+        // One box for what the task carries into the session: the task's future holds a
+        // pointer to it rather than a copy of each (idle memory per connection).
+        let pending = Box::new((self.clone(), identity, expires_at, (global, per_ip)));
         inner.sessions.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
+                    let (transport, identity, expires_at, permits) = unbox(pending);
                     let ws = WebSocketStream::from_raw_socket(
                         TokioIo::new(upgraded),
                         Role::Server,
                         Some(transport.inner.ws_config),
                     )
                     .await;
-                    transport
-                        .run(ws, identity, expires_at, (global, per_ip))
-                        .await;
+                    transport.session(ws, identity, expires_at, permits).await;
                 }
                 Err(err) => tracing::debug!(%peer, %err, "upgrade did not complete"),
             }
@@ -424,14 +425,16 @@ impl<B: Backplane> Transport<B> {
             .expect("a static response is valid")
     }
 
-    /// Registers the connection with the hub and runs its session to the end.
-    async fn run<S, P: Send>(
+    /// Registers the connection with the hub; the returned future runs its session to the
+    /// end. Not an `async fn`, so that its arguments are not kept in the session's future.
+    fn session<S, P: Send + Sync>(
         &self,
         ws: WebSocketStream<S>,
         identity: switchboard_hub::Identity,
         expires_at: Option<SystemTime>,
         permits: P,
-    ) where
+    ) -> impl Future<Output = ()> + Send + use<S, P, B>
+    where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let inner = &self.inner;
@@ -469,7 +472,6 @@ impl<B: Backplane> Transport<B> {
             metrics: inner.metrics.clone(),
         }
         .run(ws)
-        .await;
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
@@ -553,6 +555,13 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Moves a value out of its box and frees the box now, not at the end of the caller's
+/// scope (a box moved out of with `*` is freed only when its binding goes out of scope).
+#[allow(clippy::boxed_local)] // Taking the box is the point: it is freed on return.
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 #[cfg(test)]

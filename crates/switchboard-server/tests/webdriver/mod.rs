@@ -48,30 +48,44 @@ impl ChromeDriver {
             .unwrap_or_else(|| panic!("chromium not found on PATH: {missing}"));
         let driver = find_program(&["chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver not found on PATH: {missing}"));
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let mut child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("started successfully") {
-                    return;
+        // A port free on 127.0.0.1 can still be taken by the time chromedriver binds it (other
+        // tests open sockets meanwhile); a driver that cannot bind exits, so try a few ports.
+        let mut attempts = 0;
+        let (port, child, mut lines) = loop {
+            attempts += 1;
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                probe.local_addr().unwrap().port()
+            };
+            // Without --allowed-ips chromedriver listens on loopback only.
+            let mut child = Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("chromedriver starts");
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let ready = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    if line.contains("started successfully") {
+                        return true;
+                    }
                 }
+                false
+            })
+            .await
+            .expect("chromedriver ready in time");
+            if ready {
+                break (port, child, lines);
             }
-            panic!("chromedriver exited before it was ready");
-        })
-        .await
-        .expect("chromedriver ready in time");
+            assert!(
+                attempts < 5,
+                "chromedriver exited before it was ready, {attempts} times (ports in use?)"
+            );
+            let _ = child.kill().await;
+        };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
