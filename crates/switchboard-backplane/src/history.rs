@@ -152,9 +152,11 @@ impl History {
         limits: HistoryLimits,
     ) -> Recovery {
         self.trim(now, limits);
-        let messages = if epoch != self.epoch.as_str() {
+        let messages = if epoch != self.epoch.as_str() || offset > self.offset {
+            // Another epoch, or a position this epoch never reached (offsets of another
+            // history under the same name): nothing can be vouched for.
             None
-        } else if offset >= self.offset {
+        } else if offset == self.offset {
             Some(Vec::new())
         } else {
             // Offsets are contiguous, so the oldest retained one decides.
@@ -217,7 +219,9 @@ mod tests {
         assert_eq!(offsets(&h.since(2, "e1", now, LIMITS)), Some(vec![3, 4, 5]));
         assert_eq!(offsets(&h.since(1, "e1", now, LIMITS)), None);
         assert_eq!(offsets(&h.since(5, "e1", now, LIMITS)), Some(vec![]));
-        assert_eq!(offsets(&h.since(9, "e1", now, LIMITS)), Some(vec![]));
+        // A position this epoch never reached was not given by this history: nothing can be
+        // vouched for (a client that continued a local fallback under this epoch's name).
+        assert_eq!(offsets(&h.since(9, "e1", now, LIMITS)), None);
         assert_eq!(offsets(&h.since(4, "other", now, LIMITS)), None);
     }
 

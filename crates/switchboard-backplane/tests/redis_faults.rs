@@ -56,7 +56,9 @@ async fn killed_redis_keeps_local_delivery_and_turns_health_degraded_within_the_
 
     let published = a.publish("room", "during".into()).await.unwrap();
     assert_eq!((published.scope, published.offset), (Scope::LocalOnly, 2));
-    let local = next_message(&mut rx).await;
+    // Local delivery goes on, under a local epoch its subscribers are first reset into.
+    let (resets, local) = next_message_after_resets(&mut rx).await;
+    assert_eq!(resets, [ResetReason::EpochChanged]);
     assert_eq!((local.offset, local.data), (2, "during".into()));
     assert_eq!(a.stats().degraded_publishes, 1);
 }
@@ -179,7 +181,7 @@ async fn a_cut_off_instance_catches_up_from_history_without_a_reset() {
 }
 
 #[tokio::test]
-async fn local_only_publishes_reset_the_channel_when_redis_returns_and_never_reach_others() {
+async fn local_only_publishes_reset_the_channel_here_at_once_and_everywhere_when_redis_returns() {
     let server = RedisServer::spawn();
     let config = fast_config();
     let proxy = Proxy::start(server.addr()).await;
@@ -188,28 +190,48 @@ async fn local_only_publishes_reset_the_channel_when_redis_returns_and_never_rea
     let (mut rx_a, mut rx_b) = (a.events(), b.events());
     a.subscribe("room").await.unwrap();
     b.subscribe("room").await.unwrap();
-    a.publish("room", "shared".into()).await.unwrap();
+    let shared = a.publish("room", "shared".into()).await.unwrap();
     next_message(&mut rx_a).await;
     next_message(&mut rx_b).await;
 
     proxy.cut();
     health_becomes(&b, HealthState::Degraded, DETECTION).await;
     let local = b.publish("room", "only here".into()).await.unwrap();
-    assert_eq!((local.scope, local.offset), (Scope::LocalOnly, 2));
-    assert_eq!(next_message(&mut rx_b).await.data, "only here");
+    assert_eq!(local.scope, Scope::LocalOnly);
+    assert_ne!(
+        local.epoch, shared.epoch,
+        "local publishes get a local epoch"
+    );
+    // B's subscribers were told the Redis epoch: they are reset before the first message
+    // of the local one, so they never take it for a continuation.
+    let (resets, message) = next_message_after_resets(&mut rx_b).await;
+    assert_eq!(resets, [ResetReason::EpochChanged]);
+    assert_eq!(message.data, "only here");
+    let recovery = b.since("room", 1, shared.epoch.as_str()).await.unwrap();
+    assert_eq!(
+        recovery.messages, None,
+        "the Redis epoch cannot be continued here"
+    );
+    assert_eq!(recovery.position.epoch, local.epoch);
 
     proxy.restore();
     health_becomes(&b, HealthState::Up, RECOVERY).await;
-    match next_event(&mut rx_b).await {
-        Event::Reset { channel, reason } => {
-            assert_eq!((&*channel, reason), ("room", ResetReason::EpochChanged));
+    // Both instances reset: A's subscribers never got "only here", and are told so.
+    for rx in [&mut rx_a, &mut rx_b] {
+        match next_event(rx).await {
+            Event::Reset { channel, reason } => {
+                assert_eq!((&*channel, reason), ("room", ResetReason::EpochChanged));
+            }
+            other => panic!("expected a reset, got {other:?}"),
         }
-        other => panic!("expected a reset, got {other:?}"),
     }
-    b.publish("room", "back".into()).await.unwrap();
+    let back = b.publish("room", "back".into()).await.unwrap();
+    assert_ne!(back.epoch, shared.epoch, "Redis started a new epoch");
     assert_eq!(next_message(&mut rx_b).await.data, "back");
     let at_a = next_message(&mut rx_a).await;
-    assert_eq!((at_a.offset, at_a.data), (2, "back".into()));
+    assert_eq!((at_a.offset, at_a.data), (1, "back".into()));
+    let stale = a.since("room", 1, shared.epoch.as_str()).await.unwrap();
+    assert_eq!(stale.messages, None, "the old epoch is not recoverable");
 }
 
 #[tokio::test]

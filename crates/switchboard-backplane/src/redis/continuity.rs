@@ -68,6 +68,11 @@ impl Sub {
         }
     }
 
+    /// Whether an epoch is known, i.e. subscribers were told one.
+    pub(crate) fn has_epoch(&self) -> bool {
+        self.epoch.is_some()
+    }
+
     /// The last offset delivered (where a local fallback epoch continues from).
     pub(crate) fn last(&self) -> u64 {
         self.last
@@ -129,6 +134,21 @@ impl Sub {
             }
         }
         self.note(epoch, offset);
+        self.syncing = true;
+        self.again = false;
+        Live::Sync
+    }
+
+    /// The channel announced a new epoch: unless it is the one already known, sync (which
+    /// finds the epoch changed and says so with a reset).
+    pub(crate) fn on_new_epoch(&mut self, epoch: &str) -> Live {
+        if self.epoch.as_ref().is_some_and(|e| e.as_str() == epoch) {
+            return Live::Done;
+        }
+        self.note(epoch, 0);
+        if self.syncing {
+            return Live::Done;
+        }
         self.syncing = true;
         self.again = false;
         Live::Sync

@@ -82,11 +82,14 @@ pub(crate) enum Incoming {
         action: PresenceAction,
         entry: PresenceEntry,
     },
+    /// The channel started a new epoch: what some instance delivered meanwhile is not in
+    /// the shared history.
+    NewEpoch { epoch: String },
 }
 
 impl Incoming {
-    /// Parses `m<epoch>:<offset>:<data>` or `p<j|u|l><len>:<connection id><data>` (the Lua
-    /// scripts write them).
+    /// Parses `m<epoch>:<offset>:<data>`, `p<j|u|l><len>:<connection id><data>` or
+    /// `r<epoch>` (the Lua scripts write them).
     pub(crate) fn parse(payload: &Bytes) -> Option<Self> {
         match payload.first()? {
             b'm' => {
@@ -122,6 +125,12 @@ impl Incoming {
                     },
                 })
             }
+            b'r' => Some(Self::NewEpoch {
+                epoch: std::str::from_utf8(&payload[1..])
+                    .ok()
+                    .filter(|e| !e.is_empty())?
+                    .to_owned(),
+            }),
             _ => None,
         }
     }
@@ -183,6 +192,13 @@ mod tests {
                 },
             }
         );
+        assert_eq!(
+            Incoming::parse(&Bytes::from_static(b"re-42")),
+            Some(Incoming::NewEpoch {
+                epoch: "e-42".into()
+            })
+        );
+        assert_eq!(Incoming::parse(&Bytes::from_static(b"r")), None);
         assert_eq!(Incoming::parse(&Bytes::from_static(b"px1:a")), None);
         assert_eq!(Incoming::parse(&Bytes::from_static(b"p")), None);
         assert_eq!(Incoming::parse(&Bytes::new()), None);

@@ -90,6 +90,9 @@ struct State {
     next_sub: u64,
     /// Local fallback history of channels published to while Redis was unreachable.
     local: HashMap<Arc<str>, History>,
+    /// Channels this instance published to locally during the outage: their shared history
+    /// lacks those messages, so they start a new epoch in Redis when it is back.
+    published_locally: HashSet<Arc<str>>,
     /// Members set through this instance, re-announced after a reconnect.
     owned: HashMap<Arc<str>, PresenceTable>,
     /// Members of this instance removed while Redis was unreachable.
@@ -217,6 +220,7 @@ impl RedisBackplane {
                 subs: HashMap::new(),
                 next_sub: 0,
                 local: HashMap::new(),
+                published_locally: HashSet::new(),
                 owned: HashMap::new(),
                 removed_offline: HashSet::new(),
                 events: Some(events),
@@ -449,6 +453,24 @@ impl Shared {
         }
     }
 
+    /// Another instance started a new epoch for `channel` (it delivered messages locally
+    /// while cut off): catch up, which resets this instance's subscribers.
+    async fn on_new_epoch(&self, channel: &str, epoch: &str) {
+        let sync = {
+            let mut st = self.state.lock();
+            let Some((name, sub)) = sub_entry(&mut st.subs, channel) else {
+                return;
+            };
+            match sub.on_new_epoch(epoch) {
+                LiveOutcome::Done => None,
+                LiveOutcome::Sync => Some((name, sub.id)),
+            }
+        };
+        if let Some((name, id)) = sync {
+            self.run_sync(name, id).await;
+        }
+    }
+
     fn on_presence(&self, channel: &str, action: PresenceAction, entry: PresenceEntry) {
         let st = self.state.lock();
         if let Some((name, _)) = st.subs.get_key_value(channel) {
@@ -640,12 +662,16 @@ impl Shared {
         let State {
             subs,
             local,
+            published_locally,
             events,
             ..
         } = &mut *st;
-        let sub = sub_entry(subs, channel);
+        let mut sub = sub_entry(subs, channel);
         let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
-        let (history, _) = local_history(local, channel, delivered);
+        let (history, created) = local_history(local, channel, delivered);
+        if created && let Some((name, sub)) = &mut sub {
+            Self::reset_for_local_epoch(events.as_ref(), &self.counters, name, sub);
+        }
         if let Some(offset) = options.dedupe_key.and_then(|key| history.deduplicated(key)) {
             return Published {
                 offset,
@@ -661,6 +687,9 @@ impl Shared {
             scope: Scope::LocalOnly,
             duplicate: false,
         };
+        if !published_locally.contains(channel) {
+            published_locally.insert(Arc::clone(&envelope.channel));
+        }
         if let Some((_, sub)) = sub {
             sub.mark_reset(ResetReason::EpochChanged);
             Self::emit(events.as_ref(), &self.counters, Event::Message(envelope));
@@ -671,7 +700,29 @@ impl Shared {
         published
     }
 
-    /// `since` (or, with `known` empty, the position) from the local fallback.
+    /// A subscribed channel just got a local fallback epoch. Its subscribers were told the
+    /// Redis epoch, so messages under the local one would look like a continuation of it:
+    /// reset them now (they re-subscribe and are told the local epoch), and again when Redis
+    /// is back.
+    fn reset_for_local_epoch(
+        events: Option<&broadcast::Sender<Event>>,
+        counters: &Counters,
+        name: &Arc<str>,
+        sub: &mut Sub,
+    ) {
+        if sub.has_epoch() {
+            Self::emit(
+                events,
+                counters,
+                Event::Reset {
+                    channel: Arc::clone(name),
+                    reason: ResetReason::EpochChanged,
+                },
+            );
+        }
+        sub.mark_reset(ResetReason::EpochChanged);
+    }
+
     /// `since` from the local fallback. A channel this instance has not seen yet gets a local
     /// history under a fresh local epoch (empty, or continuing from the offset last delivered
     /// here), so a subscribe during an outage is answered instead of failing; a subscribed
@@ -681,12 +732,17 @@ impl Shared {
         let now = Instant::now();
         let limits = self.history_limits();
         let mut st = self.state.lock();
-        let State { subs, local, .. } = &mut *st;
+        let State {
+            subs,
+            local,
+            events,
+            ..
+        } = &mut *st;
         let sub = sub_entry(subs, channel);
         let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
         let (history, created) = local_history(local, channel, delivered);
-        if created && let Some((_, sub)) = sub {
-            sub.mark_reset(ResetReason::EpochChanged);
+        if created && let Some((name, sub)) = sub {
+            Self::reset_for_local_epoch(events.as_ref(), &self.counters, &name, sub);
         }
         Ok(history.since(offset, known, now, limits))
     }

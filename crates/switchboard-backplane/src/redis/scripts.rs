@@ -47,6 +47,19 @@ redis.call('PUBLISH', ARGV[6], 'm' .. epoch .. ':' .. string.format('%d', offset
 return {epoch, offset, 0}
 ";
 
+/// Starts a new epoch for a channel whose continuity this instance broke (it delivered
+/// messages locally while cut off from Redis), and tells every instance on the channel's
+/// pub/sub, so that their subscribers reset instead of silently missing those messages.
+///
+/// KEYS: meta, history, dedupe keys. ARGV: new epoch, channel ttl (ms), pub/sub channel.
+const NEW_EPOCH_LUA: &str = r"
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 'o', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'r' .. ARGV[1])
+return 1
+";
+
 /// The channel's position and, when the epoch matches and nothing after `after` is gone
 /// (trimmed by count or older than the age bound), every message after it. Creates the epoch
 /// when it is missing.
@@ -66,7 +79,8 @@ else
 end
 if epoch ~= ARGV[2] then return {epoch, offset, false} end
 local after = tonumber(ARGV[3])
-if after >= offset then return {epoch, offset, {}} end
+if after > offset then return {epoch, offset, false} end
+if after == offset then return {epoch, offset, {}} end
 local first = string.format('%d-0', after + 1)
 local entries = redis.call('XRANGE', KEYS[2], first, '+', 'COUNT', offset - after)
 if #entries == 0 or entries[1][1] ~= first then return {epoch, offset, false} end
@@ -155,6 +169,7 @@ return #expired
 
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_LUA));
 static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
+static NEW_EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(NEW_EPOCH_LUA));
 static PRESENCE_SET: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_SET_LUA));
 static PRESENCE_REMOVE: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_REMOVE_LUA));
 static PRESENCE_TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_TOUCH_LUA));
@@ -275,6 +290,25 @@ pub(crate) async fn publish(
         }
         _ => Err(unexpected("publish", &reply)),
     }
+}
+
+/// Starts a new epoch for `channel` and announces it to every instance.
+pub(crate) async fn new_epoch(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    limits: &Limits,
+    channel: &str,
+) -> Result<(), CallError> {
+    let _: Value = NEW_EPOCH
+        .key(keys.meta(channel))
+        .key(keys.history(channel))
+        .key(keys.dedupe(channel))
+        .arg(Epoch::random().as_str())
+        .arg(limits.channel_ttl_ms)
+        .arg(keys.pubsub(channel))
+        .invoke_async(conn)
+        .await?;
+    Ok(())
 }
 
 /// The channel's position, and every message after `after` when `known` is its epoch and

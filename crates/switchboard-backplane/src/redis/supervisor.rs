@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::layout::Incoming;
-use super::scripts::CallError;
+use super::scripts::{self, CallError};
 use super::{Live, Pushed, SUBSCRIBE_BATCH, Shared, parse_push};
 use crate::types::rand_u64;
 
@@ -142,13 +142,28 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
 
     // Installed: calls go to Redis from now on. The local fallback ends with the outage; the
     // channels that used it reset when they catch up below.
-    let channels: Vec<String> = {
+    let (channels, published_locally) = {
         let mut st = shared.state.lock();
         st.conn = Some(live.clone());
         st.local.clear();
-        st.subs.keys().map(|c| shared.keys.pubsub(c)).collect()
+        let published_locally: Vec<Arc<str>> = st.published_locally.iter().cloned().collect();
+        let channels: Vec<String> = st.subs.keys().map(|c| shared.keys.pubsub(c)).collect();
+        (channels, published_locally)
     };
     shared.failures.store(0, Ordering::Relaxed);
+    // Messages delivered only here are not in the shared history: a new epoch for those
+    // channels makes every instance reset its subscribers (`recovered: false`) instead of
+    // leaving them silently without those messages.
+    for channel in &published_locally {
+        let mut conn = live.conn.clone();
+        let bump = scripts::new_epoch(&mut conn, &shared.keys, &shared.limits, channel);
+        shared
+            .call(generation, bump)
+            .await
+            .map_err(|e| e.reason().to_owned())?;
+        // Forgotten only once done: a connection lost midway bumps the rest next time.
+        shared.state.lock().published_locally.remove(channel);
+    }
     for batch in channels.chunks(SUBSCRIBE_BATCH) {
         let mut conn = live.conn.clone();
         let subscribe = async move { conn.subscribe(batch).await.map_err(CallError::from) };
@@ -298,6 +313,9 @@ pub(super) async fn pump(
                 }
                 Some(Pushed::Channel(channel, Incoming::Presence { action, entry })) => {
                     shared.on_presence(&channel, action, entry);
+                }
+                Some(Pushed::Channel(channel, Incoming::NewEpoch { epoch })) => {
+                    shared.on_new_epoch(&channel, &epoch).await;
                 }
                 None => {}
             }

@@ -270,6 +270,11 @@ pub async fn since_never_returns_a_partial_list<C: Cluster>() {
         offsets(b.since("room", 4, "another-epoch").await.unwrap()),
         None
     );
+    assert_eq!(
+        offsets(b.since("room", 6, epoch.as_str()).await.unwrap()),
+        None,
+        "an offset past the channel's position is not recoverable"
+    );
 }
 
 pub async fn an_unused_channel_is_at_offset_zero_in_a_stable_epoch<C: Cluster>() {
