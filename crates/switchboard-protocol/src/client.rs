@@ -380,7 +380,7 @@ impl ClientFrame {
         if nesting_exceeds(text.as_bytes(), limits.max_depth) {
             return Err(DecodeError::bad_request(
                 format!("JSON nesting deeper than {} levels", limits.max_depth),
-                None,
+                top_level_id(text).as_deref(),
             ));
         }
         let raw: RawFrame<'_> = serde_json::from_str(text)
@@ -584,6 +584,19 @@ impl From<Publish> for ClientFrame {
     }
 }
 
+/// The frame's `id`, read without building the too-deep rest of it, so that the depth error
+/// can answer the request like every other error. serde_json skips ignored values with its
+/// own recursion limit (128), so a frame nested deeper than that gets its error without one.
+fn top_level_id(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    let id = serde_json::from_str::<IdOnly<'_>>(text).ok()?.id?;
+    validate_id(&id).ok()?;
+    Some(id.into_owned())
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,6 +80,8 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is going away (shutdown or restart); reconnect, possibly elsewhere.
     GoingAway,
+    /// 1007: a text frame was not valid UTF-8 (RFC 6455 §8.1).
+    InvalidPayload,
     /// 1008: policy violation, such as sustained abuse of the rate limit.
     PolicyViolation,
     /// 1009: a message exceeded the maximum size.
@@ -95,9 +97,10 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Normal,
         Self::GoingAway,
+        Self::InvalidPayload,
         Self::PolicyViolation,
         Self::TooLarge,
         Self::IdleTimeout,
@@ -111,6 +114,7 @@ impl CloseCode {
         match self {
             Self::Normal => 1000,
             Self::GoingAway => 1001,
+            Self::InvalidPayload => 1007,
             Self::PolicyViolation => 1008,
             Self::TooLarge => 1009,
             Self::IdleTimeout => 4000,
@@ -125,6 +129,7 @@ impl CloseCode {
         match self {
             Self::Normal => "normal closure",
             Self::GoingAway => "server going away",
+            Self::InvalidPayload => "text frame is not valid UTF-8",
             Self::PolicyViolation => "policy violation",
             Self::TooLarge => "message too large",
             Self::IdleTimeout => "idle timeout",
@@ -171,7 +176,7 @@ mod tests {
     #[test]
     fn close_codes_round_trip_through_numbers() {
         let numbers: Vec<u16> = CloseCode::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(numbers, [1000, 1001, 1008, 1009, 4000, 4001, 4008]);
+        assert_eq!(numbers, [1000, 1001, 1007, 1008, 1009, 4000, 4001, 4008]);
         for c in CloseCode::ALL {
             assert_eq!(CloseCode::from_code(c.code()), Some(c));
             assert!(c.reason().len() < 123);

@@ -233,6 +233,21 @@ fn deep_nesting_is_rejected_before_parsing() {
 }
 
 #[test]
+fn a_too_deep_frame_is_answered_with_its_id() {
+    let nested = |depth: usize| {
+        let payload = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        format!(r#"{{"type":"chat","channel":"c","payload":{payload},"id":"deep-1"}}"#)
+    };
+    let err = ClientFrame::decode(&nested(40)).unwrap_err();
+    assert!(err.message().contains("nesting"), "{}", err.message());
+    assert_eq!(err.id(), Some("deep-1"));
+    // Far deeper than anything is parsed: still refused, never a stack overflow; the id is
+    // only read within serde_json's own recursion limit.
+    let err = ClientFrame::decode(&nested(100_000)).unwrap_err();
+    assert!(err.message().contains("nesting"), "{}", err.message());
+}
+
+#[test]
 fn invalid_utf8_bytes_are_a_bad_request() {
     let err = ClientFrame::decode_bytes(
         b"{\"type\":\"ping\",\"id\":\"\xff\"}",

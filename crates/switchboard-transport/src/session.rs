@@ -102,6 +102,7 @@ fn text(frame: EncodedFrame) -> Message {
 }
 
 type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Message>;
+type Stream<S> = futures_util::stream::SplitStream<WebSocketStream<S>>;
 
 /// Writes everything queued, coalescing frames into few writes.
 async fn flush_queue<S>(
@@ -130,7 +131,8 @@ where
     }
 }
 
-async fn send_close<S>(sink: &mut Sink<S>, code: CloseCode)
+/// Sends the close frame; `false` when it could not be written in time.
+async fn send_close<S>(sink: &mut Sink<S>, code: CloseCode) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -139,11 +141,14 @@ where
         reason: Utf8Bytes::from_static(code.reason()),
     };
     // The peer may already be gone; the session ends either way.
-    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
-        sink.send(Message::Close(Some(frame))).await?;
-        sink.close().await
-    })
-    .await;
+    matches!(
+        tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
+            sink.send(Message::Close(Some(frame))).await?;
+            sink.close().await
+        })
+        .await,
+        Ok(Ok(()))
+    )
 }
 
 /// What a running session owns besides its [`Session`], boxed together so that the task's
@@ -151,7 +156,7 @@ where
 /// its task, so every byte of the future counts (docs/benchmarks.md).
 struct Running<S> {
     sink: Sink<S>,
-    stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    stream: Stream<S>,
     bucket: TokenBucket<TokioClock>,
     rejections: RejectionWindow,
     batch: Vec<EncodedFrame>,
@@ -182,6 +187,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     {
         let config = Arc::clone(&self.config);
         let outbox = Arc::clone(&self.outbox);
+        let metrics = self.metrics.clone();
         let limits = DecodeLimits::default();
         // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
         // comes first: each timer would cost every idle connection its own allocation.
@@ -203,11 +209,50 @@ impl<B: Backplane, P: Send> Session<B, P> {
             } = &mut *io;
             tokio::select! {
                 () = outbox.ready() => {
-                    if flush_queue(sink, &outbox, batch, &self.metrics).await.is_err() {
-                        break DisconnectReason::Error;
+                    // A client that stops reading blocks the write; the session still keeps
+                    // its deadlines, hears close requests and shutdown meanwhile.
+                    let stalled = {
+                    let flush = flush_queue(sink, &outbox, batch, &metrics);
+                    tokio::pin!(flush);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            flushed = &mut flush => {
+                                break flushed.is_err().then_some(None);
+                            }
+                            () = outbox.ready() => {
+                                if let Some(code) = outbox.close_requested() {
+                                    break Some(Some(code));
+                                }
+                            }
+                            () = &mut timer => {
+                                let now = Instant::now();
+                                if expiry.is_some_and(|at| at <= now) {
+                                    break Some(Some(CloseCode::TokenExpired));
+                                }
+                                if idle_at <= now {
+                                    break Some(Some(CloseCode::IdleTimeout));
+                                }
+                                // A ping is due but cannot be written; the next one will be.
+                                next_ping = now + heartbeat;
+                                timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
+                            }
+                            _ = self.shutdown.changed(), if drain.is_none() => {
+                                break Some(Some(CloseCode::GoingAway));
+                            }
+                        }
+                    }
+                    };
+                    match stalled {
+                        // The write failed: the connection is gone.
+                        Some(None) => break DisconnectReason::Error,
+                        Some(Some(code)) => {
+                            break Box::pin(self.close(sink, stream, batch, code)).await;
+                        }
+                        None => {}
                     }
                     if let Some(code) = outbox.close_requested() {
-                        break Box::pin(self.close(sink, batch, code)).await;
+                        break Box::pin(self.close(sink, stream, batch, code)).await;
                     }
                 }
                 incoming = stream.next() => {
@@ -215,10 +260,13 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         None => break DisconnectReason::ClientClosed,
                         Some(Ok(message)) => message,
                         Some(Err(WsError::Capacity(_))) => {
-                            break Box::pin(self.close(sink, batch, CloseCode::TooLarge)).await;
+                            break Box::pin(self.close(sink, stream, batch, CloseCode::TooLarge)).await;
                         }
                         Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
                             break DisconnectReason::ClientClosed;
+                        }
+                        Some(Err(WsError::Utf8(_))) => {
+                            break Box::pin(self.close(sink, stream, batch, CloseCode::InvalidPayload)).await;
                         }
                         Some(Err(err)) => {
                             tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
@@ -253,16 +301,16 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
                             "closing: sustained rate limit violations"
                         );
-                        break Box::pin(self.close(sink, batch, CloseCode::PolicyViolation)).await;
+                        break Box::pin(self.close(sink, stream, batch, CloseCode::PolicyViolation)).await;
                     }
                 }
                 () = &mut timer => {
                     let now = Instant::now();
                     if expiry.is_some_and(|at| at <= now) {
-                        break Box::pin(self.close(sink, batch, CloseCode::TokenExpired)).await;
+                        break Box::pin(self.close(sink, stream, batch, CloseCode::TokenExpired)).await;
                     }
                     if idle_at <= now {
-                        break Box::pin(self.close(sink, batch, CloseCode::IdleTimeout)).await;
+                        break Box::pin(self.close(sink, stream, batch, CloseCode::IdleTimeout)).await;
                     }
                     if next_ping <= now {
                         next_ping = now + heartbeat;
@@ -279,7 +327,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     drain = Some(Box::pin(sleep(spread)));
                 }
                 () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
-                    break Box::pin(self.close(sink, batch, CloseCode::GoingAway)).await;
+                    break Box::pin(self.close(sink, stream, batch, CloseCode::GoingAway)).await;
                 }
             }
         };
@@ -304,6 +352,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     async fn close<S>(
         &self,
         sink: &mut Sink<S>,
+        stream: &mut Stream<S>,
         batch: &mut Vec<EncodedFrame>,
         code: CloseCode,
     ) -> DisconnectReason
@@ -317,7 +366,19 @@ impl<B: Backplane, P: Send> Session<B, P> {
             )
             .await;
         }
-        send_close(sink, code).await;
+        if send_close(sink, code).await {
+            // Wait briefly for the client's close frame: closing a socket with unread data
+            // makes the kernel send a reset, which can discard our close frame (and its code)
+            // before the client reads it.
+            let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
         tracing::debug!(connection_id = self.connection.id(), %code, "closed");
         DisconnectReason::Closed(code)
     }
