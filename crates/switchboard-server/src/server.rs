@@ -168,6 +168,7 @@ impl Server {
         let hub = Hub::builder(boxed)
             .config(
                 HubConfig::default()
+                    .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
                     .redact_fields(config.redact_fields.iter().cloned())
                     .presence_refresh(presence_refresh(config.presence_ttl)),
             )
@@ -369,6 +370,9 @@ fn transport_config(config: &ServerConfig) -> Result<TransportConfig, ConfigErro
     Ok(TransportConfig::default()
         .max_message_bytes(config.max_message_bytes.get())
         .heartbeat(config.heartbeat)
+        .handshake_timeout(config.handshake_timeout)
+        .outbound_capacity(config.outbound_queue_frames)
+        .outbound_max_bytes(config.outbound_queue_bytes)
         .idle_timeout(config.idle_timeout)
         .rate_limit(config.rate_limit()?)
         .max_connections(config.max_connections)

@@ -252,6 +252,10 @@ fn an_invalid_value_is_rejected_naming_the_setting_and_where_it_came_from() {
         ("REDIS_URL", "http://cache"),
         ("RUST_LOG", "info,[="),
         ("HISTORY_TTL_MS", "0"),
+        ("MAX_SUBSCRIPTIONS_PER_CONNECTION", "0"),
+        ("OUTBOUND_QUEUE_FRAMES", "none"),
+        ("OUTBOUND_QUEUE_BYTES", "0"),
+        ("HANDSHAKE_TIMEOUT_MS", "-1"),
     ] {
         let err = load(&[], &[(name, value)]).unwrap_err();
         assert_eq!(err.setting(), Some(name), "{name}={value}: {err}");
@@ -360,7 +364,11 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "MAX_CONNECTIONS_PER_IP",
         "MAX_CONNECTIONS",
         "MAX_MESSAGE_BYTES",
+        "MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        "OUTBOUND_QUEUE_FRAMES",
+        "OUTBOUND_QUEUE_BYTES",
         "HEARTBEAT_MS",
+        "HANDSHAKE_TIMEOUT_MS",
         "IDLE_TIMEOUT_MS",
         "PRESENCE_TTL_MS",
         "PRESENCE_CLEANUP_MS",
@@ -420,4 +428,31 @@ async fn the_binary_prints_help_with_every_default_and_exits_0() {
     assert_eq!(code, Some(0));
     assert!(output.contains("--max-connections-per-ip"), "{output}");
     assert!(output.contains("[env: PORT, WEBSOCKET_PORT]"), "{output}");
+}
+
+#[test]
+fn connection_limits_and_the_handshake_timeout_come_from_the_environment_or_flags() {
+    let defaults = load(&[], &[]).unwrap();
+    assert_eq!(defaults.max_subscriptions_per_connection.get(), 128);
+    assert_eq!(defaults.outbound_queue_frames.get(), 1024);
+    assert_eq!(defaults.outbound_queue_bytes.get(), 4 << 20);
+    assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+    let config = load(
+        &["--outbound-queue-bytes", "65536"],
+        &[
+            ("MAX_SUBSCRIPTIONS_PER_CONNECTION", "1000"),
+            ("OUTBOUND_QUEUE_FRAMES", "64"),
+            ("OUTBOUND_QUEUE_BYTES", "1"),
+            ("HANDSHAKE_TIMEOUT_MS", "2500"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.max_subscriptions_per_connection.get(), 1000);
+    assert_eq!(config.outbound_queue_frames.get(), 64);
+    assert_eq!(
+        config.outbound_queue_bytes.get(),
+        65536,
+        "a flag wins over the environment"
+    );
+    assert_eq!(config.handshake_timeout, Duration::from_millis(2500));
 }

@@ -231,9 +231,21 @@ where
                 })
             })?
             .unwrap_or(defaults.max_message_bytes),
+        max_subscriptions_per_connection: src
+            .get("max_subscriptions_per_connection", parse_non_zero_usize)?
+            .unwrap_or(defaults.max_subscriptions_per_connection),
+        outbound_queue_frames: src
+            .get("outbound_queue_frames", parse_non_zero_usize)?
+            .unwrap_or(defaults.outbound_queue_frames),
+        outbound_queue_bytes: src
+            .get("outbound_queue_bytes", parse_non_zero_usize)?
+            .unwrap_or(defaults.outbound_queue_bytes),
         heartbeat: src
             .get("heartbeat_ms", parse_ms)?
             .unwrap_or(defaults.heartbeat),
+        handshake_timeout: src
+            .get("handshake_timeout_ms", parse_ms)?
+            .unwrap_or(defaults.handshake_timeout),
         idle_timeout: src
             .get("idle_timeout_ms", parse_ms)?
             .unwrap_or(defaults.idle_timeout),
@@ -415,6 +427,10 @@ fn parse_ms(v: &str) -> Result<Duration, String> {
     parse_number::<u64>(v)
         .map(Duration::from_millis)
         .map_err(|e| format!("{e} (milliseconds)"))
+}
+
+fn parse_non_zero_usize(v: &str) -> Result<NonZeroUsize, String> {
+    NonZeroUsize::new(parse_number::<usize>(v)?).ok_or_else(|| "must be at least 1".to_owned())
 }
 
 fn parse_non_zero_u32(v: &str) -> Result<NonZeroU32, String> {

@@ -126,8 +126,20 @@ pub struct ServerConfig {
     pub max_connections: Option<NonZeroU32>,
     /// Largest WebSocket message and `/api/publish` body (`MAX_MESSAGE_BYTES`, default 65536).
     pub max_message_bytes: NonZeroUsize,
+    /// Channels one connection may be subscribed to at once
+    /// (`MAX_SUBSCRIPTIONS_PER_CONNECTION`, default 128); one more is answered `bad_request`.
+    pub max_subscriptions_per_connection: NonZeroUsize,
+    /// Frames queued for a slow reader before the least important is evicted
+    /// (`OUTBOUND_QUEUE_FRAMES`, default 1024).
+    pub outbound_queue_frames: NonZeroUsize,
+    /// Bytes queued for a slow reader before the least important is evicted
+    /// (`OUTBOUND_QUEUE_BYTES`, default 4 MiB).
+    pub outbound_queue_bytes: NonZeroUsize,
     /// WebSocket ping interval (`HEARTBEAT_MS`, default 30 s).
     pub heartbeat: Duration,
+    /// How long a client may take to send its HTTP request before the connection is closed
+    /// (`HANDSHAKE_TIMEOUT_MS`, default 10 s).
+    pub handshake_timeout: Duration,
     /// Close a silent connection after this long (`IDLE_TIMEOUT_MS`, default 5 minutes).
     pub idle_timeout: Duration,
     /// Presence member lifetime without activity (`PRESENCE_TTL_MS`, default 30 minutes).
@@ -170,7 +182,11 @@ impl Default for ServerConfig {
             max_connections: None,
             max_message_bytes: NonZeroUsize::new(switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES)
                 .expect("non-zero"),
+            max_subscriptions_per_connection: NonZeroUsize::new(128).expect("non-zero"),
+            outbound_queue_frames: NonZeroUsize::new(1024).expect("non-zero"),
+            outbound_queue_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
             heartbeat: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             presence_ttl: Duration::from_secs(30 * 60),
             presence_cleanup: Duration::from_secs(5 * 60),
@@ -226,8 +242,16 @@ setters! {
     max_connections: Option<NonZeroU32>,
     /// Sets [`ServerConfig::max_message_bytes`].
     max_message_bytes: NonZeroUsize,
+    /// Sets [`ServerConfig::max_subscriptions_per_connection`].
+    max_subscriptions_per_connection: NonZeroUsize,
+    /// Sets [`ServerConfig::outbound_queue_frames`].
+    outbound_queue_frames: NonZeroUsize,
+    /// Sets [`ServerConfig::outbound_queue_bytes`].
+    outbound_queue_bytes: NonZeroUsize,
     /// Sets [`ServerConfig::heartbeat`].
     heartbeat: Duration,
+    /// Sets [`ServerConfig::handshake_timeout`].
+    handshake_timeout: Duration,
     /// Sets [`ServerConfig::idle_timeout`].
     idle_timeout: Duration,
     /// Sets [`ServerConfig::presence_ttl`].

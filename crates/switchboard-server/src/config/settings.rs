@@ -323,6 +323,36 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Largest WebSocket message and /api/publish body"
     ),
     setting!(
+        "max_subscriptions_per_connection",
+        "max-subscriptions-per-connection",
+        ["MAX_SUBSCRIPTIONS_PER_CONNECTION"],
+        Some("128"),
+        "",
+        "N",
+        LIMITS,
+        "Channels one connection may be subscribed to at once (more answers bad_request)"
+    ),
+    setting!(
+        "outbound_queue_frames",
+        "outbound-queue-frames",
+        ["OUTBOUND_QUEUE_FRAMES"],
+        Some("1024"),
+        "",
+        "N",
+        LIMITS,
+        "Frames queued for a connection that reads slowly, before the least important is evicted"
+    ),
+    setting!(
+        "outbound_queue_bytes",
+        "outbound-queue-bytes",
+        ["OUTBOUND_QUEUE_BYTES"],
+        Some("4194304"),
+        "",
+        "BYTES",
+        LIMITS,
+        "Bytes queued for a connection that reads slowly, before the least important is evicted"
+    ),
+    setting!(
         "heartbeat_ms",
         "heartbeat-ms",
         ["HEARTBEAT_MS"],
@@ -331,6 +361,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "MS",
         TIMING,
         "How often the server pings each connection"
+    ),
+    setting!(
+        "handshake_timeout_ms",
+        "handshake-timeout-ms",
+        ["HANDSHAKE_TIMEOUT_MS"],
+        Some("10000"),
+        "",
+        "MS",
+        TIMING,
+        "How long a client may take to send its HTTP request (slowloris protection)"
     ),
     setting!(
         "idle_timeout_ms",
