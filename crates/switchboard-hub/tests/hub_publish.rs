@@ -204,6 +204,16 @@ async fn a_retried_publish_id_is_acknowledged_with_its_first_offset_and_delivere
     assert!(reader.is_quiet().await, "the retry was delivered again");
 }
 
+/// A server-side publish to `c` with id `1`.
+fn message_with_id_1() -> ServerMessage {
+    ServerMessage::new(
+        ChannelName::new("c").unwrap(),
+        EventType::new("t").unwrap(),
+        Payload::from_json("null").unwrap(),
+    )
+    .with_id("1")
+}
+
 #[tokio::test]
 async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
     let hub = hub();
@@ -217,17 +227,7 @@ async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
             .send(r#"{"type":"t","channel":"c","payload":null,"id":"1"}"#)
             .await;
     }
-    let server = hub
-        .publish(
-            ServerMessage::new(
-                ChannelName::new("c").unwrap(),
-                EventType::new("t").unwrap(),
-                Payload::from_json("null").unwrap(),
-            )
-            .with_id("1"),
-        )
-        .await
-        .unwrap();
+    let server = hub.publish(message_with_id_1()).await.unwrap();
     assert!(!server.duplicate);
     let mut offsets = Vec::new();
     for _ in 0..4 {
@@ -236,17 +236,7 @@ async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
     offsets.sort_unstable();
     assert_eq!(offsets, [1, 2, 3, 4], "an id is scoped to its publisher");
     // A server-side retry of the same id is the duplicate.
-    let again = hub
-        .publish(
-            ServerMessage::new(
-                ChannelName::new("c").unwrap(),
-                EventType::new("t").unwrap(),
-                Payload::from_json("null").unwrap(),
-            )
-            .with_id("1"),
-        )
-        .await
-        .unwrap();
+    let again = hub.publish(message_with_id_1()).await.unwrap();
     assert!(again.duplicate);
     assert_eq!(again.offset, server.offset);
     assert!(reader.is_quiet().await);
