@@ -19,6 +19,8 @@ use crate::http::{HttpAnswer, try_http_get};
 
 /// Settings every test server gets unless the test overrides them: a free port on
 /// 127.0.0.1, limits out of the way of test traffic, a short drain, text logs.
+/// The first two (the address) are all that [`ServerProcess::start_with_server_defaults`]
+/// sets.
 const DEFAULT_ENV: &[(&str, &str)] = &[
     ("HOST", "127.0.0.1"),
     ("PORT", "0"),
@@ -160,11 +162,34 @@ impl ServerProcess {
     /// # Panics
     /// When it cannot be spawned, or exits or stays silent before listening (with its log).
     pub async fn start(binary: impl AsRef<Path>, name: &str, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(binary.as_ref());
+        Self::spawn(binary.as_ref(), name, DEFAULT_ENV, env).await
+    }
+
+    /// Like [`start`](Self::start), but with the server's own defaults for everything but
+    /// the address (a free port on 127.0.0.1): for tests of those defaults (the per-IP cap,
+    /// the rate limit).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub async fn start_with_server_defaults(
+        binary: impl AsRef<Path>,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(binary.as_ref(), name, &DEFAULT_ENV[..2], env).await
+    }
+
+    async fn spawn(
+        binary: &Path,
+        name: &str,
+        defaults: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(DEFAULT_ENV.iter().copied())
+            .envs(defaults.iter().copied())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -213,6 +238,12 @@ impl ServerProcess {
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get().unsigned_abs()
     }
 
     /// `ws://127.0.0.1:PORT/ws`.

@@ -3,17 +3,13 @@
 //! `/proc`. Shared by `abuse.rs` and `slow_consumer.rs`.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tests::{HttpAnswer, http_get};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
@@ -23,15 +19,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 /// The longest any single expected event may take: a liveness bound, never a speed claim.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// How many of the server's last log lines are kept for failure messages.
-const LOG_TAIL: usize = 200;
-
 /// The `switchboard-e2e` binary (exactly the reference server) as a child process, killed on
-/// drop.
+/// drop: the shared [`tests::ServerProcess`] started with the server's own defaults (these
+/// suites test them), plus readers for `/proc`, `/health` and `/metrics`.
 pub struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<VecDeque<String>>>,
+    inner: tests::ServerProcess,
 }
 
 impl ServerProcess {
@@ -39,65 +31,33 @@ impl ServerProcess {
     /// for its `listening on` line (logged by `switchboard_server` at `info`: a `RUST_LOG` in
     /// `env` must keep it).
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard-e2e"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("PORT", "0")
-            .env("HOST", "127.0.0.1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("the server binary starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let addr = tokio::time::timeout(WAIT, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("the server's stdout is readable")
-                    .expect("the server exited before listening");
-                push_line(&log, line.clone());
-                if let Some(addr) = listening_addr(&line) {
-                    return addr;
-                }
-            }
-        })
-        .await
-        .expect("the server listens in time");
-        // Keep draining the log: a full pipe would block the server's logging, and with it
-        // the server.
-        let tail = Arc::clone(&log);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                push_line(&tail, line);
-            }
-        });
-        Self { child, addr, log }
+        let inner = tests::ServerProcess::start_with_server_defaults(
+            env!("CARGO_BIN_EXE_switchboard-e2e"),
+            "server",
+            env,
+        )
+        .await;
+        Self { inner }
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.addr()
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("the server is running")
+        self.inner.pid()
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.inner.is_running()
     }
 
-    /// The last lines the server logged.
+    /// What the server logged.
     pub fn log_tail(&self) -> String {
-        let log = self.log.lock().expect("log lock");
-        log.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.inner.log().text()
     }
 
     /// Resident memory, in bytes.
@@ -119,14 +79,14 @@ impl ServerProcess {
 
     /// `GET path` over a fresh connection.
     pub async fn get(&self, path: &str) -> HttpAnswer {
-        http_get(self.addr, path).await
+        http_get(self.addr(), path).await
     }
 
     /// `/health` as JSON.
     pub async fn health(&self) -> Value {
         let answer = self.get("/health").await;
-        assert_eq!(answer.status, 200, "/health: {}", answer.body);
-        serde_json::from_str(&answer.body).expect("/health is JSON")
+        assert_eq!(answer.status, 200, "/health: {answer:?}");
+        answer.json()
     }
 
     /// Open WebSocket connections, as `/health` counts them.
@@ -161,8 +121,7 @@ impl ServerProcess {
     pub async fn metric(&self, sample: &str) -> f64 {
         let answer = self.get("/metrics/prometheus").await;
         assert_eq!(answer.status, 200);
-        answer
-            .body
+        String::from_utf8_lossy(&answer.body)
             .lines()
             .find_map(|line| {
                 let (name, value) = line.rsplit_once(' ')?;
@@ -174,9 +133,9 @@ impl ServerProcess {
     /// The `ws://` URL of `/ws` with an optional query.
     pub fn url(&self, query: &str) -> String {
         if query.is_empty() {
-            format!("ws://{}/ws", self.addr)
+            self.inner.ws_url()
         } else {
-            format!("ws://{}/ws?{query}", self.addr)
+            format!("{}?{query}", self.inner.ws_url())
         }
     }
 
@@ -188,20 +147,6 @@ impl ServerProcess {
     }
 }
 
-fn push_line(log: &Mutex<VecDeque<String>>, line: String) {
-    let mut log = log.lock().expect("log lock");
-    if log.len() == LOG_TAIL {
-        log.pop_front();
-    }
-    log.push_back(line);
-}
-
-/// The address in a `listening on ws://ADDR/ws` line.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on ws://")? + "listening on ws://".len()..];
-    rest[..rest.find('/')?].parse().ok()
-}
-
 /// A numeric field of `/proc/PID/status` (`VmRSS:` is in KiB).
 pub fn proc_status_field(pid: u32, field: &str) -> u64 {
     let status =
@@ -211,79 +156,6 @@ pub fn proc_status_field(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct HttpAnswer {
-    pub status: u16,
-    /// Header names in lower case.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl HttpAnswer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// `GET path` with `Connection: close`, read to the end.
-pub async fn http_get(addr: SocketAddr, path: &str) -> HttpAnswer {
-    tokio::time::timeout(WAIT, async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        parse_http(&raw)
-    })
-    .await
-    .expect("an HTTP answer in time")
-}
-
-fn parse_http(raw: &[u8]) -> HttpAnswer {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP head");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    HttpAnswer {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A WebSocket client over a plain TCP stream.
