@@ -16,7 +16,8 @@ use switchboard_protocol::{
 use tokio::sync::Notify;
 
 /// Counts frames and wakes the bench when the expected number arrived. Holding the frame
-/// would measure the allocator; a real outbox queues a reference-counted clone, as here.
+/// would measure the allocator; a real outbox writes the shared bytes to the socket, or
+/// queues a reference-counted clone when the socket would block.
 struct Counting {
     delivered: Arc<AtomicUsize>,
     target: Arc<AtomicUsize>,
@@ -24,8 +25,7 @@ struct Counting {
 }
 
 impl Outbox for Counting {
-    fn push(&self, frame: EncodedFrame, _priority: Priority) {
-        drop(frame);
+    fn push(&self, _frame: &EncodedFrame, _priority: Priority) {
         if self.delivered.fetch_add(1, Ordering::AcqRel) + 1 == self.target.load(Ordering::Acquire)
         {
             self.done.notify_one();

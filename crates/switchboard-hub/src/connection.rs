@@ -171,7 +171,7 @@ impl<B: Backplane> Connection<B> {
     }
 
     fn send(&self, frame: &ServerFrame, priority: Priority) {
-        self.outbox.push(frame.encode(), priority);
+        self.outbox.push(&frame.encode(), priority);
     }
 
     /// Sends an `error` frame.

@@ -94,7 +94,7 @@ impl Registry {
             return false;
         };
         for (frame, priority) in first {
-            sub.outbox.push(frame, priority);
+            sub.outbox.push(&frame, priority);
         }
         sub.delivered_through = through;
         for held in sub.held.take().unwrap_or_default() {
@@ -102,9 +102,9 @@ impl Registry {
                 Some(offset) if offset <= through => {}
                 Some(offset) => {
                     sub.delivered_through = offset;
-                    sub.outbox.push(held.frame, held.priority);
+                    sub.outbox.push(&held.frame, held.priority);
                 }
-                None => sub.outbox.push(held.frame, held.priority),
+                None => sub.outbox.push(&held.frame, held.priority),
             }
         }
         if sub.overflowed {
@@ -162,7 +162,7 @@ impl Registry {
                 }
                 sub.delivered_through = offset;
             }
-            sub.outbox.push(frame.clone(), priority);
+            sub.outbox.push(frame, priority);
             delivered += 1;
         }
         delivered

@@ -345,15 +345,26 @@ impl EncodedDraft {
         self.0
     }
 
-    /// The delivered message's bytes: the draft with `"offset":<offset>}` appended.
+    /// The delivered message's bytes: the draft with `"offset":<offset>}` appended, framed
+    /// as a WebSocket text frame ([`EncodedFrame::wire`]) in the same single allocation.
     #[must_use]
     pub fn finish(&self, offset: u64) -> EncodedFrame {
         use std::io::Write;
-        let mut out = Vec::with_capacity(self.0.len() + 32);
+        // `,"offset":` + at most 20 digits + `}`.
+        let mut suffix = [0u8; 32];
+        let suffix_len = {
+            let mut cursor = &mut suffix[..];
+            // 32 bytes always hold it.
+            let _ = write!(cursor, ",\"offset\":{offset}}}");
+            32 - cursor.len()
+        };
+        let json_len = self.0.len() + suffix_len;
+        let header = WsHeader::text(json_len);
+        let mut out = Vec::with_capacity(header.len() + json_len);
+        out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(&self.0);
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, ",\"offset\":{offset}}}");
-        EncodedFrame(Bytes::from(out))
+        out.extend_from_slice(&suffix[..suffix_len]);
+        EncodedFrame::from_wire(Bytes::from(out), header.len())
     }
 }
 
@@ -477,67 +488,154 @@ into_server_frame!(
     Message => Message
 );
 
-/// A frame encoded as JSON text in a reference-counted buffer: cloning it for each
-/// subscriber costs a reference count, not a copy.
+/// A frame encoded once, as the whole WebSocket text frame a server sends (RFC 6455 header,
+/// unmasked, then the JSON text), in one reference-counted buffer: cloning it for each
+/// subscriber costs a reference count, not a copy, and a transport writes
+/// [`wire`](EncodedFrame::wire) to every subscriber's socket as it is.
+///
+/// ```
+/// use switchboard_protocol::{ServerFrame, Unsubscribed, ChannelName};
+///
+/// let frame = ServerFrame::Unsubscribed(Unsubscribed {
+///     channel: ChannelName::new("chat").unwrap(),
+///     id: None,
+/// })
+/// .encode();
+/// assert_eq!(frame.as_bytes(), br#"{"type":"unsubscribed","channel":"chat"}"#);
+/// // FIN + text opcode, then the 7-bit length: the JSON follows as is.
+/// assert_eq!(&frame.wire()[..2], &[0x81, 40]);
+/// assert_eq!(&frame.wire()[2..], frame.as_bytes());
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct EncodedFrame(Bytes);
+pub struct EncodedFrame {
+    /// Header, then JSON.
+    wire: Bytes,
+    /// Where the JSON starts (2, 4 or 10).
+    json_at: u8,
+}
+
+/// Room left before the JSON for the longest header (2 + 8 bytes).
+const MAX_HEADER: usize = 10;
+
+/// The header of an unmasked, final WebSocket text frame (RFC 6455, section 5.2).
+#[derive(Clone, Copy)]
+struct WsHeader {
+    bytes: [u8; MAX_HEADER],
+    len: u8,
+}
+
+impl WsHeader {
+    /// FIN set, opcode 0x1 (text), no mask, and the payload length in the shortest form.
+    fn text(payload_len: usize) -> Self {
+        let mut bytes = [0u8; MAX_HEADER];
+        bytes[0] = 0x81;
+        let len = if payload_len < 126 {
+            // Fits in the 7-bit field.
+            bytes[1] = payload_len as u8;
+            2
+        } else if let Ok(short) = u16::try_from(payload_len) {
+            bytes[1] = 126;
+            bytes[2..4].copy_from_slice(&short.to_be_bytes());
+            4
+        } else {
+            bytes[1] = 127;
+            bytes[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+            10
+        };
+        Self { bytes, len }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len()]
+    }
+}
 
 impl EncodedFrame {
     fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        // Serialize after room for the longest header, then put the real one right before
+        // the JSON: one allocation, no copy.
+        let mut buf = vec![0u8; MAX_HEADER];
         // Server frames hold only strings, integers, booleans and already-valid JSON, so
         // serialization cannot fail.
-        Self(Bytes::from(
-            serde_json::to_vec(value).expect("server frames always serialize"),
-        ))
+        serde_json::to_writer(&mut buf, value).expect("server frames always serialize");
+        let header = WsHeader::text(buf.len() - MAX_HEADER);
+        let start = MAX_HEADER - header.len();
+        buf[start..MAX_HEADER].copy_from_slice(header.as_bytes());
+        Self::from_wire(Bytes::from(buf).slice(start..), header.len())
+    }
+
+    fn from_wire(wire: Bytes, json_at: usize) -> Self {
+        debug_assert!(json_at <= MAX_HEADER);
+        Self {
+            wire,
+            json_at: json_at as u8,
+        }
     }
 
     /// The JSON text as bytes (always valid UTF-8).
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.wire[usize::from(self.json_at)..]
     }
 
-    /// The shared buffer.
+    /// The JSON text as a shared buffer (no copy).
     #[must_use]
-    pub fn bytes(&self) -> &Bytes {
-        &self.0
+    pub fn json_bytes(&self) -> Bytes {
+        self.wire.slice(usize::from(self.json_at)..)
     }
 
-    /// The shared buffer, by value.
+    /// The JSON text as a shared buffer, by value (no copy).
     #[must_use]
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.json_bytes()
     }
 
-    /// The encoded length in bytes.
+    /// The whole WebSocket frame: an unmasked, final text frame whose payload is the JSON,
+    /// exactly the bytes a server writes to the socket.
+    #[must_use]
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+
+    /// The whole WebSocket frame, by value.
+    #[must_use]
+    pub fn into_wire(self) -> Bytes {
+        self.wire
+    }
+
+    /// The JSON text's length in bytes.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.wire.len() - usize::from(self.json_at)
     }
 
-    /// Whether the encoding is empty (never, for a real frame).
+    /// Whether the JSON text is empty (never, for a real frame).
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
 impl fmt::Debug for EncodedFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("EncodedFrame")
-            .field(&String::from_utf8_lossy(&self.0))
+            .field(&String::from_utf8_lossy(self.as_bytes()))
             .finish()
     }
 }
 
 impl AsRef<[u8]> for EncodedFrame {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl From<EncodedFrame> for Bytes {
     fn from(f: EncodedFrame) -> Self {
-        f.0
+        f.into_bytes()
     }
 }

@@ -1,12 +1,25 @@
-//! A session's outbound queue, as the hub sees it.
+//! A session's outbound side: frames go straight to the socket when nothing is waiting, and
+//! into a bounded priority queue, drained by the session's writer, only on back-pressure.
+//!
+//! Invariants, all under the one lock of [`State`]:
+//! - the bytes on the wire are whole frames, one after another: a frame the socket took only
+//!   part of is finished (`partial`) before any other byte is written, and nothing is written
+//!   directly while the writer holds a batch (`writing`);
+//! - frames leave in the order they were pushed: a direct write happens only when the
+//!   queue, the partial frame and the writer's batch are all empty;
+//! - after the close frame is queued (`closed`), no frame is accepted.
 
+use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_hub::Outbox;
 use switchboard_metrics::{Metrics, PriorityLabel};
 use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
 use switchboard_queue::{OutboundConfig, OutboundQueue};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 fn queue_priority(p: Priority) -> switchboard_queue::Priority {
@@ -22,19 +35,69 @@ fn priority_label(p: switchboard_queue::Priority) -> PriorityLabel {
     PriorityLabel::from_name(p.as_str()).unwrap_or(PriorityLabel::Critical)
 }
 
-/// The frames waiting to be written to one connection, bounded, FIFO, evicting by priority.
+struct State {
+    /// Whole frames not yet started, FIFO, evicting by priority when full.
+    queue: OutboundQueue<Bytes>,
+    /// The unwritten rest of a frame the socket took only part of in a direct write.
+    partial: Option<Bytes>,
+    /// The session's writer holds frames it has not finished writing.
+    writing: bool,
+    /// Control frames (pings, pongs) waiting: they go out before queued messages (RFC 6455
+    /// lets control frames come between messages) and are never evicted, only bounded.
+    control: Vec<Bytes>,
+    /// The close frame, written once everything before it is.
+    close_frame: Option<Bytes>,
+    /// The close frame is set, or the session ended: nothing more is accepted.
+    closed: bool,
+    /// A direct write failed: the connection is gone.
+    failed: bool,
+    /// The socket, while the fan-out may write to it directly (plain TCP, no write delay).
+    direct: Option<Arc<TcpStream>>,
+}
+
+/// The frames on their way to one connection.
 pub(crate) struct SessionOutbox {
-    queue: Mutex<OutboundQueue<EncodedFrame>>,
+    state: Mutex<State>,
     wake: Notify,
     /// 0 while open; otherwise the close code requested.
     close: AtomicU16,
     metrics: Metrics,
 }
 
+/// Control frames held while the socket is blocked; more are dropped (a peer that floods
+/// pings while not reading gets some pongs, not a buffer without bound).
+const MAX_CONTROL: usize = 8;
+
+/// What [`SessionOutbox::take_batch`] found.
+pub(crate) enum Batch {
+    /// Frames to write, in order (whole frames, or the rest of one first), of which this
+    /// many are messages (the rest are control frames).
+    Ready { messages: usize },
+    /// Nothing is waiting.
+    Empty,
+    /// A direct write failed: the connection is gone.
+    Failed,
+}
+
 impl SessionOutbox {
-    pub(crate) fn new(config: OutboundConfig, metrics: Metrics) -> Self {
+    /// An outbox; with `direct`, frames are written straight to that socket whenever nothing
+    /// is waiting for it.
+    pub(crate) fn new(
+        config: OutboundConfig,
+        metrics: Metrics,
+        direct: Option<Arc<TcpStream>>,
+    ) -> Self {
         Self {
-            queue: Mutex::new(OutboundQueue::new(config)),
+            state: Mutex::new(State {
+                queue: OutboundQueue::new(config),
+                partial: None,
+                control: Vec::new(),
+                close_frame: None,
+                writing: false,
+                closed: false,
+                failed: false,
+                direct,
+            }),
             wake: Notify::new(),
             close: AtomicU16::new(0),
             metrics,
@@ -46,40 +109,85 @@ impl SessionOutbox {
         self.wake.notified().await;
     }
 
-    /// Moves up to `max` frames (about `max_bytes`) into `out`.
-    pub(crate) fn drain(&self, out: &mut Vec<EncodedFrame>, max: usize, max_bytes: usize) {
-        let moved = self.queue.lock().pop_batch(out, max, max_bytes);
+    /// Moves what is waiting into `batch` (which must be empty): the rest of a partly
+    /// written frame first, then up to `max` queued frames (about `max_bytes`). While the
+    /// batch is being written the fan-out queues instead of writing directly; an empty
+    /// result ends that.
+    pub(crate) fn take_batch(&self, batch: &mut Vec<Bytes>, max: usize, max_bytes: usize) -> Batch {
+        debug_assert!(batch.is_empty());
+        let mut state = self.state.lock();
+        if state.failed {
+            return Batch::Failed;
+        }
+        if let Some(rest) = state.partial.take() {
+            batch.push(rest);
+        }
+        batch.append(&mut state.control);
+        let moved = state.queue.pop_batch(batch, max, max_bytes);
         if moved > 0 {
             self.metrics.outbound_dequeued(moved);
         }
+        if state.queue.is_empty()
+            && let Some(close) = state.close_frame.take()
+        {
+            batch.push(close);
+        }
+        state.writing = !batch.is_empty();
+        if state.writing {
+            Batch::Ready { messages: moved }
+        } else {
+            // Idle again: an idle connection holds no control buffer.
+            state.control = Vec::new();
+            Batch::Empty
+        }
     }
 
-    /// Empties the queue when the session ends, keeping the depth gauge honest.
-    pub(crate) fn discard(&self) {
-        let left = self.queue.lock().clear();
-        self.metrics.outbound_dequeued(left);
-    }
-
-    /// The close code requested, if any.
-    pub(crate) fn close_requested(&self) -> Option<CloseCode> {
-        CloseCode::from_code(self.close.load(Ordering::Acquire))
-    }
-}
-
-impl std::fmt::Debug for SessionOutbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionOutbox")
-            .field("close", &self.close_requested())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Outbox for SessionOutbox {
-    fn push(&self, frame: EncodedFrame, priority: Priority) {
-        if self.close.load(Ordering::Relaxed) != 0 {
+    /// Sends or queues bytes that are one or more whole frames: a message, or control
+    /// frames when `priority` is `None`.
+    fn push_wire(&self, wire: &Bytes, priority: Option<Priority>) {
+        let mut state = self.state.lock();
+        if state.closed || state.failed {
             return;
         }
-        let result = self.queue.lock().push(frame, queue_priority(priority));
+        if !state.writing
+            && state.partial.is_none()
+            && state.queue.is_empty()
+            && let Some(socket) = &state.direct
+        {
+            match socket.try_write(wire) {
+                Ok(written) => {
+                    if written < wire.len() {
+                        // The socket took part of it: the writer finishes the frame when the
+                        // socket is writable again, before anything else.
+                        state.partial = Some(wire.slice(written..));
+                        drop(state);
+                        self.wake.notify_one();
+                    }
+                    if priority.is_some() {
+                        self.metrics.messages_sent(1);
+                    }
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => {
+                    tracing::debug!(%err, "write failed; the connection is gone");
+                    state.failed = true;
+                    drop(state);
+                    self.wake.notify_one();
+                    return;
+                }
+            }
+        }
+        let Some(priority) = priority else {
+            if state.control.len() < MAX_CONTROL {
+                state.control.push(wire.clone());
+            }
+            drop(state);
+            self.wake.notify_one();
+            return;
+        };
+        let result = state.queue.push(wire.clone(), queue_priority(priority));
+        drop(state);
         match result {
             Ok(evictions) => {
                 self.metrics.outbound_enqueued(1);
@@ -100,10 +208,69 @@ impl Outbox for SessionOutbox {
                 self.metrics
                     .evicted(priority_label(queue_priority(priority)));
                 if priority == Priority::Critical {
-                    self.close(CloseCode::SlowConsumer);
+                    Outbox::close(self, CloseCode::SlowConsumer);
                 }
             }
         }
+    }
+
+    /// Sends or queues a control frame (a ping, or what tungstenite answers by itself: pongs
+    /// and the reply to a close).
+    pub(crate) fn push_control(&self, wire: &Bytes) {
+        self.push_wire(wire, None);
+    }
+
+    /// Queues the close frame after what is waiting, or — when `discard` (the client is the
+    /// problem) — in place of it; nothing is accepted after it. A partly written frame is
+    /// always finished first, so the close frame starts on a frame boundary.
+    pub(crate) fn push_close(&self, wire: Bytes, discard: bool) {
+        let mut state = self.state.lock();
+        if discard {
+            let dropped = state.queue.clear();
+            self.metrics.outbound_dequeued(dropped);
+        }
+        if !state.closed {
+            state.closed = true;
+            state.close_frame = Some(wire);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Empties the queue when the session ends, keeping the depth gauge honest, and lets go
+    /// of the socket so that it closes with the session.
+    pub(crate) fn discard(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.direct = None;
+        state.partial = None;
+        state.control = Vec::new();
+        state.close_frame = None;
+        let left = state.queue.clear();
+        drop(state);
+        self.metrics.outbound_dequeued(left);
+    }
+
+    /// The close code requested, if any.
+    pub(crate) fn close_requested(&self) -> Option<CloseCode> {
+        CloseCode::from_code(self.close.load(Ordering::Acquire))
+    }
+}
+
+impl std::fmt::Debug for SessionOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOutbox")
+            .field("close", &self.close_requested())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox for SessionOutbox {
+    fn push(&self, frame: &EncodedFrame, priority: Priority) {
+        if self.close.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        self.push_wire(frame.wire(), Some(priority));
     }
 
     fn close(&self, code: CloseCode) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use switchboard_backplane::Backplane;
@@ -10,22 +11,18 @@ use switchboard_hub::{Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
 use switchboard_metrics::{ErrorLabel, Metrics};
 use switchboard_protocol::{
-    ClientFrame, CloseCode, DecodeLimits, EncodedFrame, ErrorCode, ErrorFrame, Priority,
-    ServerFrame,
+    ClientFrame, CloseCode, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
-use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
-use crate::outbox::SessionOutbox;
+use crate::io::{SessionIo, write_batch};
+use crate::outbox::{Batch, SessionOutbox};
 
 /// Frames written per flush at most, and their approximate byte budget: enough to coalesce a
 /// backlog into few syscalls without holding the queue's lock long.
@@ -90,89 +87,75 @@ fn deadline_for(at: SystemTime) -> Instant {
     }
 }
 
-fn text(frame: EncodedFrame) -> Message {
-    // The same frame `Message::Text` would make, built from the encoded bytes directly: they
-    // are serde_json output (the protocol crate's property tests hold that), so validating
-    // them as UTF-8 again for every subscriber of every message would be wasted work.
-    Message::Frame(Frame::message(
-        frame.into_bytes(),
-        OpCode::Data(OpData::Text),
-        true,
-    ))
+/// An empty ping: unmasked, final, opcode 0x9, no payload.
+const PING_FRAME: Bytes = Bytes::from_static(&[0x89, 0x00]);
+
+/// The close frame for `code`: its two-byte status and its reason (always under the 123
+/// bytes a control frame allows, so the length fits the header's first byte).
+fn close_frame(code: CloseCode) -> Bytes {
+    let reason = code.reason().as_bytes();
+    let len = 2 + reason.len().min(123);
+    let mut frame = Vec::with_capacity(2 + len);
+    frame.push(0x88);
+    frame.push(u8::try_from(len).unwrap_or(125));
+    frame.extend_from_slice(&code.code().to_be_bytes());
+    frame.extend_from_slice(&reason[..len - 2]);
+    Bytes::from(frame)
 }
 
-type Sink<S> = futures_util::stream::SplitSink<WebSocketStream<S>, Message>;
-type Stream<S> = futures_util::stream::SplitStream<WebSocketStream<S>>;
+type Stream<R> = WebSocketStream<SessionIo<R>>;
 
-/// Writes everything queued, coalescing frames into few writes.
-async fn flush_queue<S>(
-    sink: &mut Sink<S>,
+/// Writes everything waiting in the outbox, coalescing frames into few writes. Cancel safe:
+/// what was taken but not yet written stays in `batch`, and is written first next time.
+async fn flush_queue<W>(
+    writer: &mut W,
     outbox: &SessionOutbox,
-    batch: &mut Vec<EncodedFrame>,
+    batch: &mut Vec<Bytes>,
     metrics: &Metrics,
-) -> Result<(), WsError>
+) -> std::io::Result<()>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
     loop {
-        outbox.drain(batch, BATCH_FRAMES, BATCH_BYTES);
         if batch.is_empty() {
-            // Idle again: give the batch buffer back. One allocation per burst costs far less
-            // than its write, and an idle connection then holds none.
-            *batch = Vec::new();
-            return Ok(());
+            match outbox.take_batch(batch, BATCH_FRAMES, BATCH_BYTES) {
+                Batch::Ready { messages } => metrics.messages_sent(messages as u64),
+                Batch::Empty => {
+                    // Idle again: give the batch buffer back. One allocation per burst costs
+                    // far less than its write, and an idle connection then holds none.
+                    *batch = Vec::new();
+                    return Ok(());
+                }
+                Batch::Failed => return Err(std::io::ErrorKind::BrokenPipe.into()),
+            }
         }
-        let sent = batch.len() as u64;
-        for frame in batch.drain(..) {
-            sink.feed(text(frame)).await?;
-        }
-        sink.flush().await?;
-        metrics.messages_sent(sent);
+        write_batch(writer, batch).await?;
     }
-}
-
-/// Sends the close frame; `false` when it could not be written in time.
-async fn send_close<S>(sink: &mut Sink<S>, code: CloseCode) -> bool
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let frame = CloseFrame {
-        code: WsCloseCode::from(code.code()),
-        reason: Utf8Bytes::from_static(code.reason()),
-    };
-    // The peer may already be gone; the session ends either way.
-    matches!(
-        tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
-            sink.send(Message::Close(Some(frame))).await?;
-            sink.close().await
-        })
-        .await,
-        Ok(Ok(()))
-    )
 }
 
 /// What a running session owns besides its [`Session`], boxed together so that the task's
 /// future holds a pointer instead of a copy of each. An idle connection's memory is mostly
 /// its task, so every byte of the future counts (docs/benchmarks.md).
-struct Running<S> {
-    sink: Sink<S>,
-    stream: Stream<S>,
+struct Running<R, W> {
+    stream: Stream<R>,
+    writer: W,
     bucket: TokenBucket<TokioClock>,
     rejections: RejectionWindow,
-    batch: Vec<EncodedFrame>,
+    batch: Vec<Bytes>,
 }
 
 impl<B: Backplane, P: Send> Session<B, P> {
-    /// Runs the session over `ws` to its end and reports why it ended to the hub.
-    pub(crate) fn run<S>(self, ws: WebSocketStream<S>) -> impl Future<Output = ()> + Send
+    /// Runs the session to its end, reading client frames from `stream` and writing what
+    /// the outbox holds to `writer`, and reports why it ended to the hub.
+    pub(crate) fn run<R, W>(self, stream: Stream<R>, writer: W) -> impl Future<Output = ()> + Send
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
         P: Sync,
     {
-        let (sink, stream) = ws.split();
         let running = Box::new(Running {
-            sink,
             stream,
+            writer,
             bucket: TokenBucket::with_clock(self.config.rate_limit, TokioClock::new()),
             rejections: RejectionWindow::for_quota(&self.config.rate_limit),
             batch: Vec::new(),
@@ -180,9 +163,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
         Box::new(self).serve(running)
     }
 
-    async fn serve<S>(mut self: Box<Self>, mut io: Box<Running<S>>)
+    async fn serve<R, W>(mut self: Box<Self>, mut io: Box<Running<R, W>>)
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
         P: Sync,
     {
         let config = Arc::clone(&self.config);
@@ -201,8 +185,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
 
         let reason = loop {
             let Running {
-                sink,
                 stream,
+                writer,
                 bucket,
                 rejections,
                 batch,
@@ -212,7 +196,14 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     // A client that stops reading blocks the write; the session still keeps
                     // its deadlines, hears close requests and shutdown meanwhile.
                     let stalled = {
-                    let flush = flush_queue(sink, &outbox, batch, &metrics);
+                    let coalesce = config.write_coalesce.filter(|_| batch.is_empty());
+                    let flush = async {
+                        // Opt-in: let more frames arrive, then write them together.
+                        if let Some(window) = coalesce {
+                            sleep(window).await;
+                        }
+                        flush_queue(writer, &outbox, batch, &metrics).await
+                    };
                     tokio::pin!(flush);
                     loop {
                         tokio::select! {
@@ -247,12 +238,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         // The write failed: the connection is gone.
                         Some(None) => break DisconnectReason::Error,
                         Some(Some(code)) => {
-                            break Box::pin(self.close(sink, stream, batch, code)).await;
+                            break Box::pin(self.close(writer, stream, batch, code)).await;
                         }
                         None => {}
                     }
                     if let Some(code) = outbox.close_requested() {
-                        break Box::pin(self.close(sink, stream, batch, code)).await;
+                        break Box::pin(self.close(writer, stream, batch, code)).await;
                     }
                 }
                 incoming = stream.next() => {
@@ -260,13 +251,13 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         None => break DisconnectReason::ClientClosed,
                         Some(Ok(message)) => message,
                         Some(Err(WsError::Capacity(_))) => {
-                            break Box::pin(self.close(sink, stream, batch, CloseCode::TooLarge)).await;
+                            break Box::pin(self.close(writer, stream, batch, CloseCode::TooLarge)).await;
                         }
                         Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
                             break DisconnectReason::ClientClosed;
                         }
                         Some(Err(WsError::Utf8(_))) => {
-                            break Box::pin(self.close(sink, stream, batch, CloseCode::InvalidPayload)).await;
+                            break Box::pin(self.close(writer, stream, batch, CloseCode::InvalidPayload)).await;
                         }
                         Some(Err(err)) => {
                             tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
@@ -289,7 +280,16 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             }
                             charge == Charge::Abusive
                         }
-                        Message::Close(_) => break DisconnectReason::ClientClosed,
+                        Message::Close(_) => {
+                            // tungstenite has queued the reply: have it written, briefly.
+                            let _ = stream.flush().await;
+                            let _ = tokio::time::timeout(
+                                CLOSE_FLUSH_TIMEOUT,
+                                flush_queue(writer, &outbox, batch, &metrics),
+                            )
+                            .await;
+                            break DisconnectReason::ClientClosed;
+                        }
                         // Pings are answered by tungstenite; pongs only prove liveness.
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => false,
                     };
@@ -301,22 +301,20 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
                             "closing: sustained rate limit violations"
                         );
-                        break Box::pin(self.close(sink, stream, batch, CloseCode::PolicyViolation)).await;
+                        break Box::pin(self.close(writer, stream, batch, CloseCode::PolicyViolation)).await;
                     }
                 }
                 () = &mut timer => {
                     let now = Instant::now();
                     if expiry.is_some_and(|at| at <= now) {
-                        break Box::pin(self.close(sink, stream, batch, CloseCode::TokenExpired)).await;
+                        break Box::pin(self.close(writer, stream, batch, CloseCode::TokenExpired)).await;
                     }
                     if idle_at <= now {
-                        break Box::pin(self.close(sink, stream, batch, CloseCode::IdleTimeout)).await;
+                        break Box::pin(self.close(writer, stream, batch, CloseCode::IdleTimeout)).await;
                     }
                     if next_ping <= now {
                         next_ping = now + heartbeat;
-                        if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                            break DisconnectReason::Error;
-                        }
+                        outbox.push_control(&PING_FRAME);
                     }
                     timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
                 }
@@ -327,7 +325,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     drain = Some(Box::pin(sleep(spread)));
                 }
                 () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
-                    break Box::pin(self.close(sink, stream, batch, CloseCode::GoingAway)).await;
+                    break Box::pin(self.close(writer, stream, batch, CloseCode::GoingAway)).await;
                 }
             }
         };
@@ -349,24 +347,31 @@ impl<B: Backplane, P: Send> Session<B, P> {
 
     /// Closes with `code`: first what is queued (unless the client is the problem), then
     /// the close frame.
-    async fn close<S>(
+    async fn close<R, W>(
         &self,
-        sink: &mut Sink<S>,
-        stream: &mut Stream<S>,
-        batch: &mut Vec<EncodedFrame>,
+        writer: &mut W,
+        stream: &mut Stream<R>,
+        batch: &mut Vec<Bytes>,
         code: CloseCode,
     ) -> DisconnectReason
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
     {
-        if code != CloseCode::SlowConsumer {
-            let _ = tokio::time::timeout(
+        // The hub's frames stop here: nothing may follow the close frame.
+        Outbox::close(&*self.outbox, code);
+        self.outbox
+            .push_close(close_frame(code), code == CloseCode::SlowConsumer);
+        // The peer may already be gone; the session ends either way.
+        let sent = matches!(
+            tokio::time::timeout(
                 CLOSE_FLUSH_TIMEOUT,
-                flush_queue(sink, &self.outbox, batch, &self.metrics),
+                flush_queue(writer, &self.outbox, batch, &self.metrics),
             )
-            .await;
-        }
-        if send_close(sink, code).await {
+            .await,
+            Ok(Ok(()))
+        );
+        if sent {
             // Wait briefly for the client's close frame: closing a socket with unread data
             // makes the kernel send a reset, which can discard our close frame (and its code)
             // before the client reads it.
@@ -386,7 +391,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
         self.metrics.error(error_label(code));
         self.outbox.push(
-            ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
+            &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
             Priority::High,
         );
     }
@@ -407,7 +412,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 self.metrics.rate_limited();
                 self.metrics.error(ErrorLabel::RateLimited);
                 self.outbox.push(
-                    ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
+                    &ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
                     Priority::High,
                 );
                 tracing::info!(
@@ -457,12 +462,54 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 Charge::Allowed => {
                     self.metrics.error(error_label(err.code()));
                     self.outbox
-                        .push(ServerFrame::Error(err.to_frame()).encode(), Priority::High);
+                        .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
                     false
                 }
                 Charge::Refused => false,
                 Charge::Abusive => true,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+
+    use super::*;
+
+    /// What a client reads from `wire`, with tungstenite.
+    fn read_one(wire: &[u8]) -> Message {
+        let mut ws = WebSocket::from_raw_socket(Cursor::new(wire.to_vec()), Role::Client, None);
+        ws.read().expect("tungstenite reads the frame")
+    }
+
+    #[test]
+    fn close_frames_carry_the_code_and_reason_for_every_code_the_server_sends() {
+        for code in [
+            CloseCode::GoingAway,
+            CloseCode::PolicyViolation,
+            CloseCode::InvalidPayload,
+            CloseCode::TooLarge,
+            CloseCode::IdleTimeout,
+            CloseCode::TokenExpired,
+            CloseCode::SlowConsumer,
+        ] {
+            match read_one(&close_frame(code)) {
+                Message::Close(Some(frame)) => {
+                    assert_eq!(frame.code, WsCloseCode::from(code.code()));
+                    assert_eq!(frame.reason.as_str(), code.reason());
+                }
+                other => panic!("expected a close frame for {code}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_heartbeat_is_an_empty_ping() {
+        assert_eq!(read_one(&PING_FRAME), Message::Ping(Bytes::new()));
     }
 }

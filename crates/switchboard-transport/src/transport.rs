@@ -19,7 +19,7 @@ use switchboard_metrics::{AuthFailure, CapKind, Metrics};
 use switchboard_protocol::{ServerFrame, Welcome};
 use switchboard_queue::OutboundConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::config::TransportConfig;
+use crate::io::{SessionIo, SharedTcp};
 use crate::outbox::SessionOutbox;
 use crate::session::Session;
 
@@ -271,13 +272,9 @@ impl<B: Backplane> Transport<B> {
     ) -> Self {
         let mut ws_config = WebSocketConfig::default();
         ws_config.read_buffer_size = config.read_buffer_bytes;
-        // Frames are fed in batches and flushed once: the buffer coalesces a backlog into one
-        // write, and it never grows past one batch plus one message.
-        ws_config.write_buffer_size = crate::session::BATCH_BYTES;
-        ws_config.max_write_buffer_size = crate::session::BATCH_BYTES * 2
-            + config
-                .max_message_bytes
-                .max(config.outbound_max_bytes.get());
+        // tungstenite writes only its own replies (pongs, the answer to a close), each
+        // handed to the outbox at once; sessions write everything else themselves.
+        ws_config.write_buffer_size = 0;
         ws_config.max_message_size = Some(config.max_message_bytes);
         ws_config.max_frame_size = Some(config.max_message_bytes);
         let (shutdown, _) = watch::channel(false);
@@ -401,13 +398,37 @@ impl<B: Backplane> Transport<B> {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let (transport, identity, expires_at, permits) = unbox(pending);
-                    let ws = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(transport.inner.ws_config),
-                    )
-                    .await;
-                    transport.session(ws, identity, expires_at, permits).await;
+                    match upgraded.downcast::<TokioIo<TcpStream>>() {
+                        // Plain TCP: shared, so the fan-out can write to it directly.
+                        Ok(parts) => {
+                            let socket = SharedTcp(Arc::new(parts.io.into_inner()));
+                            let direct = transport
+                                .inner
+                                .config
+                                .write_coalesce
+                                .is_none()
+                                .then(|| Arc::clone(&socket.0));
+                            let read = (parts.read_buf, socket.clone());
+                            transport
+                                .session(read, socket, direct, identity, expires_at, permits)
+                                .await;
+                        }
+                        // Anything else (TLS, a host's own stream): the session owns both
+                        // halves and writes what is queued.
+                        Err(upgraded) => {
+                            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+                            transport
+                                .session(
+                                    (Bytes::new(), read),
+                                    write,
+                                    None,
+                                    identity,
+                                    expires_at,
+                                    permits,
+                                )
+                                .await;
+                        }
+                    }
                 }
                 Err(err) => tracing::debug!(%peer, %err, "upgrade did not complete"),
             }
@@ -426,16 +447,21 @@ impl<B: Backplane> Transport<B> {
     }
 
     /// Registers the connection with the hub; the returned future runs its session to the
-    /// end. Not an `async fn`, so that its arguments are not kept in the session's future.
-    fn session<S, P: Send + Sync>(
+    /// end, reading `read` (after the bytes that came with the upgrade request) and writing
+    /// `write`; with `direct`, the fan-out writes to that socket itself when nothing is
+    /// queued. Not an `async fn`, so that its arguments are not kept in the session's future.
+    fn session<R, W, P: Send + Sync>(
         &self,
-        ws: WebSocketStream<S>,
+        (pre, read): (Bytes, R),
+        write: W,
+        direct: Option<Arc<TcpStream>>,
         identity: switchboard_hub::Identity,
         expires_at: Option<SystemTime>,
         permits: P,
-    ) -> impl Future<Output = ()> + Send + use<S, P, B>
+    ) -> impl Future<Output = ()> + Send + use<R, W, P, B>
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send,
     {
         let inner = &self.inner;
         let outbox = Arc::new(SessionOutbox::new(
@@ -443,6 +469,7 @@ impl<B: Backplane> Transport<B> {
                 .with_capacity(inner.config.outbound_capacity)
                 .with_max_bytes(Some(inner.config.outbound_max_bytes)),
             inner.metrics.clone(),
+            direct,
         ));
         inner.metrics.connection_opened();
         inner.metrics.session_started();
@@ -453,7 +480,7 @@ impl<B: Backplane> Transport<B> {
         );
         switchboard_hub::Outbox::push(
             &*outbox,
-            ServerFrame::Welcome(Welcome {
+            &ServerFrame::Welcome(Welcome {
                 connection_id: connection.id().to_owned(),
                 user_id,
                 heartbeat_ms: u64::try_from(inner.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
@@ -462,7 +489,8 @@ impl<B: Backplane> Transport<B> {
             .encode(),
             switchboard_protocol::Priority::Critical,
         );
-        Session {
+        let io = SessionIo::new(&pre, read, Arc::clone(&outbox));
+        let session = Session {
             connection,
             outbox,
             config: Arc::clone(&inner.config),
@@ -470,8 +498,15 @@ impl<B: Backplane> Transport<B> {
             shutdown: inner.shutdown.subscribe(),
             permits,
             metrics: inner.metrics.clone(),
+        };
+        let ws_config = inner.ws_config;
+        // One box for what the future carries to the session's start (see `upgrade`).
+        let parts = Box::new((session, io, write));
+        async move {
+            let (session, io, write) = unbox(parts);
+            let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
+            session.run(stream, write).await;
         }
-        .run(ws)
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.

@@ -105,16 +105,18 @@ async fn a_slow_consumer_loses_low_priority_first_and_a_critical_overflow_closes
     .await;
     let mut slow = server.connect().await;
     slow.subscribe("c").await;
-    // Fill the slow client's queue from the server side without it reading: publishing
-    // happens inside the server, so the client's socket buffer is not the bound.
+    // Fill the slow client's socket buffers, then its queue, from the server side without
+    // it reading: 400 × 60 KB is more than loopback's socket buffers hold, so the frames
+    // written straight to the socket stop being taken and the rest must queue.
     let hub = server.transport.hub().clone();
     let channel = switchboard_protocol::ChannelName::new("c").unwrap();
     let event = switchboard_protocol::EventType::new("t").unwrap();
-    for _ in 0..200 {
+    for _ in 0..400 {
         let msg = switchboard_hub::ServerMessage::new(
             channel.clone(),
             event.clone(),
-            switchboard_protocol::Payload::from_json(&format!("\"{}\"", "x".repeat(4000))).unwrap(),
+            switchboard_protocol::Payload::from_json(&format!("\"{}\"", "x".repeat(60_000)))
+                .unwrap(),
         )
         .with_priority(switchboard_protocol::Priority::Critical);
         hub.publish(msg).await.unwrap();

@@ -20,7 +20,7 @@ pub enum Out {
 pub struct Recorder(mpsc::UnboundedSender<Out>);
 
 impl Outbox for Recorder {
-    fn push(&self, frame: EncodedFrame, priority: Priority) {
+    fn push(&self, frame: &EncodedFrame, priority: Priority) {
         let value = serde_json::from_slice(frame.as_bytes()).expect("hub frames are JSON");
         let _ = self.0.send(Out::Frame(value, priority));
     }

@@ -1,0 +1,242 @@
+//! The byte streams a session reads and writes.
+//!
+//! A plain TCP connection is shared: the session reads it and drains its queue into it, and
+//! the fan-out writes to it directly ([`SharedTcp`], non-blocking writes through `&self`).
+//! Any other stream (TLS, a test's duplex) is split in two halves owned by the session.
+//! tungstenite reads client frames through [`SessionIo`]; the few frames it writes by itself
+//! (pongs, the reply to a close) go through the outbox, so every byte reaches the socket in
+//! whole frames, in one order.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::outbox::SessionOutbox;
+
+/// A TCP stream shared between the session and the fan-out.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedTcp(pub(crate) Arc<TcpStream>);
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            // tokio-tungstenite reads into initialized memory: this initializes nothing.
+            let unfilled = buf.initialize_unfilled();
+            match self.0.try_read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale and is cleared now: wait for the next.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the kernel.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The socket closes when the last handle goes; the close frame says goodbye.
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What tungstenite reads client frames from: bytes already read with the upgrade request
+/// first, then the stream. What it writes goes to the outbox as control frames.
+pub(crate) struct SessionIo<R> {
+    pre: Bytes,
+    read: R,
+    outbox: Arc<SessionOutbox>,
+}
+
+impl<R> SessionIo<R> {
+    /// `pre` is what the HTTP server read past the upgrade request, a view into its read
+    /// buffer (kilobytes): a copy is kept, if anything, so that the buffer can go.
+    pub(crate) fn new(pre: &[u8], read: R, outbox: Arc<SessionOutbox>) -> Self {
+        let pre = if pre.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(pre)
+        };
+        Self { pre, read, outbox }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for SessionIo<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pre.has_remaining() {
+            let n = this.pre.len().min(buf.remaining());
+            buf.put_slice(&this.pre[..n]);
+            this.pre.advance(n);
+            if !this.pre.has_remaining() {
+                this.pre = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.read).poll_read(cx, buf)
+    }
+}
+
+impl<R> AsyncWrite for SessionIo<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // tungstenite writes whole frames from the start of its buffer, and this takes all
+        // of it, so every call starts on a frame boundary.
+        self.outbox.push_control(&Bytes::copy_from_slice(buf));
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes `batch` in order, removing what was written: after an error or a cancellation,
+/// `batch` holds exactly what is left, starting at the first unwritten byte.
+pub(crate) async fn write_batch<W>(writer: &mut W, batch: &mut Vec<Bytes>) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    /// At most this many buffers per `writev`.
+    const MAX_IOV: usize = 64;
+    while !batch.is_empty() {
+        let written = if writer.is_write_vectored() && batch.len() > 1 {
+            let mut slices = [io::IoSlice::new(&[]); MAX_IOV];
+            let count = batch.len().min(MAX_IOV);
+            for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
+                *slice = io::IoSlice::new(bytes);
+            }
+            writer.write_vectored(&slices[..count]).await?
+        } else {
+            writer.write(&batch[0]).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        advance(batch, written);
+    }
+    writer.flush().await
+}
+
+/// Drops the first `n` bytes of `batch`.
+fn advance(batch: &mut Vec<Bytes>, mut n: usize) {
+    let whole = batch
+        .iter()
+        .take_while(|b| {
+            if n >= b.len() {
+                n -= b.len();
+                true
+            } else {
+                false
+            }
+        })
+        .count();
+    batch.drain(..whole);
+    if n > 0 {
+        batch[0].advance(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_drops_whole_buffers_then_slices_the_next() {
+        let mut batch = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"de"),
+            Bytes::from_static(b"fgh"),
+        ];
+        advance(&mut batch, 4);
+        assert_eq!(
+            batch,
+            vec![Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]
+        );
+        advance(&mut batch, 1);
+        assert_eq!(batch, vec![Bytes::from_static(b"fgh")]);
+        advance(&mut batch, 3);
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_written_through_short_writes_arrives_whole_and_in_order() {
+        // A duplex with a 7-byte buffer forces many short writes.
+        let (mut writer, mut reader) = tokio::io::duplex(7);
+        let mut batch: Vec<Bytes> = (0..20u8)
+            .map(|i| Bytes::from(vec![b'a' + i; usize::from(i) + 1]))
+            .collect();
+        let expected: Vec<u8> = batch.iter().flat_map(|b| b.to_vec()).collect();
+        let read = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut got)
+                .await
+                .map(|_| got)
+        });
+        write_batch(&mut writer, &mut batch).await.unwrap();
+        assert!(batch.is_empty());
+        drop(writer);
+        assert_eq!(read.await.unwrap().unwrap(), expected);
+    }
+}
