@@ -373,6 +373,7 @@ fn transport_config(config: &ServerConfig) -> Result<TransportConfig, ConfigErro
         .handshake_timeout(config.handshake_timeout)
         .outbound_capacity(config.outbound_queue_frames)
         .outbound_max_bytes(config.outbound_queue_bytes)
+        .write_coalesce(config.write_coalesce)
         .idle_timeout(config.idle_timeout)
         .rate_limit(config.rate_limit()?)
         .max_connections(config.max_connections)

@@ -256,6 +256,7 @@ fn an_invalid_value_is_rejected_naming_the_setting_and_where_it_came_from() {
         ("OUTBOUND_QUEUE_FRAMES", "none"),
         ("OUTBOUND_QUEUE_BYTES", "0"),
         ("HANDSHAKE_TIMEOUT_MS", "-1"),
+        ("WRITE_COALESCE_US", "1ms"),
     ] {
         let err = load(&[], &[(name, value)]).unwrap_err();
         assert_eq!(err.setting(), Some(name), "{name}={value}: {err}");
@@ -367,6 +368,7 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "MAX_SUBSCRIPTIONS_PER_CONNECTION",
         "OUTBOUND_QUEUE_FRAMES",
         "OUTBOUND_QUEUE_BYTES",
+        "WRITE_COALESCE_US",
         "HEARTBEAT_MS",
         "HANDSHAKE_TIMEOUT_MS",
         "IDLE_TIMEOUT_MS",
@@ -455,4 +457,17 @@ fn connection_limits_and_the_handshake_timeout_come_from_the_environment_or_flag
         "a flag wins over the environment"
     );
     assert_eq!(config.handshake_timeout, Duration::from_millis(2500));
+}
+
+#[test]
+fn write_coalescing_is_off_by_default_and_set_in_microseconds() {
+    assert_eq!(load(&[], &[]).unwrap().write_coalesce, None);
+    let config = load(&[], &[("WRITE_COALESCE_US", "1500")]).unwrap();
+    assert_eq!(config.write_coalesce, Some(Duration::from_micros(1500)));
+    let config = load(
+        &["--write-coalesce-us", "0"],
+        &[("WRITE_COALESCE_US", "1500")],
+    )
+    .unwrap();
+    assert_eq!(config.write_coalesce, None, "0 turns it off");
 }

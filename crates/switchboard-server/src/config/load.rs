@@ -240,6 +240,11 @@ where
         outbound_queue_bytes: src
             .get("outbound_queue_bytes", parse_non_zero_usize)?
             .unwrap_or(defaults.outbound_queue_bytes),
+        write_coalesce: src
+            .get("write_coalesce_us", parse_us)?
+            .map_or(defaults.write_coalesce, |window| {
+                (!window.is_zero()).then_some(window)
+            }),
         heartbeat: src
             .get("heartbeat_ms", parse_ms)?
             .unwrap_or(defaults.heartbeat),
@@ -427,6 +432,12 @@ fn parse_ms(v: &str) -> Result<Duration, String> {
     parse_number::<u64>(v)
         .map(Duration::from_millis)
         .map_err(|e| format!("{e} (milliseconds)"))
+}
+
+fn parse_us(v: &str) -> Result<Duration, String> {
+    parse_number::<u64>(v)
+        .map(Duration::from_micros)
+        .map_err(|e| format!("{e} (microseconds)"))
 }
 
 fn parse_non_zero_usize(v: &str) -> Result<NonZeroUsize, String> {

@@ -135,6 +135,11 @@ pub struct ServerConfig {
     /// Bytes queued for a slow reader before the least important is evicted
     /// (`OUTBOUND_QUEUE_BYTES`, default 4 MiB).
     pub outbound_queue_bytes: NonZeroUsize,
+    /// Opt-in write coalescing window (`WRITE_COALESCE_US`, microseconds; default 0: off,
+    /// every frame is written the moment it is published). With a window, what arrives for a
+    /// connection within it goes out in one write: fewer writes per delivery at high
+    /// per-channel rates, for up to the window in added latency.
+    pub write_coalesce: Option<Duration>,
     /// WebSocket ping interval (`HEARTBEAT_MS`, default 30 s).
     pub heartbeat: Duration,
     /// How long a client may take to send its HTTP request before the connection is closed
@@ -185,6 +190,7 @@ impl Default for ServerConfig {
             max_subscriptions_per_connection: NonZeroUsize::new(128).expect("non-zero"),
             outbound_queue_frames: NonZeroUsize::new(1024).expect("non-zero"),
             outbound_queue_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
+            write_coalesce: None,
             heartbeat: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
@@ -248,6 +254,8 @@ setters! {
     outbound_queue_frames: NonZeroUsize,
     /// Sets [`ServerConfig::outbound_queue_bytes`].
     outbound_queue_bytes: NonZeroUsize,
+    /// Sets [`ServerConfig::write_coalesce`].
+    write_coalesce: Option<Duration>,
     /// Sets [`ServerConfig::heartbeat`].
     heartbeat: Duration,
     /// Sets [`ServerConfig::handshake_timeout`].

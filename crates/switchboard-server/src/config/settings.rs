@@ -353,6 +353,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Bytes queued for a connection that reads slowly, before the least important is evicted"
     ),
     setting!(
+        "write_coalesce_us",
+        "write-coalesce-us",
+        ["WRITE_COALESCE_US"],
+        Some("0"),
+        "",
+        "US",
+        LIMITS,
+        "Opt-in write coalescing: frames for a connection within this window go out in one write (0: off, each is written at once)"
+    ),
+    setting!(
         "heartbeat_ms",
         "heartbeat-ms",
         ["HEARTBEAT_MS"],
