@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::error::Result;
-use crate::events::EventReceiver;
+use crate::events::{EventReceiver, EventSink};
 use crate::types::{
     Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery,
 };
@@ -25,8 +25,9 @@ use crate::types::{
 /// [`since`](Backplane::since) can answer from any instance.
 ///
 /// # Delivery
-/// An instance receives, through [`events`](Backplane::events), each message of every channel
-/// it is [subscribed](Backplane::subscribe) to exactly once and in ascending offset — its own
+/// An instance's consumer — the [`EventSink`] [attached](Backplane::attach) to it, and any
+/// [`events`](Backplane::events) receiver — gets each message of every channel it is
+/// [subscribed](Backplane::subscribe) to exactly once and in ascending offset, its own
 /// publishes included. When it cannot guarantee that (history lost, messages missed while
 /// the store was unreachable and no longer in history), it says so with
 /// [`Event::Reset`](crate::Event::Reset) instead of skipping silently.
@@ -87,8 +88,19 @@ pub trait Backplane: Send + Sync + 'static {
     /// As [`subscribe`](Backplane::subscribe).
     fn unsubscribe(&self, channel: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// A new receiver of this instance's events.
+    /// A new receiver of this instance's events, through a bounded queue (a receiver that
+    /// falls behind gets [`Event::Lagged`](crate::Event::Lagged)). For tools and tests; the
+    /// hub [attaches](Backplane::attach) a sink instead.
     fn events(&self) -> EventReceiver;
+
+    /// Attaches the instance's one consumer: `sink` is called with every event, in order,
+    /// by the backplane itself, with no queue or task in between (see [`EventSink`]).
+    ///
+    /// # Errors
+    /// [`BackplaneError::AlreadyAttached`](crate::BackplaneError::AlreadyAttached) when a
+    /// sink is attached already; [`BackplaneError::Closed`](crate::BackplaneError::Closed)
+    /// after shutdown.
+    fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()>;
 
     /// The channel's current position (offset 0 and its epoch when it has no messages).
     ///
@@ -173,6 +185,7 @@ pub trait DynBackplane: Send + Sync + 'static {
     fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn unsubscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn events_dyn(&self) -> EventReceiver;
+    fn attach_dyn(&self, sink: Arc<dyn EventSink>) -> Result<()>;
     fn position_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Position>>;
     fn since_dyn<'a>(
         &'a self,
@@ -221,6 +234,9 @@ impl<B: Backplane> DynBackplane for B {
     }
     fn events_dyn(&self) -> EventReceiver {
         self.events()
+    }
+    fn attach_dyn(&self, sink: Arc<dyn EventSink>) -> Result<()> {
+        self.attach(sink)
     }
     fn position_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<Position>> {
         Box::pin(self.position(channel))
@@ -306,6 +322,9 @@ impl Backplane for BoxBackplane {
     }
     fn events(&self) -> EventReceiver {
         self.0.events_dyn()
+    }
+    fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()> {
+        self.0.attach_dyn(sink)
     }
     async fn position(&self, channel: &str) -> Result<Position> {
         self.0.position_dyn(channel).await

@@ -12,7 +12,7 @@ mod types;
 
 pub use backplane::{Backplane, BoxBackplane, DynBackplane};
 pub use error::{BackplaneError, Result};
-pub use events::EventReceiver;
+pub use events::{EventReceiver, EventSink};
 pub use memory::{MemoryBackplane, MemoryBackplaneConfig};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats};

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
-use crate::events::EventReceiver;
+use crate::events::{EventOutlet, EventReceiver, EventSink};
 use crate::history::{History, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
@@ -129,9 +130,11 @@ impl MemoryBackplaneConfig {
 /// over the same store, with its own subscriptions and events, so several hubs in one process
 /// behave like several servers sharing Redis. Clones share one instance.
 ///
-/// Each publish takes the store's lock, assigns the offset, appends to history and hands the
-/// message to every subscribed instance before releasing it: one order for everyone, and each
-/// instance gets each message once.
+/// Each publish takes its channel's lock (the store is sharded by channel), assigns the
+/// offset, appends to history and hands the message to every subscribed instance before
+/// releasing it: one order for everyone, and each instance gets each message once. An
+/// instance with an attached [`EventSink`] (a hub) gets it right there, in the publishing
+/// task, with no queue or task hop in between.
 ///
 /// A channel whose history has expired, with no subscriber and no member, is forgotten by the
 /// sweep; its next use starts a new epoch.
@@ -142,9 +145,16 @@ pub struct MemoryBackplane {
     inner: Arc<Instance>,
 }
 
+/// Shards of the channel map: unrelated channels do not contend, and a publish (with its
+/// local fan-out) holds only its own channel's shard.
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<Arc<str>, Slot>>;
+
 struct Store {
     config: MemoryBackplaneConfig,
-    channels: Mutex<HashMap<Arc<str>, Slot>>,
+    shards: Box<[Shard]>,
+    hasher: std::collections::hash_map::RandomState,
     next_instance: AtomicU64,
     // Dropped with the store, which ends the sweep task.
     _sweeper: watch::Sender<()>,
@@ -153,7 +163,7 @@ struct Store {
 struct Slot {
     history: History,
     presence: PresenceTable,
-    subscribers: Vec<(u64, broadcast::Sender<Event>)>,
+    subscribers: Vec<(u64, Arc<EventOutlet>)>,
 }
 
 impl Slot {
@@ -166,9 +176,8 @@ impl Slot {
     }
 
     fn broadcast(&self, event: &Event) {
-        for (_, tx) in &self.subscribers {
-            // No receiver on that instance right now: nothing to deliver to.
-            let _ = tx.send(event.clone());
+        for (_, outlet) in &self.subscribers {
+            outlet.emit(event.clone());
         }
     }
 }
@@ -183,12 +192,17 @@ struct Instance {
 
 struct InstanceState {
     refs: HashMap<Arc<str>, usize>,
-    events: Option<broadcast::Sender<Event>>,
+    /// `None` after shutdown.
+    events: Option<Arc<EventOutlet>>,
 }
 
 impl Store {
+    fn shard(&self, channel: &str) -> &Shard {
+        &self.shards[(self.hasher.hash_one(channel) as usize) % SHARDS]
+    }
+
     fn with_slot<R>(&self, channel: &str, f: impl FnOnce(&mut Slot) -> R) -> R {
-        let mut channels = self.channels.lock();
+        let mut channels = self.shard(channel).lock();
         let slot = match channels.get_mut(channel) {
             Some(slot) => slot,
             None => {
@@ -203,34 +217,39 @@ impl Store {
 
     fn sweep(&self, now: Instant) {
         let limits = self.config.limits();
-        let mut channels = self.channels.lock();
-        channels.retain(|channel, slot| {
-            for entry in slot.presence.sweep(now) {
-                slot.broadcast(&Event::Presence(PresenceChange {
-                    channel: Arc::clone(channel),
-                    action: PresenceAction::Leave,
-                    entry,
-                }));
-            }
-            slot.history.trim(now, limits);
-            !(slot.subscribers.is_empty() && slot.presence.is_empty() && slot.history.is_empty())
-        });
+        for shard in &*self.shards {
+            shard.lock().retain(|channel, slot| {
+                for entry in slot.presence.sweep(now) {
+                    slot.broadcast(&Event::Presence(PresenceChange {
+                        channel: Arc::clone(channel),
+                        action: PresenceAction::Leave,
+                        entry,
+                    }));
+                }
+                slot.history.trim(now, limits);
+                !(slot.subscribers.is_empty()
+                    && slot.presence.is_empty()
+                    && slot.history.is_empty())
+            });
+        }
     }
 
     fn unregister(&self, instance: u64, channels: impl IntoIterator<Item = Arc<str>>) {
-        let mut slots = self.channels.lock();
         for channel in channels {
-            if let Some(slot) = slots.get_mut(&channel) {
+            if let Some(slot) = self.shard(&channel).lock().get_mut(&channel) {
                 slot.subscribers.retain(|(id, _)| *id != instance);
             }
         }
     }
 }
 
-async fn sweep_periodically(store: Weak<Store>, mut stop: watch::Receiver<()>, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
+/// Sweeps on `ticker`, which was started with the store (not when this task is first
+/// polled), so the cadence does not depend on when the runtime gets to it.
+async fn sweep_periodically(
+    store: Weak<Store>,
+    mut stop: watch::Receiver<()>,
+    mut ticker: tokio::time::Interval,
+) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -254,11 +273,14 @@ impl MemoryBackplane {
         let every = config.presence_sweep.max(MIN_SWEEP);
         let store = Arc::new(Store {
             config,
-            channels: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
             next_instance: AtomicU64::new(0),
             _sweeper: stop_tx,
         });
-        tokio::spawn(sweep_periodically(Arc::downgrade(&store), stop_rx, every));
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::spawn(sweep_periodically(Arc::downgrade(&store), stop_rx, ticker));
         Self::instance_of(store)
     }
 
@@ -271,7 +293,7 @@ impl MemoryBackplane {
 
     fn instance_of(store: Arc<Store>) -> Self {
         let id = store.next_instance.fetch_add(1, Ordering::Relaxed);
-        let (events, _) = broadcast::channel(store.config.event_capacity.get());
+        let events = Arc::new(EventOutlet::new(store.config.event_capacity.get()));
         let (health, _) = watch::channel(Health::up());
         Self {
             inner: Arc::new(Instance {
@@ -385,7 +407,7 @@ impl Backplane for MemoryBackplane {
 
     async fn subscribe(&self, channel: &str) -> Result<()> {
         let mut state = self.inner.state.lock();
-        let tx = state.events.clone().ok_or(BackplaneError::Closed)?;
+        let outlet = state.events.clone().ok_or(BackplaneError::Closed)?;
         if let Some(refs) = state.refs.get_mut(channel) {
             *refs += 1;
             return Ok(());
@@ -397,7 +419,7 @@ impl Backplane for MemoryBackplane {
             // Usually one instance per channel: grow from one slot, not Vec's four.
             slot.subscribers
                 .reserve_exact(usize::from(slot.subscribers.is_empty()));
-            slot.subscribers.push((self.inner.id, tx));
+            slot.subscribers.push((self.inner.id, outlet));
         });
         Ok(())
     }
@@ -420,9 +442,17 @@ impl Backplane for MemoryBackplane {
     fn events(&self) -> EventReceiver {
         let state = self.inner.state.lock();
         match &state.events {
-            Some(tx) => EventReceiver::new(tx.subscribe()),
+            Some(outlet) => outlet.subscribe(),
             // Shut down: a receiver whose sender is already gone, so `recv` says `None`.
             None => EventReceiver::new(broadcast::channel(1).1),
+        }
+    }
+
+    fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()> {
+        match &self.inner.state.lock().events {
+            Some(outlet) if outlet.attach(sink) => Ok(()),
+            Some(_) => Err(BackplaneError::AlreadyAttached),
+            None => Err(BackplaneError::Closed),
         }
     }
 
@@ -473,7 +503,7 @@ impl Backplane for MemoryBackplane {
     ) -> Result<Option<PresenceEntry>> {
         self.check_open()?;
         let now = Instant::now();
-        let mut channels = self.inner.store.channels.lock();
+        let mut channels = self.inner.store.shard(channel).lock();
         let Some(slot) = channels.get_mut(channel) else {
             return Ok(None);
         };
@@ -492,7 +522,7 @@ impl Backplane for MemoryBackplane {
         self.check_open()?;
         let ttl = self.inner.store.config.presence_ttl;
         let now = Instant::now();
-        if let Some(slot) = self.inner.store.channels.lock().get_mut(channel) {
+        if let Some(slot) = self.inner.store.shard(channel).lock().get_mut(channel) {
             slot.presence.touch(connection_id, now, ttl);
         }
         Ok(())
@@ -504,7 +534,7 @@ impl Backplane for MemoryBackplane {
         Ok(self
             .inner
             .store
-            .channels
+            .shard(channel)
             .lock()
             .get(channel)
             .map(|slot| slot.presence.list(now))

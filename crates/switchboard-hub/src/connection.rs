@@ -10,15 +10,17 @@ use serde_json::Value;
 use switchboard_backplane::{Backplane, BackplaneError, Position};
 use switchboard_protocol::{
     Ack, ChannelName, ClientFrame, CloseCode, EncodedFrame, ErrorCode, ErrorFrame, Member, Pong,
-    PresenceList, PresenceQuery, PresenceUpdate, Priority, Publish, Sender, ServerFrame,
-    StreamPosition, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
+    PresenceList, PresenceQuery, PresenceUpdate, Priority, Publish, ServerFrame, StreamPosition,
+    Subscribe, Subscribed, Unsubscribe, Unsubscribed,
 };
 
 use crate::authorizer::Action;
-use crate::hub::{HubInner, decode_envelope, now_ms};
+use crate::envelope::decode_envelope;
 use crate::identity::Identity;
 use crate::lifecycle::{DisconnectReason, HubEvent};
 use crate::outbox::Outbox;
+use crate::publish::Publisher;
+use crate::state::{HubInner, now_ms};
 
 /// The metrics label of an error code: labels are the codes' wire names.
 pub(crate) fn error_label(code: ErrorCode) -> switchboard_metrics::ErrorLabel {
@@ -476,14 +478,13 @@ impl<B: Backplane> Connection<B> {
             return;
         }
         let answer_id = f.id.clone();
-        let channel = f.channel.clone();
-        let from = Sender {
-            user_id: self.identity.user_id.as_deref().map(str::to_owned),
-            connection_id: self.id.to_string(),
+        let publisher = Publisher {
+            connection_id: Arc::clone(&self.id),
+            user_id: self.identity.user_id.clone(),
         };
         match self
             .hub
-            .publish(f.channel, f.event, f.payload, f.id, f.priority, from)
+            .publish(&publisher, f.channel, f.event, f.payload, f.id, f.priority)
             .await
         {
             Ok(receipt) => {
@@ -496,16 +497,6 @@ impl<B: Backplane> Connection<B> {
                         Priority::High,
                     );
                 }
-                if receipt.duplicate {
-                    return;
-                }
-                let _ = self.hub.events.send(HubEvent::Published {
-                    connection_id: Arc::clone(&self.id),
-                    user_id: self.identity.user_id.clone(),
-                    channel,
-                    id: receipt.id,
-                    offset: receipt.offset,
-                });
             }
             Err(err) => {
                 let (code, message) = unavailable(&err);

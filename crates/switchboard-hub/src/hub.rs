@@ -4,30 +4,28 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
-use switchboard_backplane::{
-    Backplane, BackplaneError, BoxBackplane, Event, Health, Position, PresenceAction,
-    PresenceChange, PublishOptions, Scope,
-};
+use switchboard_backplane::{Backplane, BackplaneError, BoxBackplane, Health, Position, Scope};
 use switchboard_metrics::Metrics;
 use switchboard_protocol::{
-    ChannelName, CloseCode, EncodedDraft, EncodedFrame, EventType, Member, MessageDraft, Payload,
-    Priority, Sender,
+    ChannelName, CloseCode, EncodedFrame, EventType, Member, Payload, Priority,
 };
 use tokio::sync::{broadcast, watch};
 
 use crate::authorizer::{Authorizer, ClaimsAuthorizer};
 use crate::config::HubConfig;
 use crate::connection::Connection;
+use crate::envelope::decode_envelope;
 use crate::identity::Identity;
 use crate::ids::IdGenerator;
 use crate::lifecycle::HubEvent;
 use crate::outbox::Outbox;
+use crate::publish::Publisher;
 use crate::redact::Redactor;
 use crate::registry::Registry;
+use crate::state::HubInner;
 
 /// Why a hub operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,23 +106,6 @@ pub struct History {
     pub messages: Option<Vec<EncodedFrame>>,
 }
 
-pub(crate) struct HubInner<B> {
-    pub(crate) backplane: B,
-    pub(crate) registry: Registry,
-    pub(crate) authorizer: Box<dyn Authorizer>,
-    pub(crate) redactor: Redactor,
-    pub(crate) config: HubConfig,
-    pub(crate) ids: IdGenerator,
-    pub(crate) events: broadcast::Sender<HubEvent>,
-    /// (channel, connection id) of every local presence member, refreshed periodically.
-    pub(crate) members: Mutex<HashSet<(Arc<str>, Arc<str>)>>,
-    pub(crate) connections: AtomicUsize,
-    pub(crate) metrics: Metrics,
-    pub(crate) next_conn: std::sync::atomic::AtomicU64,
-    /// Dropped with the hub: background tasks watch it and stop.
-    _alive: watch::Sender<()>,
-}
-
 /// Channels, subscriptions, authorization, presence, recovery and fan-out over a
 /// [`Backplane`]. Cheap to clone: clones share one hub.
 ///
@@ -198,7 +179,6 @@ impl<B: Backplane> HubBuilder<B> {
     pub fn build(self) -> Hub<B> {
         let (events, _) = broadcast::channel(self.config.event_capacity.get());
         let (alive, alive_rx) = watch::channel(());
-        let receiver = self.backplane.events();
         let inner = Arc::new(HubInner {
             registry: Registry::new(self.config.recovery_buffer.get()),
             redactor: Redactor::new(&self.config.redact_fields),
@@ -213,7 +193,7 @@ impl<B: Backplane> HubBuilder<B> {
             next_conn: std::sync::atomic::AtomicU64::new(1),
             _alive: alive,
         });
-        tokio::spawn(fan_out(Arc::downgrade(&inner), receiver, alive_rx.clone()));
+        crate::fanout::connect(&inner, alive_rx.clone());
         tokio::spawn(refresh_presence(
             Arc::downgrade(&inner),
             inner.config.presence_refresh,
@@ -268,28 +248,17 @@ impl<B: Backplane> Hub<B> {
     /// # Errors
     /// [`HubError::Backplane`] when the backplane could not publish it.
     pub async fn publish(&self, message: ServerMessage) -> Result<PublishReceipt, HubError> {
-        let receipt = self
+        Ok(self
             .inner
             .publish(
-                message.channel.clone(),
+                &Publisher::server(),
+                message.channel,
                 message.event,
                 message.payload,
                 message.id,
                 message.priority,
-                Sender::server(),
             )
-            .await?;
-        if receipt.duplicate {
-            return Ok(receipt);
-        }
-        let _ = self.inner.events.send(HubEvent::Published {
-            connection_id: Sender::SERVER_CONNECTION_ID.into(),
-            user_id: None,
-            channel: message.channel,
-            id: receipt.id.clone(),
-            offset: receipt.offset,
-        });
-        Ok(receipt)
+            .await?)
     }
 
     /// The channel's presence members.
@@ -380,203 +349,6 @@ impl<B: Backplane> Hub<B> {
     /// Closes every connection with `code` (e.g. 1001 on shutdown) after what is queued.
     pub fn close_all(&self, code: CloseCode) {
         self.inner.registry.close_all(code);
-    }
-}
-
-impl<B: Backplane> HubInner<B> {
-    /// Redacts, stamps and encodes a message once, and publishes it through the backplane.
-    pub(crate) async fn publish(
-        &self,
-        channel: ChannelName,
-        event: EventType,
-        payload: Payload,
-        id: Option<String>,
-        priority: Priority,
-        from: Sender,
-    ) -> Result<PublishReceipt, BackplaneError> {
-        // Only an id the publisher chose can come back in a retry; generated ones are unique.
-        let dedupe = id.is_some();
-        let id = id.unwrap_or_else(|| self.ids.next('m'));
-        let draft = MessageDraft {
-            event,
-            payload: self.redactor.redact_payload(payload),
-            id,
-            timestamp: now_ms(),
-            priority,
-            from,
-            channel,
-        };
-        let data = encode_envelope(&draft.encode(), priority, draft.timestamp);
-        let key = dedupe.then(|| dedupe_key(&draft.from, &draft.id));
-        let mut options = PublishOptions::default();
-        if let Some(key) = &key {
-            options = options.dedupe_key(key);
-        }
-        let published = self
-            .backplane
-            .publish_with(&draft.channel, data, options)
-            .await?;
-        if published.duplicate {
-            tracing::debug!(
-                channel = %draft.channel,
-                id = %draft.id,
-                offset = published.offset,
-                "a repeated publish id was acknowledged with its first offset, not delivered again"
-            );
-        } else {
-            self.metrics.backplane_published();
-        }
-        Ok(PublishReceipt {
-            id: draft.id,
-            offset: published.offset,
-            scope: published.scope,
-            duplicate: published.duplicate,
-        })
-    }
-}
-
-/// The backplane dedupe key of a publish: its id, scoped to who published it, so that two
-/// users choosing the same id never collide. Lengths keep the parts unambiguous.
-fn dedupe_key(from: &Sender, id: &str) -> String {
-    if from.connection_id == Sender::SERVER_CONNECTION_ID && from.user_id.is_none() {
-        format!("s:{id}")
-    } else if let Some(user) = &from.user_id {
-        format!("u{}:{user}{id}", user.len())
-    } else {
-        format!("a:{id}")
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Length of the header the hub puts before each draft in the backplane.
-const HEADER_LEN: usize = 9;
-
-/// What the hub stores in the backplane: a header of one priority byte and the publish time
-/// (ms since the epoch, 8 bytes big-endian), then the encoded draft. Both travel outside the
-/// JSON so fan-out never parses it, and the receiving instance can measure backplane lag.
-fn encode_envelope(draft: &EncodedDraft, priority: Priority, published_ms: u64) -> Bytes {
-    let draft = draft.bytes();
-    let mut buf = BytesMut::with_capacity(HEADER_LEN + draft.len());
-    buf.put_u8(match priority {
-        Priority::Low => 0,
-        Priority::Normal => 1,
-        Priority::High => 2,
-        Priority::Critical => 3,
-    });
-    buf.put_u64(published_ms);
-    buf.extend_from_slice(draft);
-    buf.freeze()
-}
-
-/// A message as the hub reads it back from the backplane.
-pub(crate) struct Delivery {
-    pub(crate) frame: EncodedFrame,
-    pub(crate) priority: Priority,
-    pub(crate) published_ms: u64,
-}
-
-/// The delivered frame of an envelope, or `None` for data no hub wrote.
-pub(crate) fn decode_envelope(data: &Bytes, offset: u64) -> Option<Delivery> {
-    if data.len() < HEADER_LEN {
-        return None;
-    }
-    let priority = match data[0] {
-        0 => Priority::Low,
-        1 => Priority::Normal,
-        2 => Priority::High,
-        3 => Priority::Critical,
-        _ => return None,
-    };
-    let published_ms = u64::from_be_bytes(data[1..HEADER_LEN].try_into().ok()?);
-    Some(Delivery {
-        frame: EncodedDraft::from_bytes(data.slice(HEADER_LEN..)).finish(offset),
-        priority,
-        published_ms,
-    })
-}
-
-/// The `presence-update` frame for a change.
-fn presence_frame(change: &PresenceChange) -> Option<EncodedFrame> {
-    use switchboard_protocol::{PresenceAction as Wire, PresenceEvent, ServerFrame};
-    let action = match change.action {
-        PresenceAction::Join => Wire::Join,
-        PresenceAction::Update => Wire::Update,
-        PresenceAction::Leave => Wire::Leave,
-        _ => return None,
-    };
-    Some(
-        ServerFrame::PresenceUpdate(PresenceEvent {
-            channel: ChannelName::new(&change.channel).ok()?,
-            action,
-            member: serde_json::from_slice::<Member>(&change.entry.data).ok()?,
-            timestamp: now_ms(),
-        })
-        .encode(),
-    )
-}
-
-/// Receives backplane events and hands each to the local subscribers, encoded once.
-async fn fan_out<B: Backplane>(
-    hub: Weak<HubInner<B>>,
-    mut events: switchboard_backplane::EventReceiver,
-    mut alive: watch::Receiver<()>,
-) {
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
-            _ = alive.changed() => return,
-        };
-        let Some(hub) = hub.upgrade() else { return };
-        match event {
-            Event::Message(envelope) => match decode_envelope(&envelope.data, envelope.offset) {
-                Some(delivery) => {
-                    hub.metrics.backplane_received();
-                    hub.metrics.backplane_lag(Duration::from_millis(
-                        now_ms().saturating_sub(delivery.published_ms),
-                    ));
-                    hub.registry.deliver(
-                        &envelope.channel,
-                        Some(envelope.offset),
-                        &delivery.frame,
-                        delivery.priority,
-                    );
-                }
-                None => tracing::warn!(
-                    channel = %envelope.channel,
-                    offset = envelope.offset,
-                    "dropping a backplane message that was not written by a switchboard hub"
-                ),
-            },
-            Event::Presence(change) => {
-                if let Some(frame) = presence_frame(&change) {
-                    hub.registry
-                        .deliver(&change.channel, None, &frame, Priority::High);
-                }
-            }
-            Event::Reset { channel, reason } => {
-                let closed = hub
-                    .registry
-                    .close_channel(&channel, CloseCode::SlowConsumer);
-                tracing::warn!(%channel, ?reason, closed, "channel continuity lost; subscribers must recover");
-            }
-            Event::Lagged { missed } => {
-                tracing::error!(
-                    missed,
-                    "hub fell behind the backplane; closing every subscriber so they recover"
-                );
-                hub.registry.close_all(CloseCode::SlowConsumer);
-            }
-            _ => {}
-        }
     }
 }
 

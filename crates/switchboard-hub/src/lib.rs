@@ -3,13 +3,17 @@
 mod authorizer;
 mod config;
 mod connection;
+mod envelope;
+mod fanout;
 mod hub;
 mod identity;
 mod ids;
 mod lifecycle;
 mod outbox;
+mod publish;
 mod redact;
 mod registry;
+mod state;
 
 pub use authorizer::{Action, Authorizer, ClaimsAuthorizer};
 pub use config::HubConfig;

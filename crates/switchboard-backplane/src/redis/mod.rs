@@ -28,7 +28,7 @@ use self::layout::{Incoming, Keys, presence_change};
 use self::scripts::{CallError, Limits, SetMode};
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
-use crate::events::EventReceiver;
+use crate::events::{EventOutlet, EventReceiver, EventSink};
 use crate::history::{History, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
@@ -98,7 +98,7 @@ struct State {
     /// Members of this instance removed while Redis was unreachable.
     removed_offline: HashSet<(Arc<str>, Arc<str>)>,
     /// `None` after shutdown.
-    events: Option<broadcast::Sender<Event>>,
+    events: Option<EventOutlet>,
 }
 
 pub(crate) struct Shared {
@@ -198,7 +198,7 @@ impl RedisBackplane {
             // Longer than any member's expiry, so sweeps still see expired members to announce.
             presence_key_ttl_ms: millis(config.presence_ttl + 2 * config.presence_sweep),
         };
-        let (events, _) = broadcast::channel(config.event_capacity.get());
+        let events = EventOutlet::new(config.event_capacity.get());
         let (health, _) = watch::channel(Health {
             state: HealthState::Degraded,
             detail: "redis: connecting".into(),
@@ -424,13 +424,12 @@ impl Shared {
     }
 
     /// Sends `event` (under the state lock, which keeps each channel's order).
-    fn emit(events: Option<&broadcast::Sender<Event>>, counters: &Counters, event: Event) {
+    fn emit(events: Option<&EventOutlet>, counters: &Counters, event: Event) {
         if matches!(event, Event::Reset { .. }) {
             counters.resets.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(tx) = events {
-            // No receiver right now: nothing to deliver to.
-            let _ = tx.send(event);
+        if let Some(outlet) = events {
+            outlet.emit(event);
         }
     }
 
@@ -705,7 +704,7 @@ impl Shared {
     /// reset them now (they re-subscribe and are told the local epoch), and again when Redis
     /// is back.
     fn reset_for_local_epoch(
-        events: Option<&broadcast::Sender<Event>>,
+        events: Option<&EventOutlet>,
         counters: &Counters,
         name: &Arc<str>,
         sub: &mut Sub,
@@ -896,9 +895,17 @@ impl Backplane for RedisBackplane {
 
     fn events(&self) -> EventReceiver {
         match &self.handle.shared.state.lock().events {
-            Some(tx) => EventReceiver::new(tx.subscribe()),
+            Some(outlet) => outlet.subscribe(),
             // Shut down: a receiver whose sender is already gone, so `recv` says `None`.
             None => EventReceiver::new(broadcast::channel(1).1),
+        }
+    }
+
+    fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()> {
+        match &self.handle.shared.state.lock().events {
+            Some(outlet) if outlet.attach(sink) => Ok(()),
+            Some(_) => Err(BackplaneError::AlreadyAttached),
+            None => Err(BackplaneError::Closed),
         }
     }
 

@@ -1,0 +1,42 @@
+//! The state every part of the hub shares: what a [`Hub`](crate::Hub) handle, each
+//! [`Connection`](crate::Connection) and the fan-out point to.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use switchboard_metrics::Metrics;
+use tokio::sync::{broadcast, watch};
+
+use crate::authorizer::Authorizer;
+use crate::config::HubConfig;
+use crate::ids::IdGenerator;
+use crate::lifecycle::HubEvent;
+use crate::redact::Redactor;
+use crate::registry::Registry;
+
+pub(crate) struct HubInner<B> {
+    pub(crate) backplane: B,
+    pub(crate) registry: Registry,
+    pub(crate) authorizer: Box<dyn Authorizer>,
+    pub(crate) redactor: Redactor,
+    pub(crate) config: HubConfig,
+    pub(crate) ids: IdGenerator,
+    pub(crate) events: broadcast::Sender<HubEvent>,
+    /// (channel, connection id) of every local presence member, refreshed periodically.
+    pub(crate) members: Mutex<HashSet<(Arc<str>, Arc<str>)>>,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) metrics: Metrics,
+    pub(crate) next_conn: std::sync::atomic::AtomicU64,
+    /// Dropped with the hub: background tasks watch it and stop.
+    pub(crate) _alive: watch::Sender<()>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
