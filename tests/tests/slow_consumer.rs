@@ -26,10 +26,10 @@ use support_server::{
 
 /// `TransportConfig::outbound_max_bytes`'s default: bytes queued for one slow client.
 const OUTBOUND_MAX_BYTES: u64 = 4 << 20;
-/// The most a stalled session holds outside its queue: tungstenite's write buffer is capped
-/// at `2 × 64 KiB + max(MAX_MESSAGE_BYTES, OUTBOUND_MAX_BYTES)` by the transport, and one
-/// batch of at most 64 KiB (plus one frame) is in flight between the two.
-const WRITE_SIDE_BYTES: u64 = 2 * (64 << 10) + OUTBOUND_MAX_BYTES + (64 << 10) + FRAME_BYTES;
+/// The most a stalled session holds outside its queue: the one batch its writer has taken
+/// from the queue and not finished writing, at most 64 KiB plus one frame (frames are
+/// written from the queue to the socket with nothing in between).
+const WRITE_SIDE_BYTES: u64 = (64 << 10) + FRAME_BYTES;
 /// The payload of every flood message: a JSON string of this many bytes.
 const PAYLOAD_BYTES: usize = 32_000;
 /// A flood message as the server sends it: the payload plus its envelope, rounded up.

@@ -1,7 +1,8 @@
 //! The byte streams a session reads and writes.
 //!
-//! A plain TCP connection is shared: the session reads it and drains its queue into it, and
-//! the fan-out writes to it directly ([`SharedTcp`], non-blocking writes through `&self`).
+//! A plain TCP connection is split: the session reads it, and its write half is shared by
+//! the session's writer and the fan-out, which writes to it directly ([`SharedTcp`],
+//! non-blocking writes through `&self`).
 //! Any other stream (TLS, a test's duplex) is split in two halves owned by the session.
 //! tungstenite reads client frames through [`SessionIo`]; the few frames it writes by itself
 //! (pongs, the reply to a close) go through the outbox, so every byte reaches the socket in
@@ -14,36 +15,16 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::outbox::SessionOutbox;
 
-/// A TCP stream shared between the session and the fan-out.
+/// The write half of a TCP stream, shared between the session's writer and the fan-out
+/// (which writes through `&self` without blocking). The read half stays with the session:
+/// tokio's own reader skips the extra `read` that would only say "would block" after a short
+/// read.
 #[derive(Debug, Clone)]
-pub(crate) struct SharedTcp(pub(crate) Arc<TcpStream>);
-
-impl AsyncRead for SharedTcp {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.0.poll_read_ready(cx))?;
-            // tokio-tungstenite reads into initialized memory: this initializes nothing.
-            let unfilled = buf.initialize_unfilled();
-            match self.0.try_read(unfilled) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // The readiness was stale and is cleared now: wait for the next.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
-    }
-}
+pub(crate) struct SharedTcp(pub(crate) Arc<OwnedWriteHalf>);
 
 impl AsyncWrite for SharedTcp {
     fn poll_write(
@@ -52,7 +33,7 @@ impl AsyncWrite for SharedTcp {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
+            ready!(self.0.as_ref().as_ref().poll_write_ready(cx))?;
             match self.0.try_write(buf) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
@@ -66,7 +47,7 @@ impl AsyncWrite for SharedTcp {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.0.poll_write_ready(cx))?;
+            ready!(self.0.as_ref().as_ref().poll_write_ready(cx))?;
             match self.0.try_write_vectored(bufs) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 result => return Poll::Ready(result),
@@ -84,7 +65,7 @@ impl AsyncWrite for SharedTcp {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // The socket closes when the last handle goes; the close frame says goodbye.
+        // The write side shuts down when the last handle goes; the close frame says goodbye.
         Poll::Ready(Ok(()))
     }
 }
@@ -158,25 +139,37 @@ where
     W: AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;
-    /// At most this many buffers per `writev`.
-    const MAX_IOV: usize = 64;
     while !batch.is_empty() {
-        let written = if writer.is_write_vectored() && batch.len() > 1 {
-            let mut slices = [io::IoSlice::new(&[]); MAX_IOV];
-            let count = batch.len().min(MAX_IOV);
-            for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
-                *slice = io::IoSlice::new(bytes);
-            }
-            writer.write_vectored(&slices[..count]).await?
-        } else {
-            writer.write(&batch[0]).await?
-        };
+        // The buffer list is built on the stack in each poll, so it is not part of this
+        // future: every idle session's task would carry it otherwise.
+        let written =
+            std::future::poll_fn(|cx| poll_write_batch(Pin::new(writer), cx, batch)).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
         advance(batch, written);
     }
     writer.flush().await
+}
+
+/// One write of as much of `batch` as the writer takes: vectored when it can.
+fn poll_write_batch<W: AsyncWrite>(
+    writer: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    batch: &[Bytes],
+) -> Poll<io::Result<usize>> {
+    /// At most this many buffers per `writev`.
+    const MAX_IOV: usize = 64;
+    if batch.len() > 1 && writer.is_write_vectored() {
+        let mut slices = [io::IoSlice::new(&[]); MAX_IOV];
+        let count = batch.len().min(MAX_IOV);
+        for (slice, bytes) in slices.iter_mut().zip(batch) {
+            *slice = io::IoSlice::new(bytes);
+        }
+        writer.poll_write_vectored(cx, &slices[..count])
+    } else {
+        writer.poll_write(cx, &batch[0])
+    }
 }
 
 /// Drops the first `n` bytes of `batch`.

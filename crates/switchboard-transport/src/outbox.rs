@@ -3,10 +3,10 @@
 //!
 //! Invariants, all under the one lock of [`State`]:
 //! - the bytes on the wire are whole frames, one after another: a frame the socket took only
-//!   part of is finished (`partial`) before any other byte is written, and nothing is written
+//!   part of is finished (first in `front`) before any other byte is written, and nothing is written
 //!   directly while the writer holds a batch (`writing`);
 //! - frames leave in the order they were pushed: a direct write happens only when the
-//!   queue, the partial frame and the writer's batch are all empty;
+//!   queue, `front` and the writer's batch are all empty;
 //! - after the close frame is queued (`closed`), no frame is accepted.
 
 use std::io;
@@ -19,7 +19,7 @@ use switchboard_hub::Outbox;
 use switchboard_metrics::{Metrics, PriorityLabel};
 use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
 use switchboard_queue::{OutboundConfig, OutboundQueue};
-use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 fn queue_priority(p: Priority) -> switchboard_queue::Priority {
@@ -38,13 +38,15 @@ fn priority_label(p: switchboard_queue::Priority) -> PriorityLabel {
 struct State {
     /// Whole frames not yet started, FIFO, evicting by priority when full.
     queue: OutboundQueue<Bytes>,
-    /// The unwritten rest of a frame the socket took only part of in a direct write.
-    partial: Option<Bytes>,
+    /// What goes out before the queue: first the unwritten rest of a frame the socket took
+    /// only part of in a direct write, then control frames (pings, pongs; RFC 6455 lets
+    /// them come between messages), which are never evicted, only bounded.
+    front: Vec<Bytes>,
     /// The session's writer holds frames it has not finished writing.
     writing: bool,
-    /// Control frames (pings, pongs) waiting: they go out before queued messages (RFC 6455
-    /// lets control frames come between messages) and are never evicted, only bounded.
-    control: Vec<Bytes>,
+    /// The session is handling a client frame: what it answers (and, with the memory
+    /// backplane, its own copy of what it published) is gathered and written once.
+    corked: bool,
     /// The close frame, written once everything before it is.
     close_frame: Option<Bytes>,
     /// The close frame is set, or the session ended: nothing more is accepted.
@@ -52,7 +54,7 @@ struct State {
     /// A direct write failed: the connection is gone.
     failed: bool,
     /// The socket, while the fan-out may write to it directly (plain TCP, no write delay).
-    direct: Option<Arc<TcpStream>>,
+    direct: Option<Arc<OwnedWriteHalf>>,
 }
 
 /// The frames on their way to one connection.
@@ -85,15 +87,15 @@ impl SessionOutbox {
     pub(crate) fn new(
         config: OutboundConfig,
         metrics: Metrics,
-        direct: Option<Arc<TcpStream>>,
+        direct: Option<Arc<OwnedWriteHalf>>,
     ) -> Self {
         Self {
             state: Mutex::new(State {
                 queue: OutboundQueue::new(config),
-                partial: None,
-                control: Vec::new(),
+                front: Vec::new(),
                 close_frame: None,
                 writing: false,
+                corked: false,
                 closed: false,
                 failed: false,
                 direct,
@@ -119,10 +121,7 @@ impl SessionOutbox {
         if state.failed {
             return Batch::Failed;
         }
-        if let Some(rest) = state.partial.take() {
-            batch.push(rest);
-        }
-        batch.append(&mut state.control);
+        batch.append(&mut state.front);
         let moved = state.queue.pop_batch(batch, max, max_bytes);
         if moved > 0 {
             self.metrics.outbound_dequeued(moved);
@@ -136,8 +135,8 @@ impl SessionOutbox {
         if state.writing {
             Batch::Ready { messages: moved }
         } else {
-            // Idle again: an idle connection holds no control buffer.
-            state.control = Vec::new();
+            // Idle again: an idle connection holds no buffer here.
+            state.front = Vec::new();
             Batch::Empty
         }
     }
@@ -150,7 +149,8 @@ impl SessionOutbox {
             return;
         }
         if !state.writing
-            && state.partial.is_none()
+            && !state.corked
+            && state.front.is_empty()
             && state.queue.is_empty()
             && let Some(socket) = &state.direct
         {
@@ -159,7 +159,7 @@ impl SessionOutbox {
                     if written < wire.len() {
                         // The socket took part of it: the writer finishes the frame when the
                         // socket is writable again, before anything else.
-                        state.partial = Some(wire.slice(written..));
+                        state.front.push(wire.slice(written..));
                         drop(state);
                         self.wake.notify_one();
                     }
@@ -179,8 +179,8 @@ impl SessionOutbox {
             }
         }
         let Some(priority) = priority else {
-            if state.control.len() < MAX_CONTROL {
-                state.control.push(wire.clone());
+            if state.front.len() < MAX_CONTROL {
+                state.front.push(wire.clone());
             }
             drop(state);
             self.wake.notify_one();
@@ -214,6 +214,13 @@ impl SessionOutbox {
         }
     }
 
+    /// Holds back direct writes while the session handles a client frame, so that all it
+    /// causes for this connection goes out in one write; `false` releases them (what was
+    /// queued meanwhile has woken the writer already).
+    pub(crate) fn cork(&self, corked: bool) {
+        self.state.lock().corked = corked;
+    }
+
     /// Sends or queues a control frame (a ping, or what tungstenite answers by itself: pongs
     /// and the reply to a close).
     pub(crate) fn push_control(&self, wire: &Bytes) {
@@ -243,8 +250,7 @@ impl SessionOutbox {
         let mut state = self.state.lock();
         state.closed = true;
         state.direct = None;
-        state.partial = None;
-        state.control = Vec::new();
+        state.front = Vec::new();
         state.close_frame = None;
         let left = state.queue.clear();
         drop(state);

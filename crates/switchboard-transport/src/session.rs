@@ -198,9 +198,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     let stalled = {
                     let coalesce = config.write_coalesce.filter(|_| batch.is_empty());
                     let flush = async {
-                        // Opt-in: let more frames arrive, then write them together.
+                        // Opt-in: let more frames arrive, then write them together. Boxed:
+                        // only sessions that coalesce pay for the timer.
                         if let Some(window) = coalesce {
-                            sleep(window).await;
+                            Box::pin(sleep(window)).await;
                         }
                         flush_queue(writer, &outbox, batch, &metrics).await
                     };
@@ -283,10 +284,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         Message::Close(_) => {
                             // tungstenite has queued the reply: have it written, briefly.
                             let _ = stream.flush().await;
-                            let _ = tokio::time::timeout(
+                            let _ = Box::pin(tokio::time::timeout(
                                 CLOSE_FLUSH_TIMEOUT,
                                 flush_queue(writer, &outbox, batch, &metrics),
-                            )
+                            ))
                             .await;
                             break DisconnectReason::ClientClosed;
                         }
@@ -430,10 +431,14 @@ impl<B: Backplane, P: Send> Session<B, P> {
         }
     }
 
-    /// Hands a frame to the hub, timing it for `websocket_message_latency_ms`.
+    /// Hands a frame to the hub, timing it for `websocket_message_latency_ms`. What it
+    /// causes for this connection (an answer; with the memory backplane, the connection's
+    /// own copy of what it published) is written together once it is handled.
     async fn handle(&mut self, frame: ClientFrame) {
         let started = Instant::now();
+        self.outbox.cork(true);
         self.connection.handle(frame).await;
+        self.outbox.cork(false);
         self.metrics.observe_latency(started.elapsed());
     }
 

@@ -401,16 +401,23 @@ impl<B: Backplane> Transport<B> {
                     match upgraded.downcast::<TokioIo<TcpStream>>() {
                         // Plain TCP: shared, so the fan-out can write to it directly.
                         Ok(parts) => {
-                            let socket = SharedTcp(Arc::new(parts.io.into_inner()));
+                            let (read, write) = parts.io.into_inner().into_split();
+                            let socket = SharedTcp(Arc::new(write));
                             let direct = transport
                                 .inner
                                 .config
                                 .write_coalesce
                                 .is_none()
                                 .then(|| Arc::clone(&socket.0));
-                            let read = (parts.read_buf, socket.clone());
                             transport
-                                .session(read, socket, direct, identity, expires_at, permits)
+                                .session(
+                                    (parts.read_buf, read),
+                                    socket,
+                                    direct,
+                                    identity,
+                                    expires_at,
+                                    permits,
+                                )
                                 .await;
                         }
                         // Anything else (TLS, a host's own stream): the session owns both
@@ -454,7 +461,7 @@ impl<B: Backplane> Transport<B> {
         &self,
         (pre, read): (Bytes, R),
         write: W,
-        direct: Option<Arc<TcpStream>>,
+        direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
         identity: switchboard_hub::Identity,
         expires_at: Option<SystemTime>,
         permits: P,
