@@ -178,12 +178,17 @@ impl SessionOutbox {
                 }
             }
         }
+        // The writer needs waking only when it has nothing in hand: otherwise it takes
+        // this frame with the others (one wake per burst, not per frame).
+        let idle = !state.writing && state.front.is_empty() && state.queue.is_empty();
         let Some(priority) = priority else {
             if state.front.len() < MAX_CONTROL {
                 state.front.push(wire.clone());
             }
             drop(state);
-            self.wake.notify_one();
+            if idle {
+                self.wake.notify_one();
+            }
             return;
         };
         let result = state.queue.push(wire.clone(), queue_priority(priority));
@@ -199,7 +204,9 @@ impl SessionOutbox {
                         self.metrics.evicted(priority_label(evicted.priority));
                     }
                 }
-                self.wake.notify_one();
+                if idle {
+                    self.wake.notify_one();
+                }
             }
             Err(_) => {
                 // Nothing less important could make room. A lost message leaves a gap in its
