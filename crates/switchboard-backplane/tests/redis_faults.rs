@@ -181,6 +181,71 @@ async fn a_cut_off_instance_catches_up_from_history_without_a_reset() {
 }
 
 #[tokio::test]
+async fn a_channel_catching_up_holds_up_no_other_channel() {
+    let server = RedisServer::spawn();
+    let prefix = faults::unique_prefix();
+    // Probes and command timeouts far beyond the test's waits: holding the link must not
+    // turn into an outage here.
+    let config = fast_config()
+        .prefix(prefix.clone())
+        .probe_interval(Duration::from_secs(60))
+        .command_timeout(Duration::from_secs(60));
+    let proxy = Proxy::start(server.addr()).await;
+    let publisher = instance(server.url(), &config).await;
+    let here = instance(&proxy.url(), &config).await;
+    let mut rx = here.events();
+    here.subscribe("gappy").await.unwrap();
+    here.subscribe("steady").await.unwrap();
+    publisher.publish("gappy", "g1".into()).await.unwrap();
+    assert_eq!(next_message(&mut rx).await.data, "g1");
+
+    // Two messages reach the channel's history but their pushes are lost (written straight
+    // to Redis), then a third push arrives: `here` must catch up on 2 and 3 from history.
+    let key = |suffix: &str| format!("{prefix}{{gappy}}:{suffix}");
+    // A bulk-string reply: `$<len>`, then the epoch.
+    let reply = server.command(&["HGET", &key("meta"), "e"]).unwrap();
+    let epoch = reply.lines().nth(1).expect("the channel has an epoch");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    for offset in ["2", "3"] {
+        let data = format!("g{offset}");
+        let id = format!("{offset}-0");
+        server
+            .command(&["XADD", &key("history"), &id, "t", &now_ms, "d", &data])
+            .unwrap();
+    }
+    server.command(&["HSET", &key("meta"), "o", "3"]).unwrap();
+    // The catch-up's read is held in the proxy, so "gappy" stays mid-catch-up.
+    proxy.hold();
+    server
+        .command(&["PUBLISH", &key("pubsub"), &format!("m{epoch}:3:g3")])
+        .unwrap();
+
+    // Meanwhile another channel keeps flowing.
+    publisher.publish("steady", "s1".into()).await.unwrap();
+    let steady = next_message(&mut rx).await;
+    assert_eq!((&*steady.channel, &steady.data[..]), ("steady", &b"s1"[..]));
+
+    // Once Redis hears the read, the gap is filled in order, exactly once, with no reset.
+    proxy.release();
+    for (offset, data) in [(2, "g2"), (3, "g3")] {
+        let m = next_message(&mut rx).await;
+        assert_eq!(
+            (&*m.channel, m.offset, &m.data[..]),
+            ("gappy", offset, data.as_bytes())
+        );
+    }
+    publisher.publish("gappy", "g4".into()).await.unwrap();
+    let g4 = next_message(&mut rx).await;
+    assert_eq!((g4.offset, &g4.data[..]), (4, &b"g4"[..]));
+    assert_eq!(here.stats().gap_fills, 2);
+    assert_eq!(here.stats().resets, 0);
+}
+
+#[tokio::test]
 async fn local_only_publishes_reset_the_channel_here_at_once_and_everywhere_when_redis_returns() {
     let server = RedisServer::spawn();
     let config = fast_config();

@@ -433,40 +433,35 @@ impl Shared {
         }
     }
 
-    /// A live message from pub/sub.
-    async fn on_message(&self, channel: &str, epoch: &str, offset: u64, data: Bytes) {
-        let sync = {
-            let mut st = self.state.lock();
-            let State { subs, events, .. } = &mut *st;
-            let Some((name, sub)) = sub_entry(subs, channel) else {
-                return;
-            };
-            let mut emit = |e| Self::emit(events.as_ref(), &self.counters, e);
-            match sub.on_live(&name, epoch, offset, data, &mut emit) {
-                LiveOutcome::Done => None,
-                LiveOutcome::Sync => Some((name, sub.id)),
-            }
-        };
-        if let Some((name, id)) = sync {
-            self.run_sync(name, id).await;
+    /// A live message from pub/sub: delivered at once when it is the next in order, else
+    /// the catch-up it calls for (which the caller runs with [`Self::run_sync`], off the
+    /// pump, so that one channel's gap never holds up the others).
+    fn on_message(
+        &self,
+        channel: &str,
+        epoch: &str,
+        offset: u64,
+        data: Bytes,
+    ) -> Option<(Arc<str>, u64)> {
+        let mut st = self.state.lock();
+        let State { subs, events, .. } = &mut *st;
+        let (name, sub) = sub_entry(subs, channel)?;
+        let mut emit = |e| Self::emit(events.as_ref(), &self.counters, e);
+        match sub.on_live(&name, epoch, offset, data, &mut emit) {
+            LiveOutcome::Done => None,
+            LiveOutcome::Sync => Some((name, sub.id)),
         }
     }
 
     /// Another instance started a new epoch for `channel` (it delivered messages locally
-    /// while cut off): catch up, which resets this instance's subscribers.
-    async fn on_new_epoch(&self, channel: &str, epoch: &str) {
-        let sync = {
-            let mut st = self.state.lock();
-            let Some((name, sub)) = sub_entry(&mut st.subs, channel) else {
-                return;
-            };
-            match sub.on_new_epoch(epoch) {
-                LiveOutcome::Done => None,
-                LiveOutcome::Sync => Some((name, sub.id)),
-            }
-        };
-        if let Some((name, id)) = sync {
-            self.run_sync(name, id).await;
+    /// while cut off): the catch-up to run (off the pump), which resets this instance's
+    /// subscribers.
+    fn on_new_epoch(&self, channel: &str, epoch: &str) -> Option<(Arc<str>, u64)> {
+        let mut st = self.state.lock();
+        let (name, sub) = sub_entry(&mut st.subs, channel)?;
+        match sub.on_new_epoch(epoch) {
+            LiveOutcome::Done => None,
+            LiveOutcome::Sync => Some((name, sub.id)),
         }
     }
 
@@ -479,6 +474,8 @@ impl Shared {
     }
 
     /// Catches channel `name` (subscription `id`) up from Redis. The caller owns the sync.
+    /// Live messages for the channel that arrive meanwhile are noted, not delivered, and
+    /// fetched by another round, so per-channel order holds while other channels flow.
     async fn run_sync(&self, name: Arc<str>, id: u64) {
         for _ in 0..MAX_ROUNDS {
             let round = {

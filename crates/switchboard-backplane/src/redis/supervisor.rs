@@ -15,6 +15,7 @@ use redis::aio::AsyncPushSender;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::layout::Incoming;
@@ -278,54 +279,65 @@ async fn send_probe(shared: &Shared, generation: u64) -> Option<String> {
     }
 }
 
-/// Turns pushes into events until stopped.
+/// Turns pushes into events until stopped. A push that reveals a gap starts that channel's
+/// catch-up as a task of its own: the pump goes on with every other channel meanwhile (the
+/// caught-up channel's live messages are noted by its sync and fetched in order). Stopping
+/// the pump ends the catch-ups it started.
 pub(super) async fn pump(
     shared: Arc<Shared>,
     mut pushes: mpsc::Receiver<(u64, PushInfo)>,
     mut stop: watch::Receiver<()>,
 ) {
+    let mut syncs = JoinSet::new();
     loop {
         let item = tokio::select! {
             item = pushes.recv() => item,
+            Some(done) = syncs.join_next(), if !syncs.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a channel's catch-up task failed");
+                }
+                continue;
+            }
             _ = stop.changed() => return,
         };
         let Some((generation, push)) = item else {
             return;
         };
-        let handle = async {
-            match parse_push(&shared, generation, push) {
-                Some(Pushed::Disconnected) => {
-                    shared.break_connection(generation, "redis: connection lost");
-                }
-                Some(Pushed::Echo) => {
-                    *shared.last_echo.lock() = Some((generation, Instant::now()));
-                    shared.echo.notify_one();
-                }
-                Some(Pushed::Channel(
-                    channel,
-                    Incoming::Message {
-                        epoch,
-                        offset,
-                        data,
-                    },
-                )) => {
-                    shared.on_message(&channel, &epoch, offset, data).await;
-                }
-                Some(Pushed::Channel(channel, Incoming::Presence { action, entry })) => {
-                    shared.on_presence(&channel, action, entry);
-                }
-                Some(Pushed::Channel(channel, Incoming::NewEpoch { epoch })) => {
-                    shared.on_new_epoch(&channel, &epoch).await;
-                }
-                None => {}
+        let sync = match parse_push(&shared, generation, push) {
+            Some(Pushed::Disconnected) => {
+                shared.break_connection(generation, "redis: connection lost");
+                None
             }
-            if shared.gate.overflow.swap(false, Ordering::Relaxed) {
-                shared.sync_all().await;
+            Some(Pushed::Echo) => {
+                *shared.last_echo.lock() = Some((generation, Instant::now()));
+                shared.echo.notify_one();
+                None
             }
+            Some(Pushed::Channel(
+                channel,
+                Incoming::Message {
+                    epoch,
+                    offset,
+                    data,
+                },
+            )) => shared.on_message(&channel, &epoch, offset, data),
+            Some(Pushed::Channel(channel, Incoming::Presence { action, entry })) => {
+                shared.on_presence(&channel, action, entry);
+                None
+            }
+            Some(Pushed::Channel(channel, Incoming::NewEpoch { epoch })) => {
+                shared.on_new_epoch(&channel, &epoch)
+            }
+            None => None,
         };
-        tokio::select! {
-            () = handle => {}
-            _ = stop.changed() => return,
+        if let Some((name, id)) = sync {
+            let shared = Arc::clone(&shared);
+            syncs.spawn(async move { shared.run_sync(name, id).await });
+        }
+        if shared.gate.overflow.swap(false, Ordering::Relaxed) {
+            // Channels already catching up are asked for another round instead.
+            let shared = Arc::clone(&shared);
+            syncs.spawn(async move { shared.sync_all().await });
         }
     }
 }

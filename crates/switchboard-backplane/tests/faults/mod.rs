@@ -47,11 +47,37 @@ pub async fn health_becomes(bp: &RedisBackplane, state: HealthState, within: Dur
 }
 
 /// A TCP proxy to Redis whose link can be cut (every connection closed, new ones refused)
-/// and restored.
+/// and restored, or held: what the instance sends waits in the proxy (Redis hears nothing
+/// new) while what Redis sends, pub/sub pushes included, still arrives.
 pub struct Proxy {
     port: u16,
     open: watch::Sender<bool>,
+    held: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+/// Copies `from` to `to`; while `held` says so, what was read waits before it is written.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut held: Option<watch::Receiver<bool>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(held) = held.as_mut()
+            && held.wait_for(|held| !*held).await.is_err()
+        {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -59,24 +85,34 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (open, open_rx) = watch::channel(true);
+        let (held, held_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if !*open_rx.borrow() {
                     continue;
                 }
                 let mut open_rx = open_rx.clone();
+                let held_rx = held_rx.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = forward(client_read, server_write, Some(held_rx)) => {}
+                        () = forward(server_read, client_write, None) => {}
                         _ = open_rx.wait_for(|open| !*open) => {}
                     }
                 });
             }
         });
-        Self { port, open, task }
+        Self {
+            port,
+            open,
+            held,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -89,6 +125,16 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.open.send_replace(true);
+    }
+
+    /// Holds what instances send to Redis (commands wait in the proxy); pushes still arrive.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Lets what was held (and what follows) through.
+    pub fn release(&self) {
+        self.held.send_replace(false);
     }
 }
 
