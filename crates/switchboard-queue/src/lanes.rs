@@ -166,16 +166,6 @@ impl<S: Slot> Lanes<S> {
             .flat_map(|(i, lane)| lane.drain(..).map(move |s| (Priority::from_index(i), s)))
     }
 
-    /// Frees the lane buffers once the queue is empty, so an idle queue (one per connection
-    /// in a server) holds no buffer at all: an allocation per burst costs far less than the
-    /// write it precedes, and idle connections are the many.
-    pub(crate) fn release_if_idle(&mut self) {
-        if self.lanes.iter().all(VecDeque::is_empty) && self.lanes.iter().any(|l| l.capacity() > 0)
-        {
-            self.lanes = Default::default();
-        }
-    }
-
     /// Frees every lane buffer beyond what the entries need.
     pub(crate) fn shrink_to_fit(&mut self) {
         for lane in &mut self.lanes {

@@ -71,21 +71,25 @@ impl OutboundConfig {
 ///
 /// # Memory
 ///
-/// An empty queue that never held anything is four machine words (32 bytes on 64-bit
-/// targets) and owns no heap memory: the lanes and counters are allocated on the first push.
-/// After that the queue keeps a 240-byte heap block (64-bit) plus its entry buffers: a
-/// sequence number and the item per entry, 40 bytes for [`Bytes`], in buffers that grow by
-/// doubling. Buffers that grew past 16 entries are released when the queue drains, so a
-/// burst does not pin its peak memory.
+/// An empty queue that never held anything is five machine words (40 bytes on 64-bit
+/// targets) and owns no heap memory. A push allocates the lanes (a 144-byte block on 64-bit
+/// targets) and the entry buffers: a sequence number and the item per entry, 40 bytes for
+/// [`Bytes`], in buffers that grow by doubling. All of it is released when the queue
+/// drains, so an idle queue holds only its counters (a 96-byte block, allocated on the first
+/// push and kept for [`stats`](Self::stats)), and a burst does not pin its peak memory.
 pub struct OutboundQueue<T = Bytes> {
+    /// The entries; `None` while the queue is empty.
     state: Option<Box<State<T>>>,
+    /// `None` until the first push.
+    counters: Option<Box<Counters>>,
     config: OutboundConfig,
 }
 
 struct State<T> {
     lanes: Lanes<Frame<T>>,
+    /// Orders entries across lanes; only entries held at once are compared, so it restarts
+    /// with each new state.
     next_seq: u64,
-    counters: Counters,
 }
 
 struct Frame<T> {
@@ -129,6 +133,7 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
     pub const fn new(config: OutboundConfig) -> Self {
         Self {
             state: None,
+            counters: None,
             config,
         }
     }
@@ -152,15 +157,9 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
     pub fn push(&mut self, item: T, priority: Priority) -> Result<Evictions<T>, PushError<T>> {
         let bounds = self.config.bounds();
         let bytes = item.as_ref().len();
-        let state = self.state.get_or_insert_with(|| {
-            Box::new(State {
-                lanes: Lanes::default(),
-                next_seq: 0,
-                counters: Counters::default(),
-            })
-        });
+        let counters = self.counters.get_or_insert_with(Box::default);
         if bytes > bounds.max_bytes {
-            state.counters.rejected[priority.index()] += 1;
+            counters.rejected[priority.index()] += 1;
             return Err(PushError::TooLarge {
                 item,
                 priority,
@@ -168,13 +167,21 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
                 max_bytes: bounds.max_bytes,
             });
         }
+        let state = self.state.get_or_insert_with(|| {
+            Box::new(State {
+                lanes: Lanes::default(),
+                next_seq: 0,
+            })
+        });
         let Some(evict) = state.lanes.plan_eviction(priority, bytes, 0, bounds) else {
-            state.counters.rejected[priority.index()] += 1;
+            counters.rejected[priority.index()] += 1;
+            if state.lanes.len() == 0 {
+                self.state = None;
+            }
             return Err(PushError::Full { item, priority });
         };
         let mut evictions = Evictions::default();
         if evict > 0 {
-            let counters = &mut state.counters;
             state.lanes.evict(evict, priority, |p, frame| {
                 counters.evicted[p.index()] += 1;
                 evictions.add(p, frame.item);
@@ -183,7 +190,7 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.lanes.push_back(priority, Frame { seq, item });
-        state.counters.pushed += 1;
+        counters.pushed += 1;
         Ok(evictions)
     }
 
@@ -196,8 +203,7 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
     pub fn pop_with_priority(&mut self) -> Option<(Priority, T)> {
         let state = self.state.as_mut()?;
         let (priority, frame) = state.lanes.pop(self.config.order)?;
-        state.counters.popped += 1;
-        state.lanes.release_if_idle();
+        self.count_popped(1);
         Some((priority, frame.item))
     }
 
@@ -232,9 +238,22 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
             moved += 1;
             out.extend(std::iter::once(frame.item));
         }
-        state.counters.popped += moved as u64;
-        state.lanes.release_if_idle();
+        self.count_popped(moved);
         moved
+    }
+
+    /// Counts `n` pops and releases the lanes if that emptied them.
+    fn count_popped(&mut self, n: usize) {
+        if let Some(counters) = self.counters.as_mut() {
+            counters.popped += n as u64;
+        }
+        self.release_if_empty();
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.state.as_ref().is_some_and(|s| s.lanes.len() == 0) {
+            self.state = None;
+        }
     }
 
     /// The priority of the entry the next pop would take.
@@ -269,7 +288,7 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
             return 0;
         };
         let cleared = state.lanes.drain().count();
-        state.lanes.release_if_idle();
+        self.state = None;
         cleared
     }
 
@@ -283,13 +302,11 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
     /// Counters: pushed, popped, evicted and rejected per priority, length and bytes.
     #[must_use]
     pub fn stats(&self) -> QueueStats {
-        self.state
-            .as_ref()
-            .map_or_else(QueueStats::default, |s| QueueStats {
-                len: s.lanes.len(),
-                bytes: s.lanes.bytes(),
-                counters: s.counters,
-            })
+        QueueStats {
+            len: self.len(),
+            bytes: self.bytes(),
+            counters: self.counters.as_deref().copied().unwrap_or_default(),
+        }
     }
 }
 
@@ -300,8 +317,9 @@ mod tests {
     /// The figures in [`OutboundQueue`]'s `# Memory` section.
     #[test]
     fn memory_figures_match_the_docs() {
-        assert_eq!(size_of::<OutboundQueue<Bytes>>(), 32);
-        assert_eq!(size_of::<State<Bytes>>(), 240);
+        assert_eq!(size_of::<OutboundQueue<Bytes>>(), 40);
+        assert_eq!(size_of::<State<Bytes>>(), 144);
+        assert_eq!(size_of::<Counters>(), 96);
         assert_eq!(size_of::<Frame<Bytes>>(), 40);
     }
 }

@@ -195,7 +195,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 () = outbox.ready() => {
                     // A client that stops reading blocks the write; the session still keeps
                     // its deadlines, hears close requests and shutdown meanwhile.
-                    let stalled = {
+                    // Boxed: only a session that is writing pays for the flush's state;
+                    // inline it would size every idle session's task.
+                    let shutdown = &mut self.shutdown;
+                    let stalled = Box::pin(async {
                     let coalesce = config.write_coalesce.filter(|_| batch.is_empty());
                     let flush = async {
                         // Opt-in: let more frames arrive, then write them together. Boxed:
@@ -229,12 +232,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                 next_ping = now + heartbeat;
                                 timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
                             }
-                            _ = self.shutdown.changed(), if drain.is_none() => {
+                            _ = shutdown.changed(), if drain.is_none() => {
                                 break Some(Some(CloseCode::GoingAway));
                             }
                         }
                     }
-                    };
+                    }).await;
                     match stalled {
                         // The write failed: the connection is gone.
                         Some(None) => break DisconnectReason::Error,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -394,50 +395,51 @@ impl<B: Backplane> Transport<B> {
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
         let pending = Box::new((self.clone(), identity, expires_at, (global, per_ip)));
+        // This task only waits for the upgrade; the session then runs as a task of its own,
+        // so what the wait needed is not kept in every session's future (idle memory).
         inner.sessions.spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let (transport, identity, expires_at, permits) = unbox(pending);
-                    match upgraded.downcast::<TokioIo<TcpStream>>() {
-                        // Plain TCP: shared, so the fan-out can write to it directly.
-                        Ok(parts) => {
-                            let (read, write) = parts.io.into_inner().into_split();
-                            let socket = SharedTcp(Arc::new(write));
-                            let direct = transport
-                                .inner
-                                .config
-                                .write_coalesce
-                                .is_none()
-                                .then(|| Arc::clone(&socket.0));
-                            transport
-                                .session(
-                                    (parts.read_buf, read),
-                                    socket,
-                                    direct,
-                                    identity,
-                                    expires_at,
-                                    permits,
-                                )
-                                .await;
-                        }
-                        // Anything else (TLS, a host's own stream): the session owns both
-                        // halves and writes what is queued.
-                        Err(upgraded) => {
-                            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-                            transport
-                                .session(
-                                    (Bytes::new(), read),
-                                    write,
-                                    None,
-                                    identity,
-                                    expires_at,
-                                    permits,
-                                )
-                                .await;
-                        }
-                    }
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => {
+                    tracing::debug!(%peer, %err, "upgrade did not complete");
+                    return;
                 }
-                Err(err) => tracing::debug!(%peer, %err, "upgrade did not complete"),
+            };
+            let (transport, identity, expires_at, permits) = unbox(pending);
+            let sessions = &transport.inner.sessions;
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
+                // Plain TCP: shared, so the fan-out can write to it directly.
+                Ok(parts) => {
+                    let (read, write) = parts.io.into_inner().into_split();
+                    let socket = SharedTcp(Arc::new(write));
+                    let direct = transport
+                        .inner
+                        .config
+                        .write_coalesce
+                        .is_none()
+                        .then(|| Arc::clone(&socket.0));
+                    sessions.spawn(transport.session(
+                        (parts.read_buf, read),
+                        socket,
+                        direct,
+                        identity,
+                        expires_at,
+                        permits,
+                    ));
+                }
+                // Anything else (TLS, a host's own stream): the session owns both halves
+                // and writes what is queued.
+                Err(upgraded) => {
+                    let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+                    sessions.spawn(transport.session(
+                        (Bytes::new(), read),
+                        write,
+                        None,
+                        identity,
+                        expires_at,
+                        permits,
+                    ));
+                }
             }
         });
 
@@ -506,14 +508,12 @@ impl<B: Backplane> Transport<B> {
             permits,
             metrics: inner.metrics.clone(),
         };
-        let ws_config = inner.ws_config;
-        // One box for what the future carries to the session's start (see `upgrade`).
-        let parts = Box::new((session, io, write));
-        async move {
-            let (session, io, write) = unbox(parts);
-            let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-            session.run(stream, write).await;
-        }
+        // Ready on its first poll (it does no I/O): done here, so the session's future holds
+        // neither its arguments nor its state.
+        let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(inner.ws_config))
+            .now_or_never()
+            .expect("wrapping a socket in a WebSocket stream performs no I/O");
+        session.run(stream, write)
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
