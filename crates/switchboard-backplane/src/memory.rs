@@ -202,11 +202,22 @@ impl Store {
     }
 
     fn with_slot<R>(&self, channel: &str, f: impl FnOnce(&mut Slot) -> R) -> R {
+        self.with_slot_named(channel, || channel.into(), f)
+    }
+
+    /// Like [`Self::with_slot`], with the name a new slot keeps (a caller that already holds
+    /// the channel's name shares it instead of copying it).
+    fn with_slot_named<R>(
+        &self,
+        channel: &str,
+        name: impl FnOnce() -> Arc<str>,
+        f: impl FnOnce(&mut Slot) -> R,
+    ) -> R {
         let mut channels = self.shard(channel).lock();
         let slot = match channels.get_mut(channel) {
             Some(slot) => slot,
             None => {
-                let name: Arc<str> = channel.into();
+                let name = name();
                 channels
                     .entry(Arc::clone(&name))
                     .or_insert(Slot::new(&name))
@@ -415,12 +426,16 @@ impl Backplane for MemoryBackplane {
         let name: Arc<str> = channel.into();
         state.refs.insert(Arc::clone(&name), 1);
         // Lock order: instance state, then store.
-        self.inner.store.with_slot(&name, |slot| {
-            // Usually one instance per channel: grow from one slot, not Vec's four.
-            slot.subscribers
-                .reserve_exact(usize::from(slot.subscribers.is_empty()));
-            slot.subscribers.push((self.inner.id, outlet));
-        });
+        self.inner.store.with_slot_named(
+            &name,
+            || Arc::clone(&name),
+            |slot| {
+                // Usually one instance per channel: grow from one slot, not Vec's four.
+                slot.subscribers
+                    .reserve_exact(usize::from(slot.subscribers.is_empty()));
+                slot.subscribers.push((self.inner.id, outlet));
+            },
+        );
         Ok(())
     }
 

@@ -16,10 +16,14 @@ struct Member {
     expires: Instant,
 }
 
-/// One channel's members, each with its own expiry.
+/// One channel's members, each with its own expiry. One word, and no heap, for a channel
+/// without members (most channels): the map is allocated on the first join and freed when
+/// the last member goes.
 #[derive(Debug, Default)]
 pub(crate) struct PresenceTable {
-    members: HashMap<Arc<str>, Member>,
+    // Boxed on purpose: `HashMap` inline is six words in every channel's slot, the box one.
+    #[allow(clippy::box_collection)]
+    members: Option<Box<HashMap<Arc<str>, Member>>>,
 }
 
 impl PresenceTable {
@@ -32,7 +36,8 @@ impl PresenceTable {
         ttl: Duration,
     ) -> PresenceAction {
         let expires = now + ttl;
-        match self.members.get_mut(connection_id) {
+        let members = self.members.get_or_insert_with(Box::default);
+        match members.get_mut(connection_id) {
             Some(member) => {
                 let action = if member.expires > now {
                     PresenceAction::Update
@@ -43,8 +48,7 @@ impl PresenceTable {
                 action
             }
             None => {
-                self.members
-                    .insert(connection_id.into(), Member { data, expires });
+                members.insert(connection_id.into(), Member { data, expires });
                 PresenceAction::Join
             }
         }
@@ -52,7 +56,8 @@ impl PresenceTable {
 
     /// Removes a member; `None` when absent (or already expired).
     pub(crate) fn remove(&mut self, connection_id: &str, now: Instant) -> Option<PresenceEntry> {
-        let (id, member) = self.members.remove_entry(connection_id)?;
+        let (id, member) = self.members.as_mut()?.remove_entry(connection_id)?;
+        self.release_if_empty();
         (member.expires > now).then_some(PresenceEntry {
             connection_id: id,
             data: member.data,
@@ -61,7 +66,10 @@ impl PresenceTable {
 
     /// Refreshes a present member's expiry; does nothing for an absent one.
     pub(crate) fn touch(&mut self, connection_id: &str, now: Instant, ttl: Duration) {
-        if let Some(member) = self.members.get_mut(connection_id)
+        if let Some(member) = self
+            .members
+            .as_mut()
+            .and_then(|members| members.get_mut(connection_id))
             && member.expires > now
         {
             member.expires = now + ttl;
@@ -72,6 +80,7 @@ impl PresenceTable {
     pub(crate) fn list(&self, now: Instant) -> Vec<PresenceEntry> {
         self.members
             .iter()
+            .flat_map(|members| members.iter())
             .filter(|(_, m)| m.expires > now)
             .map(|(id, m)| PresenceEntry {
                 connection_id: Arc::clone(id),
@@ -82,26 +91,38 @@ impl PresenceTable {
 
     /// Removes and returns the expired members.
     pub(crate) fn sweep(&mut self, now: Instant) -> Vec<PresenceEntry> {
-        let expired: Vec<Arc<str>> = self
-            .members
+        let Some(members) = self.members.as_mut() else {
+            return Vec::new();
+        };
+        let expired: Vec<Arc<str>> = members
             .iter()
             .filter(|(_, m)| m.expires <= now)
             .map(|(id, _)| Arc::clone(id))
             .collect();
-        expired
+        let swept = expired
             .into_iter()
             .filter_map(|id| {
-                let member = self.members.remove(&id)?;
+                let member = members.remove(&id)?;
                 Some(PresenceEntry {
                     connection_id: id,
                     data: member.data,
                 })
             })
-            .collect()
+            .collect();
+        self.release_if_empty();
+        swept
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members
+            .as_ref()
+            .is_none_or(|members| members.is_empty())
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.is_empty() {
+            self.members = None;
+        }
     }
 }
 

@@ -249,7 +249,7 @@ impl<B: Backplane> Connection<B> {
         // Hold live messages from now on, so none falls between history and live delivery.
         self.hub
             .registry
-            .add_pending(&channel, self.key, Arc::clone(&self.outbox));
+            .add_pending(channel.as_arc(), self.key, Arc::clone(&self.outbox));
         if let Err(err) = self.hub.backplane.subscribe(&channel).await {
             self.hub.registry.remove(&channel, self.key);
             let (code, message) = unavailable(&err);

@@ -59,9 +59,10 @@ impl Registry {
     }
 
     /// Registers a subscriber that holds live frames until [`Registry::activate`].
-    pub(crate) fn add_pending(&self, channel: &str, conn: u64, outbox: Arc<dyn Outbox>) {
+    /// A new channel's record shares `channel`'s text rather than copying it.
+    pub(crate) fn add_pending(&self, channel: &Arc<str>, conn: u64, outbox: Arc<dyn Outbox>) {
         let mut shard = self.shard(channel).lock();
-        let entry = shard.entry(Arc::from(channel)).or_default();
+        let entry = shard.entry(Arc::clone(channel)).or_default();
         // Most channels have one local subscriber: grow from one slot, not Vec's default four.
         entry
             .subscribers

@@ -97,6 +97,13 @@ macro_rules! name_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The shared string behind the name: cloning it shares the text instead of
+            /// copying it (for maps keyed by `Arc<str>`).
+            #[must_use]
+            pub fn as_arc(&self) -> &Arc<str> {
+                &self.0
+            }
         }
 
         impl fmt::Debug for $name {
