@@ -72,7 +72,7 @@ async fn a_publish_resolves_with_its_offset_and_reaches_every_subscriber() {
     assert_eq!(message.id, id);
     assert_eq!(message.event, "chat.message");
     assert_eq!(
-        message.payload.to_value(),
+        message.payload.to_value().unwrap(),
         serde_json::json!({"text": "hi"})
     );
     assert_eq!(message.from.user_id, None);

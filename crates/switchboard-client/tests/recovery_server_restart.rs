@@ -50,7 +50,7 @@ async fn server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
         match next_event(&mut feed).await {
             SubscriptionEvent::Message(m) => {
                 offsets.push(m.offset);
-                payloads.push(m.payload.to_value()["n"].as_u64().unwrap());
+                payloads.push(m.payload.to_value().unwrap()["n"].as_u64().unwrap());
             }
             other => panic!("unexpected {other:?}"),
         }

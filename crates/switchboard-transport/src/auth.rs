@@ -97,6 +97,16 @@ impl fmt::Debug for TokenVerifier {
     }
 }
 
+/// The latest `exp` honoured as written: 9999-12-31T23:59:59Z. A later one (any `u64` is a
+/// syntactically valid `exp`) counts as this: such a token does not expire while the
+/// process runs, and no time arithmetic on it can overflow.
+pub const MAX_EXP: u64 = 253_402_300_799;
+
+/// When a token with `exp` expires.
+fn expiry_time(exp: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(exp.min(MAX_EXP))
+}
+
 /// The default clock-skew leeway.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
@@ -205,7 +215,7 @@ impl TokenVerifier {
         let claims = data.claims;
         let mut identity = Identity::anonymous();
         identity.user_id = claims.sub.map(Into::into);
-        identity.expires_at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp));
+        identity.expires_at = Some(expiry_time(claims.exp));
         if let Some(channels) = claims.channels {
             identity = identity.with_channels(channels);
         }

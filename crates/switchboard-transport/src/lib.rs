@@ -8,6 +8,6 @@ mod outbox;
 mod session;
 mod transport;
 
-pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, TokenVerifier};
+pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
 pub use config::TransportConfig;
 pub use transport::{ResponseBody, Transport, TransportBuilder};

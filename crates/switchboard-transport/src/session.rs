@@ -42,8 +42,46 @@ enum Charge {
     Abusive,
 }
 
+/// A session's place in the connection gauges: counted when the session is created, and
+/// uncounted exactly once — when it ends, or, should its task panic or be dropped, when it is
+/// dropped — so `/health`, `/metrics` and the caps never keep a connection that is gone.
+pub(crate) struct Accounting {
+    metrics: Metrics,
+    outbox: Arc<SessionOutbox>,
+    ended: bool,
+}
+
+impl Accounting {
+    /// Counts a new session (`websocket_connections_total`, `websocket_active_sessions`).
+    pub(crate) fn start(metrics: Metrics, outbox: Arc<SessionOutbox>) -> Self {
+        metrics.connection_opened();
+        metrics.session_started();
+        Self {
+            metrics,
+            outbox,
+            ended: false,
+        }
+    }
+
+    fn end(&mut self, reason: switchboard_metrics::DisconnectReason) {
+        if !std::mem::replace(&mut self.ended, true) {
+            self.outbox.discard();
+            self.metrics.connection_closed(reason);
+            self.metrics.session_ended();
+        }
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        self.end(switchboard_metrics::DisconnectReason::ConnectionLost);
+    }
+}
+
 /// Everything a session needs besides its socket.
 pub(crate) struct Session<B: Backplane, P> {
+    /// Uncounts the session however it ends.
+    pub(crate) accounting: Accounting,
     pub(crate) connection: Connection<B>,
     pub(crate) outbox: Arc<SessionOutbox>,
     pub(crate) config: Arc<TransportConfig>,
@@ -79,10 +117,13 @@ fn earliest(idle_at: Instant, expiry: Option<Instant>) -> Instant {
     expiry.map_or(idle_at, |at| at.min(idle_at))
 }
 
+/// The monotonic deadline of wall-clock time `at`; a time too far ahead for the monotonic
+/// clock (a credential valid for millennia) is as good as never, here a century away.
 fn deadline_for(at: SystemTime) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let now = Instant::now();
     match at.duration_since(SystemTime::now()) {
-        Ok(left) => now + left,
+        Ok(left) => now.checked_add(left.min(FAR)).unwrap_or(now),
         Err(_) => now,
     }
 }
@@ -336,15 +377,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
         drop(io);
         let Self {
             connection,
-            outbox,
             permits,
-            metrics,
+            mut accounting,
             ..
         } = *self;
         drop(permits);
-        outbox.discard();
-        metrics.connection_closed(disconnect_label(reason));
-        metrics.session_ended();
+        accounting.end(disconnect_label(reason));
         // Boxed for the same reason as the frame handler.
         Box::pin(connection.disconnect(reason)).await;
     }
@@ -493,6 +531,40 @@ mod tests {
     fn read_one(wire: &[u8]) -> Message {
         let mut ws = WebSocket::from_raw_socket(Cursor::new(wire.to_vec()), Role::Client, None);
         ws.read().expect("tungstenite reads the frame")
+    }
+
+    fn gauges(metrics: &Metrics) -> (i64, i64) {
+        let snapshot = metrics.snapshot();
+        (
+            snapshot.gauges["websocket_connections_total"],
+            snapshot.gauges["websocket_active_sessions"],
+        )
+    }
+
+    #[test]
+    fn a_session_dropped_without_ending_is_uncounted_once() {
+        let metrics = Metrics::new();
+        let outbox = || {
+            Arc::new(SessionOutbox::new(
+                switchboard_queue::OutboundConfig::default(),
+                metrics.clone(),
+                None,
+            ))
+        };
+        // A panicking or dropped session task drops its accounting without ending it.
+        let dropped = Accounting::start(metrics.clone(), outbox());
+        assert_eq!(gauges(&metrics), (1, 1));
+        drop(dropped);
+        assert_eq!(gauges(&metrics), (0, 0));
+        let lost = metrics.snapshot().labelled_counters["websocket_disconnections_by_reason_total"]
+            ["connection_lost"];
+        assert_eq!(lost, 1);
+
+        // A session that ended normally is not uncounted again when dropped.
+        let mut ended = Accounting::start(metrics.clone(), outbox());
+        ended.end(switchboard_metrics::DisconnectReason::ClientClosed);
+        drop(ended);
+        assert_eq!(gauges(&metrics), (0, 0));
     }
 
     #[test]

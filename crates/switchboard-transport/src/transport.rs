@@ -31,7 +31,7 @@ use crate::auth::Authenticator;
 use crate::config::TransportConfig;
 use crate::io::{SessionIo, SharedTcp};
 use crate::outbox::SessionOutbox;
-use crate::session::Session;
+use crate::session::{Accounting, Session};
 
 /// The body of every non-upgrade answer.
 pub type ResponseBody = Full<Bytes>;
@@ -391,7 +391,11 @@ impl<B: Backplane> Transport<B> {
         };
 
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let expires_at = identity.expires_at.map(|at| at + inner.auth.leeway());
+        // Checked: a host's `Identity` may carry any time, and a token's is bounded by
+        // `MAX_EXP`, but no time a client chose may overflow here.
+        let expires_at = identity
+            .expires_at
+            .map(|at| at.checked_add(inner.auth.leeway()).unwrap_or(at));
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
         let pending = Box::new((self.clone(), identity, expires_at, (global, per_ip)));
@@ -480,8 +484,7 @@ impl<B: Backplane> Transport<B> {
             inner.metrics.clone(),
             direct,
         ));
-        inner.metrics.connection_opened();
-        inner.metrics.session_started();
+        let accounting = Accounting::start(inner.metrics.clone(), Arc::clone(&outbox));
         let user_id = identity.user_id.as_deref().map(str::to_owned);
         let connection = inner.hub.connect(
             identity,
@@ -500,6 +503,7 @@ impl<B: Backplane> Transport<B> {
         );
         let io = SessionIo::new(&pre, read, Arc::clone(&outbox));
         let session = Session {
+            accounting,
             connection,
             outbox,
             config: Arc::clone(&inner.config),

@@ -69,6 +69,33 @@ async fn expired_tokens_are_refused_beyond_the_30_second_leeway_only() {
 }
 
 #[tokio::test]
+async fn an_absurd_exp_is_honoured_as_the_latest_representable_time_not_a_panic() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    for exp in [1u64 << 63, u64::MAX, switchboard_transport::MAX_EXP + 1] {
+        let absurd = token(&json!({"sub": "u", "exp": exp}));
+        // Accepted, and the session works (a panic would drop the connection unanswered).
+        let mut request = server.url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {absurd}").parse().unwrap());
+        let mut client = Client::try_connect(request)
+            .await
+            .unwrap_or_else(|r| panic!("exp {exp}: refused {r:?}"));
+        client.send(r#"{"type":"ping","id":"p"}"#).await;
+        assert_eq!(client.recv_of("pong").await["id"], "p", "exp {exp}");
+    }
+    // The server is still there for everyone else.
+    assert_eq!(
+        status_for(
+            &server,
+            &token(&json!({"sub": "v", "exp": unix_now() + 60}))
+        )
+        .await,
+        101
+    );
+}
+
+#[tokio::test]
 async fn tokens_without_exp_forged_or_unsigned_are_refused() {
     let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
     assert_eq!(status_for(&server, &token(&json!({"sub": "u"}))).await, 401);
