@@ -308,13 +308,15 @@ async fn a_publish_repeated_on_another_instance_is_acked_with_its_first_offset_a
     let mut on_b = WsClient::connect(&b.ws_url()).await;
     on_b.subscribe(&channel, None).await;
 
-    // A client whose ack was lost sends the same frame again, through another instance.
+    // A client whose ack was lost sends the same frame again, through another instance. It
+    // is the same client instance: it sends the same client id on both connections.
     let payload = json!({"task": 7, "status": "done"});
-    let mut first = WsClient::connect(&a.ws_url()).await;
+    let client_id = unique("client");
+    let mut first = WsClient::connect(&format!("{}?client={client_id}", a.ws_url())).await;
     let first_ack = first
         .publish_acked(&channel, "task.done", &payload, &retried)
         .await;
-    let mut retry = WsClient::connect(&b.ws_url()).await;
+    let mut retry = WsClient::connect(&format!("{}?client={client_id}", b.ws_url())).await;
     let retry_ack = retry
         .publish_acked(&channel, "task.done", &payload, &retried)
         .await;

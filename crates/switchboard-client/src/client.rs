@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use switchboard_protocol::{
-    ChannelName, ClientFrame, EventType, Payload, PresenceUpdate, Priority, Publish,
+    ChannelName, ClientFrame, ClientId, EventType, Payload, PresenceUpdate, Priority, Publish,
 };
 use switchboard_queue::{DeliveryConfig, DeliveryQueue};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
@@ -38,6 +38,7 @@ pub struct Client(Arc<ClientInner>);
 
 struct ClientInner {
     url: String,
+    client_id: ClientId,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     next_listener: AtomicU64,
@@ -69,6 +70,13 @@ impl Client {
     /// Starts building a client for `url` (`ws://host:port/ws` or `wss://…`).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder::new(url.into())
+    }
+
+    /// The id this client gives for itself on every connection (see
+    /// [`ClientBuilder::client_id`]).
+    #[must_use]
+    pub fn client_id(&self) -> &ClientId {
+        &self.0.client_id
     }
 
     /// The connection state, updated as it changes.
@@ -297,6 +305,7 @@ pub struct ClientBuilder {
     quality: QualityConfig,
     queue: QueueConfig,
     seed: Option<u64>,
+    client_id: Option<ClientId>,
     subscription_buffer: NonZeroUsize,
     max_message_bytes: usize,
     max_publish_bytes: usize,
@@ -331,6 +340,7 @@ impl ClientBuilder {
             quality: QualityConfig::default(),
             queue: QueueConfig::default(),
             seed: None,
+            client_id: None,
             subscription_buffer: NonZeroUsize::new(1024).expect("1024 is not zero"),
             max_message_bytes: 1 << 20,
             max_publish_bytes: switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES,
@@ -383,6 +393,16 @@ impl ClientBuilder {
     /// delays in tests. Default: seeded by the operating system.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// The id this client gives for itself on every connection (the `client` query
+    /// parameter): the scope in which the server recognises a retried publish id. Default:
+    /// a random one per client — kept in a file beside the [`queue_file`](Self::queue_file)
+    /// when there is one, so publishes restored after a restart keep their scope. Set it to
+    /// keep the scope across processes some other way; never share one between clients.
+    pub fn client_id(mut self, id: ClientId) -> Self {
+        self.client_id = Some(id);
         self
     }
 
@@ -458,6 +478,7 @@ impl ClientBuilder {
             .with_backoff(self.queue.retry_backoff)
             .with_seed(self.seed);
         let queue = self.open_queue(delivery)?;
+        let client_id = self.resolve_client_id()?;
         let (outcomes, _) = broadcast::channel(OUTCOMES_CAPACITY);
         let (state, _) = watch::channel(ConnectionState::Connecting { attempt: 0 });
         let (quality, _) = watch::channel(Quality::offline());
@@ -471,7 +492,7 @@ impl ClientBuilder {
         });
         let settings = Arc::new(Settings {
             endpoint: Endpoint {
-                url: self.url.clone(),
+                url: with_client_param(&self.url, &client_id),
                 token: self.token,
                 connect_timeout: self.connect_timeout,
                 max_message_bytes: self.max_message_bytes,
@@ -491,6 +512,7 @@ impl ClientBuilder {
         runtime.spawn(driver.run());
         Ok(Client(Arc::new(ClientInner {
             url: self.url,
+            client_id,
             shared,
             commands,
             next_listener: AtomicU64::new(0),
@@ -499,6 +521,38 @@ impl ClientBuilder {
             subscription_buffer: self.subscription_buffer.get(),
             max_publish_bytes: self.max_publish_bytes,
         })))
+    }
+
+    /// The id given, else the one kept beside the queue file (created on first use), else a
+    /// new random one.
+    fn resolve_client_id(&self) -> Result<ClientId> {
+        if let Some(id) = &self.client_id {
+            return Ok(id.clone());
+        }
+        #[cfg(feature = "persist")]
+        if let Some(queue_file) = &self.queue_file {
+            let mut path = queue_file.clone().into_os_string();
+            path.push(".client-id");
+            let path = std::path::PathBuf::from(path);
+            let failed = |source| ClientError::ClientIdFile {
+                path: path.clone(),
+                source,
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    if let Ok(id) = ClientId::new(text.trim()) {
+                        return Ok(id);
+                    }
+                    tracing::warn!(path = %path.display(), "not a client id; replacing it");
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(e)),
+            }
+            let id = random_client_id();
+            std::fs::write(&path, id.as_str()).map_err(failed)?;
+            return Ok(id);
+        }
+        Ok(random_client_id())
     }
 
     fn open_queue(&self, config: DeliveryConfig) -> Result<DeliveryQueue<QueuedPublish>> {
@@ -562,4 +616,24 @@ impl ClientBuilder {
             .with_no_client_auth();
         Ok(Arc::new(config))
     }
+}
+
+/// A random client id: 128 bits as 22 base64url characters.
+fn random_client_id() -> ClientId {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = rand::random::<u128>();
+    let text: String = (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize];
+            bits >>= 6;
+            char::from(c)
+        })
+        .collect();
+    ClientId::new(&text).expect("base64url characters make a valid client id")
+}
+
+/// `url` with `client=<id>` added to its query (ids need no escaping).
+fn with_client_param(url: &str, id: &ClientId) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}client={id}")
 }

@@ -49,6 +49,16 @@ pub enum ClientError {
     /// runtime, which the client's background task needs.
     #[error("a switchboard client must be built inside a Tokio runtime")]
     NoRuntime,
+    /// The file keeping the client id beside the queue file could not be read or written.
+    /// Check the directory's permissions.
+    #[error("client id file {path:?}: {source}")]
+    ClientIdFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why a connection ended or an attempt failed, carried by

@@ -18,5 +18,5 @@ pub use quality::{Quality, QualityClass};
 pub use state::ConnectionState;
 pub use subscription::{Subscription, SubscriptionEvent};
 pub use switchboard_protocol::{
-    ErrorCode, Message, Payload, PresenceEvent, PresenceUpdate, Priority, StreamPosition,
+    ClientId, ErrorCode, Message, Payload, PresenceEvent, PresenceUpdate, Priority, StreamPosition,
 };

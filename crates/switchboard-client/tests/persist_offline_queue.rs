@@ -95,3 +95,40 @@ async fn publishes_queued_offline_are_sent_by_the_next_client_on_the_same_file()
     let third = fast_client(&url).queue_file(&file).build().unwrap();
     assert_eq!(third.queue_len(), 0);
 }
+
+#[tokio::test]
+async fn the_client_id_is_kept_beside_the_queue_file_so_restored_publishes_keep_their_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("outbox.log");
+    let url = format!("ws://{}/ws", free_addr());
+
+    let first = fast_client(&url).queue_file(&file).build().unwrap();
+    let id = first.client_id().clone();
+    first.close().await;
+    drop(first);
+    let again = fast_client(&url).queue_file(&file).build().unwrap();
+    assert_eq!(
+        again.client_id(),
+        &id,
+        "the same file, the same client instance"
+    );
+    again.close().await;
+
+    // Another file is another client; without a file, every client is its own.
+    let other = fast_client(&url)
+        .queue_file(dir.path().join("other.log"))
+        .build()
+        .unwrap();
+    let plain = fast_client(&url).build().unwrap();
+    let plain_too = fast_client(&url).build().unwrap();
+    let ids: HashSet<_> = [
+        &id,
+        other.client_id(),
+        plain.client_id(),
+        plain_too.client_id(),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(ids.len(), 4);
+    assert!(id.len() >= 22, "at least 128 random bits: {id}");
+}

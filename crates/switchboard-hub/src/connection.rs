@@ -9,9 +9,9 @@ use bytes::Bytes;
 use serde_json::Value;
 use switchboard_backplane::{Backplane, BackplaneError, Position};
 use switchboard_protocol::{
-    Ack, ChannelName, ClientFrame, CloseCode, EncodedFrame, ErrorCode, ErrorFrame, Member, Pong,
-    PresenceList, PresenceQuery, PresenceUpdate, Priority, Publish, ServerFrame, StreamPosition,
-    Subscribe, Subscribed, Unsubscribe, Unsubscribed,
+    Ack, ChannelName, ClientFrame, ClientId, CloseCode, EncodedFrame, ErrorCode, ErrorFrame,
+    Member, Pong, PresenceList, PresenceQuery, PresenceUpdate, Priority, Publish, ServerFrame,
+    StreamPosition, Subscribe, Subscribed, Unsubscribe, Unsubscribed,
 };
 
 use crate::authorizer::Action;
@@ -83,6 +83,8 @@ pub struct Connection<B: Backplane> {
     key: u64,
     id: Arc<str>,
     identity: Identity,
+    /// The client instance's own id, when it sent one: the scope of its publish ids.
+    client: Option<ClientId>,
     outbox: Arc<dyn Outbox>,
     subscriptions: HashMap<ChannelName, SubscriptionState>,
     /// Presence announced without a channel: applies to every channel, now or later.
@@ -120,11 +122,28 @@ impl<B: Backplane> Connection<B> {
             key,
             id,
             identity,
+            client: None,
             outbox,
             subscriptions: HashMap::new(),
             presence: None,
             finished: false,
         }
+    }
+
+    /// Sets the id the client instance gave for itself (the transport reads it from the
+    /// `client` query parameter). It scopes the ids of the connection's publishes for
+    /// deduplication: the same client instance retrying a publish id, on this connection
+    /// or a later one (another instance included), is acknowledged with the first offset
+    /// and not delivered again, while the same id from any other client is a new message.
+    /// Without it the scope is this connection alone. Set it before the first frame.
+    pub fn set_client_id(&mut self, client: ClientId) {
+        self.client = Some(client);
+    }
+
+    /// The id the client instance gave for itself, if any.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&ClientId> {
+        self.client.as_ref()
     }
 
     /// This connection's id (unique across instances).
@@ -481,6 +500,7 @@ impl<B: Backplane> Connection<B> {
         let publisher = Publisher {
             connection_id: Arc::clone(&self.id),
             user_id: self.identity.user_id.clone(),
+            client: self.client.clone(),
         };
         match self
             .hub

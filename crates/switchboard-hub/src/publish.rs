@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use switchboard_backplane::{Backplane, BackplaneError, PublishOptions};
-use switchboard_protocol::{ChannelName, EventType, MessageDraft, Payload, Priority, Sender};
+use switchboard_protocol::{
+    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender,
+};
 
 use crate::envelope::encode_envelope;
 use crate::hub::PublishReceipt;
@@ -15,6 +17,8 @@ use crate::state::{HubInner, now_ms};
 pub(crate) struct Publisher {
     pub(crate) connection_id: Arc<str>,
     pub(crate) user_id: Option<Arc<str>>,
+    /// The client instance's id, when it gave one: the scope of its publish ids.
+    pub(crate) client: Option<ClientId>,
 }
 
 impl Publisher {
@@ -23,6 +27,7 @@ impl Publisher {
         Self {
             connection_id: Sender::SERVER_CONNECTION_ID.into(),
             user_id: None,
+            client: None,
         }
     }
 }
@@ -56,7 +61,7 @@ impl<B: Backplane> HubInner<B> {
             channel,
         };
         let data = encode_envelope(&draft.encode(), priority, draft.timestamp);
-        let key = dedupe.then(|| dedupe_key(&draft.from, &draft.id));
+        let key = dedupe.then(|| dedupe_key(publisher, &draft.id));
         let mut options = PublishOptions::default();
         if let Some(key) = &key {
             options = options.dedupe_key(key);
@@ -91,14 +96,59 @@ impl<B: Backplane> HubInner<B> {
     }
 }
 
-/// The backplane dedupe key of a publish: its id, scoped to who published it, so that two
-/// users choosing the same id never collide. Lengths keep the parts unambiguous.
-fn dedupe_key(from: &Sender, id: &str) -> String {
-    if from.connection_id == Sender::SERVER_CONNECTION_ID && from.user_id.is_none() {
-        format!("s:{id}")
-    } else if let Some(user) = &from.user_id {
-        format!("u{}:{user}{id}", user.len())
-    } else {
-        format!("a:{id}")
+/// The backplane dedupe key of a publish: its id, scoped to the client instance that
+/// published it (the id it gave for itself, together with its user), else to the
+/// connection, else (server-side code) to the server. Two clients choosing the same id
+/// never collide: one client's publish can never be acknowledged with another's offset.
+/// Lengths keep the parts unambiguous.
+fn dedupe_key(publisher: &Publisher, id: &str) -> String {
+    let user = publisher.user_id.as_deref().unwrap_or("");
+    match &publisher.client {
+        Some(client) => format!("c{}:{client}{}:{user}{id}", client.len(), user.len()),
+        None if &*publisher.connection_id == Sender::SERVER_CONNECTION_ID => format!("s:{id}"),
+        None => format!(
+            "k{}:{}{id}",
+            publisher.connection_id.len(),
+            publisher.connection_id
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publisher(connection: &str, user: Option<&str>, client: Option<&str>) -> Publisher {
+        Publisher {
+            connection_id: connection.into(),
+            user_id: user.map(Into::into),
+            client: client.map(|c| ClientId::new(c).unwrap()),
+        }
+    }
+
+    #[test]
+    fn publish_ids_are_scoped_to_the_client_instance_else_the_connection() {
+        let id = "m1";
+        let keys = [
+            dedupe_key(&publisher("n1c1", None, None), id),
+            dedupe_key(&publisher("n1c2", None, None), id),
+            dedupe_key(&publisher("n1c6", Some("ada"), None), id),
+            dedupe_key(&publisher("n1c3", None, Some("tabA")), id),
+            dedupe_key(&publisher("n1c4", None, Some("tabB")), id),
+            dedupe_key(&publisher("n1c5", Some("ada"), Some("tabA")), id),
+            dedupe_key(&Publisher::server(), id),
+        ];
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        // The same client instance on another connection (a reconnect, another server).
+        assert_eq!(
+            dedupe_key(&publisher("n2c9", None, Some("tabA")), id),
+            keys[3]
+        );
+        // Lengths keep a client id ending like the next part from colliding.
+        assert_ne!(
+            dedupe_key(&publisher("x", Some("b"), Some("a1")), "m"),
+            dedupe_key(&publisher("x", Some("1b"), Some("a")), "m"),
+        );
     }
 }

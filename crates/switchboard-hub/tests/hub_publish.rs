@@ -178,8 +178,9 @@ async fn a_retried_publish_id_is_acknowledged_with_its_first_offset_and_delivere
     let hub_b = Hub::new(shared);
     let mut reader = Client::connect(&hub_b, Identity::user("reader"));
     reader.subscribe("orders").await;
-    let mut first = Client::connect(&hub_a, Identity::user("alice"));
-    let mut retry = Client::connect(&hub_b, Identity::user("alice"));
+    // The same client instance (its id kept across its reconnect).
+    let mut first = Client::connect_as(&hub_a, Identity::user("alice"), "tab-1");
+    let mut retry = Client::connect_as(&hub_b, Identity::user("alice"), "tab-1");
 
     first
         .send(r#"{"type":"order.placed","channel":"orders","payload":{"n":1},"id":"o-1"}"#)
@@ -212,6 +213,39 @@ fn message_with_id_1() -> ServerMessage {
         Payload::from_json("null").unwrap(),
     )
     .with_id("1")
+}
+
+#[tokio::test]
+async fn the_same_id_from_two_connections_of_one_user_or_two_anonymous_ones_is_two_messages() {
+    // Two browser tabs of one user, each with its own client id; two anonymous connections
+    // without one; a client that pre-publishes another's id. None may take another's place.
+    let hub = hub();
+    let mut reader = Client::connect(&hub, Identity::anonymous());
+    reader.subscribe("c").await;
+    let mut clients = [
+        Client::connect_as(&hub, Identity::user("ada"), "tab-a"),
+        Client::connect_as(&hub, Identity::user("ada"), "tab-b"),
+        Client::connect(&hub, Identity::user("ada")),
+        Client::connect(&hub, Identity::anonymous()),
+        Client::connect(&hub, Identity::anonymous()),
+        Client::connect_as(&hub, Identity::anonymous(), "tab-a"),
+    ];
+    let mut acked = Vec::new();
+    for client in &mut clients {
+        client
+            .send(r#"{"type":"t","channel":"c","payload":null,"id":"m0"}"#)
+            .await;
+        acked.push(client.next_of("ack").await["offset"].as_u64().unwrap());
+    }
+    assert_eq!(
+        acked,
+        [1, 2, 3, 4, 5, 6],
+        "each publish is acknowledged with its own offset"
+    );
+    for offset in 1..=6 {
+        assert_eq!(reader.next_of("t").await["offset"], offset);
+    }
+    assert!(reader.is_quiet().await);
 }
 
 #[tokio::test]

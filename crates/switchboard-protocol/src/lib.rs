@@ -13,7 +13,8 @@ pub use client::{
 };
 pub use codes::{CloseCode, ErrorCode};
 pub use name::{
-    ChannelName, EventType, MAX_CHANNEL_LEN, MAX_EVENT_TYPE_LEN, MAX_ID_LEN, NameError, validate_id,
+    ChannelName, ClientId, EventType, MAX_CHANNEL_LEN, MAX_CLIENT_ID_LEN, MAX_EVENT_TYPE_LEN,
+    MAX_ID_LEN, NameError, validate_id,
 };
 pub use payload::{Payload, Priority};
 pub use server::{

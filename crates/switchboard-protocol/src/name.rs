@@ -13,6 +13,8 @@ pub const MAX_CHANNEL_LEN: usize = 255;
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
 /// The longest request or message id, in bytes.
 pub const MAX_ID_LEN: usize = 128;
+/// The longest client id, in bytes.
+pub const MAX_CLIENT_ID_LEN: usize = 64;
 
 /// Why a name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,6 +221,41 @@ impl ChannelName {
             is_channel_byte,
         )?;
         Ok(Self(Arc::from(name)))
+    }
+}
+
+name_type! {
+    /// A client instance's id: 1–64 bytes of `[A-Za-z0-9_-]`, chosen at random by the client
+    /// once and sent on every (re)connect as the `client` query parameter of the WebSocket
+    /// URL. It scopes publish deduplication: a retried publish id from the same client
+    /// instance (after a lost `ack`, even on another server) is recognised, while the same id
+    /// from any other client is a different message. Random and private to the client: the
+    /// server never shows it to anyone else. Clients should use at least 128 random bits
+    /// (for example 22 base64url characters).
+    ///
+    /// ```
+    /// use switchboard_protocol::ClientId;
+    /// assert!(ClientId::new("k3Jd9_aQ-2fLr0sPzT8wYb").is_ok());
+    /// assert!(ClientId::new("has space").is_err());
+    /// assert!(ClientId::new("").is_err());
+    /// ```
+    ClientId
+}
+
+impl ClientId {
+    /// The allowed characters, as documented.
+    pub const ALLOWED: &'static str = "[A-Za-z0-9_-]";
+
+    /// Validates `id` as a client id.
+    ///
+    /// # Errors
+    /// [`NameError`] when it is empty, longer than [`MAX_CLIENT_ID_LEN`] bytes or holds a
+    /// character outside [`ClientId::ALLOWED`].
+    pub fn new(id: &str) -> Result<Self, NameError> {
+        check("client", id, MAX_CLIENT_ID_LEN, Self::ALLOWED, |b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')
+        })?;
+        Ok(Self(Arc::from(id)))
     }
 }
 

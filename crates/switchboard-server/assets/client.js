@@ -107,6 +107,10 @@
     this._channels = new Map(); // channel -> {offset, epoch, history, resyncing}
     this._presence = null; // the last presence announcement, re-sent on reconnect
     this._queue = this._loadQueue(); // [{frame, priority, seq, sent}]
+    // This client instance's id, sent on every connection: the server recognises a retried
+    // publish id only from the same client. Kept beside the queue, so publishes restored
+    // after a reload keep their scope.
+    this.clientId = this._loadClientId();
     this._seq = this._queue.reduce(function (m, e) { return Math.max(m, e.seq); }, 0);
     this._requests = new Map(); // request id -> {resolve, reject}
     this._awaitingSubs = new Set(); // subscribe ids sent on connect, not answered yet
@@ -180,8 +184,8 @@
     Promise.resolve(typeof token === "function" ? token() : token)
       .then(function (value) {
         if (self._stopped) return;
-        var url = self.url;
-        if (value) url += (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(value);
+        var url = self.url + (self.url.indexOf("?") < 0 ? "?" : "&") + "client=" + self.clientId;
+        if (value) url += "&token=" + encodeURIComponent(value);
         var ws;
         try {
           ws = new global.WebSocket(url);
@@ -446,6 +450,21 @@
     } catch (e) {
       return [];
     }
+  };
+
+  /** This client's id ([A-Za-z0-9_-], at most 64): the stored one, else a new random one. */
+  SwitchboardClient.prototype._loadClientId = function () {
+    var storage = this.options.storage;
+    var key = "switchboard:client:" + this.options.queueKey;
+    try {
+      var saved = storage && storage.getItem(key);
+      if (saved && /^[A-Za-z0-9_-]{1,64}$/.test(saved)) return saved;
+    } catch (e) { /* a new id below */ }
+    var id = randomId("c");
+    try {
+      if (storage) storage.setItem(key, id);
+    } catch (e) { /* kept for this page only */ }
+    return id;
   };
 
   SwitchboardClient.prototype._saveQueue = function () {

@@ -17,7 +17,7 @@ use switchboard_backplane::{Backplane, BoxBackplane};
 use switchboard_hub::Hub;
 use switchboard_limiter::{ConnectionCap, KeyedConnectionCap};
 use switchboard_metrics::{AuthFailure, CapKind, Metrics};
-use switchboard_protocol::{ServerFrame, Welcome};
+use switchboard_protocol::{ClientId, ServerFrame, Welcome};
 use switchboard_queue::OutboundConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -191,6 +191,24 @@ fn token_of<Body>(req: &Request<Body>) -> Option<String> {
     let (scheme, token) = auth.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .then(|| token.trim().to_owned())
+}
+
+/// The `client` query parameter: the id the client instance gave for itself (see
+/// [`ClientId`]). `Ok(None)` when absent; an error message when present but invalid.
+fn client_of<Body>(req: &Request<Body>) -> Result<Option<ClientId>, String> {
+    let Some(query) = req.uri().query() else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("client=") {
+            if found.is_some() {
+                return Err("more than one client parameter".into());
+            }
+            found = Some(ClientId::new(&percent_decode(value)).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(found)
 }
 
 /// Builds a [`Transport`].
@@ -381,6 +399,10 @@ impl<B: Backplane> Transport<B> {
             );
             return response;
         };
+        let client = match client_of(&req) {
+            Ok(client) => client,
+            Err(reason) => return reject(StatusCode::BAD_REQUEST, "bad_request", &reason),
+        };
         let identity = match inner.auth.authenticate(token_of(&req).as_deref()) {
             Ok(identity) => identity,
             Err(err) => {
@@ -398,7 +420,12 @@ impl<B: Backplane> Transport<B> {
             .map(|at| at.checked_add(inner.auth.leeway()).unwrap_or(at));
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
-        let pending = Box::new((self.clone(), identity, expires_at, (global, per_ip)));
+        let pending = Box::new((
+            self.clone(),
+            (identity, client),
+            expires_at,
+            (global, per_ip),
+        ));
         // This task only waits for the upgrade; the session then runs as a task of its own,
         // so what the wait needed is not kept in every session's future (idle memory).
         inner.sessions.spawn(async move {
@@ -468,7 +495,7 @@ impl<B: Backplane> Transport<B> {
         (pre, read): (Bytes, R),
         write: W,
         direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
-        identity: switchboard_hub::Identity,
+        (identity, client): (switchboard_hub::Identity, Option<ClientId>),
         expires_at: Option<SystemTime>,
         permits: P,
     ) -> impl Future<Output = ()> + Send + use<R, W, P, B>
@@ -486,10 +513,13 @@ impl<B: Backplane> Transport<B> {
         ));
         let accounting = Accounting::start(inner.metrics.clone(), Arc::clone(&outbox));
         let user_id = identity.user_id.as_deref().map(str::to_owned);
-        let connection = inner.hub.connect(
+        let mut connection = inner.hub.connect(
             identity,
             Arc::clone(&outbox) as Arc<dyn switchboard_hub::Outbox>,
         );
+        if let Some(client) = client {
+            connection.set_client_id(client);
+        }
         switchboard_hub::Outbox::push(
             &*outbox,
             &ServerFrame::Welcome(Welcome {

@@ -162,3 +162,32 @@ async fn a_missing_token_is_401_after_the_caps_are_checked() {
     let client = Client::connect(&format!("{}?token={t}", server.url())).await;
     assert_eq!(client.welcome["userId"], "alice");
 }
+
+#[tokio::test]
+async fn an_invalid_or_repeated_client_id_is_400_and_a_valid_one_connects() {
+    let server = Server::open().await;
+    for query in [
+        "client=",
+        "client=has%20space",
+        &format!("client={}", "x".repeat(65)),
+        "client=a&client=b",
+    ] {
+        let request = format!("{}?{query}", server.url())
+            .into_client_request()
+            .unwrap();
+        let refusal = Client::try_connect(request)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{query} was accepted"));
+        assert_eq!(refusal.status, 400, "{query}");
+        assert_eq!(refusal.body["error"], "bad_request", "{query}");
+        assert!(
+            refusal.body["message"].as_str().unwrap().contains("client"),
+            "{query}: {}",
+            refusal.body
+        );
+    }
+    let mut client = Client::connect(&format!("{}?client=Tab_1-x9", server.url())).await;
+    client.send(r#"{"type":"ping","id":"p"}"#).await;
+    assert_eq!(client.recv_of("pong").await["id"], "p");
+}

@@ -44,6 +44,15 @@ impl<B: Backplane> Client<B> {
         }
     }
 
+    /// A connection of the client instance `client` (the id it sends on every connection).
+    pub fn connect_as(hub: &Hub<B>, identity: Identity, client: &str) -> Self {
+        let mut connected = Self::connect(hub, identity);
+        connected
+            .conn
+            .set_client_id(switchboard_protocol::ClientId::new(client).unwrap());
+        connected
+    }
+
     pub async fn send(&mut self, json: &str) {
         let frame = ClientFrame::decode(json).expect("test frames are valid");
         self.conn.handle(frame).await;
