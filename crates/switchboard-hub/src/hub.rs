@@ -233,7 +233,7 @@ impl<B: Backplane> Hub<B> {
     /// also cleans up, in a spawned task).
     pub fn connect(&self, identity: Identity, outbox: Arc<dyn Outbox>) -> Connection<B> {
         let key = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let id: Arc<str> = self.inner.ids.next('c').into();
+        let id: Arc<str> = self.inner.ids.next_unguessable('c').into();
         self.inner.connections.fetch_add(1, Ordering::Relaxed);
         let _ = self.inner.events.send(HubEvent::Connected {
             connection_id: Arc::clone(&id),

@@ -28,6 +28,8 @@ use crate::outbox::{Batch, SessionOutbox};
 /// backlog into few syscalls without holding the queue's lock long.
 const BATCH_FRAMES: usize = 64;
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+/// The largest `ping` frame (its JSON text) exempt from the message budget.
+pub(crate) const MAX_FREE_PING_BYTES: usize = 512;
 /// How long queued frames may take to go out before a close frame.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -491,8 +493,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
         rejections: &mut RejectionWindow,
     ) -> bool {
         match ClientFrame::decode_with(text, limits) {
-            // Keepalive and quality probes are never throttled.
-            Ok(frame @ ClientFrame::Ping(_)) => {
+            // Keepalive and quality probes are never throttled while small; a large one is
+            // charged like any frame (else pings would carry unmetered traffic).
+            Ok(frame @ ClientFrame::Ping(_)) if text.len() <= MAX_FREE_PING_BYTES => {
                 self.handle(frame).await;
                 false
             }

@@ -355,6 +355,23 @@ impl<B: Backplane> Transport<B> {
             Ok(key) => key,
             Err(malformed) => return malformed.into_response(),
         };
+        // One browser request has one Origin; several are a forged request, and checking
+        // only the first would let the others through.
+        if req
+            .headers()
+            .get_all(header::ORIGIN)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            tracing::warn!(target: "switchboard::audit", event = "origin_rejected", %peer, "upgrade refused: more than one Origin header");
+            inner.metrics.auth_failure(AuthFailure::ForbiddenOrigin);
+            return reject(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "more than one Origin header",
+            );
+        }
         if let (Some(allowed), Some(origin)) = (
             &inner.config.allowed_origins,
             req.headers().get(header::ORIGIN),

@@ -37,12 +37,46 @@ async fn rate_limit_rejects_the_101st_message_in_a_minute_but_never_pings() {
         "one token refills every 600 ms, got {retry}"
     );
 
-    // Pings are never throttled.
+    // Small pings are never throttled...
     for i in 0..20 {
         c.send(&format!(r#"{{"type":"ping","id":"p{i}"}}"#)).await;
         let pong = c.recv().await;
         assert_eq!(pong["type"], "pong", "{pong}");
     }
+    // ...up to 512 bytes of frame; a larger one is charged like any frame.
+    let ping_of = |len: usize, id: &str| {
+        let frame = format!(r#"{{"type":"ping","id":"{id}","pad":""}}"#);
+        format!(
+            r#"{{"type":"ping","id":"{id}","pad":"{}"}}"#,
+            "x".repeat(len - frame.len())
+        )
+    };
+    c.send(&ping_of(512, "at-limit")).await;
+    assert_eq!(c.recv().await["type"], "pong");
+    c.send(&ping_of(513, "over")).await;
+    let err = c.recv().await;
+    assert_eq!(
+        (err["code"].as_str(), err["id"].as_str()),
+        (Some("rate_limited"), Some("over"))
+    );
+}
+
+#[tokio::test]
+async fn large_pings_spend_the_message_budget() {
+    let server = Server::open().await;
+    let mut c = server.connect().await;
+    let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(60_000));
+    for i in 0..100 {
+        c.send(&big).await;
+        assert_eq!(c.recv().await["type"], "pong", "ping {i}");
+    }
+    c.send(r#"{"type":"t","channel":"c","payload":0,"id":"m"}"#)
+        .await;
+    let err = c.recv().await;
+    assert_eq!(
+        (err["code"].as_str(), err["id"].as_str()),
+        (Some("rate_limited"), Some("m"))
+    );
 }
 
 #[tokio::test]

@@ -85,6 +85,36 @@ async fn a_foreign_origin_is_403_but_no_origin_is_allowed() {
         .insert("origin", "https://app.example".parse().unwrap());
     assert!(Client::try_connect(request).await.is_ok());
     server.connect().await; // no Origin header: a non-browser client
+
+    // The allowed origin first, a foreign one after it: refused, whichever is checked.
+    for origins in [
+        ["https://app.example", "https://evil.example"],
+        ["https://app.example", "https://app.example"],
+    ] {
+        let mut request = server.url().into_client_request().unwrap();
+        for origin in origins {
+            request
+                .headers_mut()
+                .append("origin", origin.parse().unwrap());
+        }
+        let refusal = Client::try_connect(request).await.err().unwrap();
+        assert_eq!(refusal.status, 403, "{origins:?}");
+        assert_eq!(refusal.body["message"], "more than one Origin header");
+    }
+}
+
+#[tokio::test]
+async fn several_origin_headers_are_403_even_without_an_allowlist() {
+    let server = Server::open().await;
+    let mut request = server.url().into_client_request().unwrap();
+    for origin in ["https://a.example", "https://b.example"] {
+        request
+            .headers_mut()
+            .append("origin", origin.parse().unwrap());
+    }
+    let refusal = Client::try_connect(request).await.err().unwrap();
+    assert_eq!(refusal.status, 403);
+    assert_eq!(refusal.body["error"], "forbidden");
 }
 
 #[tokio::test]
