@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +29,72 @@ struct Entry {
     at: Instant,
 }
 
+/// The bytes of message history one store holds across all its channels, and its bound.
+/// Every [`History`] of the store counts what it retains here; when the total passes the
+/// bound, the store trims the oldest messages of the least recently published channels until
+/// it is back under nine tenths of it (so trimming runs once per tenth of the budget, not
+/// per publish). A trimmed message is gone like one past the count or age bound: recovery
+/// across it answers `recovered: false`, never a partial list.
+#[derive(Debug)]
+pub(crate) struct HistoryBudget {
+    /// 0: unbounded.
+    max: usize,
+    used: AtomicUsize,
+    /// Set while one caller trims, so concurrent publishers do not all scan.
+    trimming: AtomicBool,
+}
+
+impl HistoryBudget {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            used: AtomicUsize::new(0),
+            trimming: AtomicBool::new(false),
+        })
+    }
+
+    /// Bytes of history held now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// What trimming brings the total down to.
+    fn target(&self) -> usize {
+        self.max - self.max / 10
+    }
+
+    /// Whether trimming is due; when it is, the caller owns it until it calls
+    /// [`trimmed`](Self::trimmed).
+    pub(crate) fn begin_trim(&self) -> bool {
+        self.max > 0 && self.used() > self.max && !self.trimming.swap(true, Ordering::Acquire)
+    }
+
+    /// Whether more must go.
+    pub(crate) fn over_target(&self) -> bool {
+        self.used() > self.target()
+    }
+
+    /// Ends the trim begun with [`begin_trim`](Self::begin_trim).
+    pub(crate) fn trimmed(&self, channels: usize, freed: usize) {
+        self.trimming.store(false, Ordering::Release);
+        tracing::warn!(
+            channels,
+            freed_bytes = freed,
+            held_bytes = self.used(),
+            budget_bytes = self.max,
+            "history over its memory budget (HISTORY_MAX_BYTES): trimmed the oldest messages of the least recently published channels; recovering past them answers recovered: false"
+        );
+    }
+}
+
 /// One channel's epoch, last offset and retained messages.
 #[derive(Debug)]
 pub(crate) struct History {
@@ -37,6 +104,15 @@ pub(crate) struct History {
     entries: VecDeque<Entry>,
     /// Allocated on the first keyed publish: most channels never see one.
     recent: Option<Box<RecentKeys>>,
+    /// Where the retained bytes are counted.
+    budget: Arc<HistoryBudget>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        self.budget
+            .sub(self.entries.iter().map(|e| e.data.len()).sum());
+    }
 }
 
 /// The dedupe keys of a channel's latest keyed publishes and the offsets they got. Empty
@@ -65,13 +141,44 @@ impl RecentKeys {
 
 impl History {
     /// An empty history in `epoch` whose next offset is `offset + 1`.
-    pub(crate) fn new(channel: Arc<str>, epoch: Epoch, offset: u64) -> Self {
+    pub(crate) fn new(
+        channel: Arc<str>,
+        epoch: Epoch,
+        offset: u64,
+        budget: Arc<HistoryBudget>,
+    ) -> Self {
         Self {
             channel,
             epoch,
             offset,
             entries: VecDeque::new(),
             recent: None,
+            budget,
+        }
+    }
+
+    /// When the newest retained message was published; `None` when nothing is retained.
+    pub(crate) fn newest_at(&self) -> Option<Instant> {
+        self.entries.back().map(|e| e.at)
+    }
+
+    /// Drops this channel's oldest messages while the budget is over its target; returns the
+    /// bytes freed.
+    pub(crate) fn trim_for_budget(&mut self) -> usize {
+        let mut freed = 0;
+        while self.budget.over_target() {
+            let Some(entry) = self.entries.pop_front() else {
+                break;
+            };
+            self.budget.sub(entry.data.len());
+            freed += entry.data.len();
+        }
+        freed
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(entry) = self.entries.pop_front() {
+            self.budget.sub(entry.data.len());
         }
     }
 
@@ -109,6 +216,7 @@ impl History {
                 .remember(key, self.offset, limits.dedupe_window);
         }
         if limits.size > 0 {
+            self.budget.add(data.len());
             self.entries.push_back(Entry {
                 offset: self.offset,
                 data: data.clone(),
@@ -126,14 +234,14 @@ impl History {
     /// Drops what is over the count or older than the age bound.
     pub(crate) fn trim(&mut self, now: Instant, limits: HistoryLimits) {
         while self.entries.len() > limits.size {
-            self.entries.pop_front();
+            self.pop_front();
         }
         while self
             .entries
             .front()
             .is_some_and(|e| now.saturating_duration_since(e.at) >= limits.ttl)
         {
-            self.entries.pop_front();
+            self.pop_front();
         }
     }
 
@@ -191,13 +299,33 @@ mod tests {
     };
 
     fn history() -> History {
-        History::new("ch".into(), Epoch::from("e1"), 0)
+        History::new("ch".into(), Epoch::from("e1"), 0, HistoryBudget::new(0))
     }
 
     fn offsets(r: &Recovery) -> Option<Vec<u64>> {
         r.messages
             .as_ref()
             .map(|m| m.iter().map(|e| e.offset).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_counts_what_histories_retain_until_they_trim_or_drop() {
+        let budget = HistoryBudget::new(0);
+        let mut a = History::new("a".into(), Epoch::from("e"), 0, Arc::clone(&budget));
+        let mut b = History::new("b".into(), Epoch::from("e"), 0, Arc::clone(&budget));
+        let now = Instant::now();
+        for _ in 0..5 {
+            a.append(Bytes::from(vec![0; 10]), None, now, LIMITS);
+        }
+        b.append(Bytes::from(vec![0; 7]), None, now, LIMITS);
+        // `a` keeps its latest three (size 3).
+        assert_eq!(budget.used(), 37);
+        a.trim(now + Duration::from_secs(61), LIMITS);
+        assert_eq!(budget.used(), 7);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // Unbounded: never due for trimming, however much is held.
+        assert!(!budget.begin_trim());
     }
 
     #[tokio::test(start_paused = true)]

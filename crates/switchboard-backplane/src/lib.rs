@@ -13,7 +13,7 @@ mod types;
 pub use backplane::{Backplane, BoxBackplane, DynBackplane};
 pub use error::{BackplaneError, Result};
 pub use events::{EventReceiver, EventSink};
-pub use memory::{MemoryBackplane, MemoryBackplaneConfig};
+pub use memory::{DEFAULT_HISTORY_MAX_BYTES, MemoryBackplane, MemoryBackplaneConfig};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats};
 pub use types::{

@@ -16,12 +16,15 @@ use tokio::time::Instant;
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
 use crate::events::{EventOutlet, EventReceiver, EventSink};
-use crate::history::{History, HistoryLimits};
+use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
     PublishOptions, Published, Recovery, Scope,
 };
+
+/// The default bound on one store's message history, all channels together: 256 MiB.
+pub const DEFAULT_HISTORY_MAX_BYTES: usize = 256 << 20;
 
 /// The shortest sweep interval; a zero interval is raised to it.
 const MIN_SWEEP: Duration = Duration::from_millis(1);
@@ -57,6 +60,12 @@ pub struct MemoryBackplaneConfig {
     /// How many dedupe keys each channel remembers: those of its latest keyed publishes
     /// (default 1024; 0 disables deduplication). See [`Backplane::publish_with`].
     pub dedupe_window: usize,
+    /// The most bytes of message history the store holds across all its channels (default
+    /// 256 MiB; 0: no bound beyond each channel's own). Over it, the oldest messages of the
+    /// least recently published channels are trimmed until the total is under nine tenths
+    /// of it; recovering past a trimmed message answers `recovered: false`, never a partial
+    /// list.
+    pub history_max_bytes: usize,
 }
 
 impl Default for MemoryBackplaneConfig {
@@ -68,6 +77,7 @@ impl Default for MemoryBackplaneConfig {
             presence_sweep: Duration::from_secs(5 * 60),
             event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
             dedupe_window: 1024,
+            history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
         }
     }
 }
@@ -115,6 +125,13 @@ impl MemoryBackplaneConfig {
         self
     }
 
+    /// Sets [`history_max_bytes`](Self::history_max_bytes).
+    #[must_use]
+    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
+        self.history_max_bytes = bytes;
+        self
+    }
+
     fn limits(&self) -> HistoryLimits {
         HistoryLimits {
             size: self.history_size,
@@ -153,6 +170,8 @@ type Shard = Mutex<HashMap<Arc<str>, Slot>>;
 
 struct Store {
     config: MemoryBackplaneConfig,
+    /// Every channel's history counts its bytes here.
+    budget: Arc<HistoryBudget>,
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
     next_instance: AtomicU64,
@@ -167,9 +186,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(channel: &Arc<str>) -> Self {
+    fn new(channel: &Arc<str>, budget: &Arc<HistoryBudget>) -> Self {
         Self {
-            history: History::new(Arc::clone(channel), Epoch::random(), 0),
+            history: History::new(Arc::clone(channel), Epoch::random(), 0, Arc::clone(budget)),
             presence: PresenceTable::default(),
             subscribers: Vec::new(),
         }
@@ -220,10 +239,38 @@ impl Store {
                 let name = name();
                 channels
                     .entry(Arc::clone(&name))
-                    .or_insert(Slot::new(&name))
+                    .or_insert_with(|| Slot::new(&name, &self.budget))
             }
         };
         f(slot)
+    }
+
+    /// Trims history back under the budget when it is over: the oldest messages of the
+    /// least recently published channels go first.
+    fn enforce_budget(&self) {
+        if !self.budget.begin_trim() {
+            return;
+        }
+        let mut candidates = Vec::new();
+        for (shard, channels) in self.shards.iter().enumerate() {
+            for (name, slot) in channels.lock().iter() {
+                if let Some(at) = slot.history.newest_at() {
+                    candidates.push((at, shard, Arc::clone(name)));
+                }
+            }
+        }
+        candidates.sort_unstable_by_key(|(at, ..)| *at);
+        let (mut channels, mut freed) = (0, 0);
+        for (_, shard, name) in candidates {
+            if !self.budget.over_target() {
+                break;
+            }
+            if let Some(slot) = self.shards[shard].lock().get_mut(&name) {
+                freed += slot.history.trim_for_budget();
+                channels += 1;
+            }
+        }
+        self.budget.trimmed(channels, freed);
     }
 
     fn sweep(&self, now: Instant) {
@@ -283,6 +330,7 @@ impl MemoryBackplane {
         let (stop_tx, stop_rx) = watch::channel(());
         let every = config.presence_sweep.max(MIN_SWEEP);
         let store = Arc::new(Store {
+            budget: HistoryBudget::new(config.history_max_bytes),
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
@@ -392,7 +440,7 @@ impl Backplane for MemoryBackplane {
         self.check_open()?;
         let limits = self.limits();
         let now = Instant::now();
-        Ok(self.inner.store.with_slot(channel, |slot| {
+        let published = self.inner.store.with_slot(channel, |slot| {
             if let Some(offset) = options
                 .dedupe_key
                 .and_then(|key| slot.history.deduplicated(key))
@@ -413,7 +461,10 @@ impl Backplane for MemoryBackplane {
             };
             slot.broadcast(&Event::Message(envelope));
             published
-        }))
+        });
+        // Outside the channel's lock: trimming takes other channels' locks.
+        self.inner.store.enforce_budget();
+        Ok(published)
     }
 
     async fn subscribe(&self, channel: &str) -> Result<()> {

@@ -149,6 +149,32 @@ async fn a_frozen_redis_is_caught_by_the_probe_and_healed_after_it_resumes() {
 }
 
 #[tokio::test]
+async fn the_local_fallback_history_stays_within_its_memory_budget() {
+    let server = RedisServer::spawn();
+    let config = fast_config().history_max_bytes(12_000);
+    let proxy = Proxy::start(server.addr()).await;
+    let cut_off = instance(&proxy.url(), &config).await;
+    proxy.cut();
+    health_becomes(&cut_off, HealthState::Degraded, DETECTION).await;
+
+    let kb = || bytes::Bytes::from(vec![b'x'; 1000]);
+    let mut epochs = Vec::new();
+    for channel in ["early", "late"] {
+        for _ in 0..10 {
+            let published = cut_off.publish(channel, kb()).await.unwrap();
+            assert_eq!(published.scope, Scope::LocalOnly);
+            epochs.push(published.epoch);
+        }
+    }
+    // 20 KB published, 12 KB allowed: the channel published first lost its oldest messages,
+    // and recovery across them says so; the newest channel is whole.
+    let early = cut_off.since("early", 0, epochs[0].as_str()).await.unwrap();
+    assert_eq!(early.messages, None);
+    let late = cut_off.since("late", 0, epochs[10].as_str()).await.unwrap();
+    assert_eq!(late.messages.map(|m| m.len()), Some(10));
+}
+
+#[tokio::test]
 async fn a_cut_off_instance_catches_up_from_history_without_a_reset() {
     let server = RedisServer::spawn();
     let config = fast_config();

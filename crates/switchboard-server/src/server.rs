@@ -409,6 +409,7 @@ async fn connect_backplane(
             MemoryBackplaneConfig::default()
                 .history_size(config.history_size)
                 .history_ttl(config.history_ttl)
+                .history_max_bytes(config.history_max_bytes)
                 .presence_ttl(config.presence_ttl)
                 .presence_sweep(config.presence_cleanup),
         );
@@ -420,6 +421,7 @@ async fn connect_backplane(
         RedisBackplaneConfig::default()
             .history_size(config.history_size)
             .history_ttl(config.history_ttl)
+            .history_max_bytes(config.history_max_bytes)
             .presence_ttl(config.presence_ttl)
             .presence_sweep(config.presence_cleanup)
             .probe_interval(config.redis_probe_interval)

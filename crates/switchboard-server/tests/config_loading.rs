@@ -376,6 +376,7 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "PRESENCE_CLEANUP_MS",
         "HISTORY_SIZE",
         "HISTORY_TTL_MS",
+        "HISTORY_MAX_BYTES",
         "REDACT_FIELDS",
         "PUBLISH_API_KEY",
         "REDIS_PROBE_INTERVAL_MS",

@@ -34,6 +34,13 @@ pub struct RedisBackplaneConfig {
     /// (default 1024; 0 disables deduplication). See
     /// [`Backplane::publish_with`](crate::Backplane::publish_with).
     pub dedupe_window: usize,
+    /// The most bytes of message history this instance holds in memory across all channels
+    /// of its local fallback (the history it keeps while Redis is unreachable; default
+    /// 256 MiB; 0: no bound beyond each channel's own). Over it, the oldest messages of the
+    /// least recently published channels are trimmed. The history in Redis is bounded per
+    /// channel by [`history_size`](Self::history_size) messages of at most the server's
+    /// message size each; bound Redis itself with `maxmemory` (docs/operations.md).
+    pub history_max_bytes: usize,
     /// How long a channel's epoch and last offset are kept after its last publish (default
     /// 24 hours). Past it the channel starts a new epoch.
     pub channel_ttl: Duration,
@@ -72,6 +79,7 @@ impl Default for RedisBackplaneConfig {
             history_size: 100,
             history_ttl: Duration::from_secs(5 * 60),
             dedupe_window: 1024,
+            history_max_bytes: crate::memory::DEFAULT_HISTORY_MAX_BYTES,
             channel_ttl: Duration::from_secs(24 * 60 * 60),
             presence_ttl: Duration::from_secs(30 * 60),
             presence_sweep: Duration::from_secs(5 * 60),
@@ -115,6 +123,8 @@ impl RedisBackplaneConfig {
         history_ttl: Duration;
         /// Sets [`dedupe_window`](Self::dedupe_window).
         dedupe_window: usize;
+        /// Sets [`history_max_bytes`](Self::history_max_bytes).
+        history_max_bytes: usize;
         /// Sets [`channel_ttl`](Self::channel_ttl).
         channel_ttl: Duration;
         /// Sets [`presence_ttl`](Self::presence_ttl).

@@ -29,7 +29,7 @@ use self::scripts::{CallError, Limits, SetMode};
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
 use crate::events::{EventOutlet, EventReceiver, EventSink};
-use crate::history::{History, HistoryLimits};
+use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, PublishOptions,
@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     probe_channel: String,
     client: redis::Client,
     state: Mutex<State>,
+    /// The local fallback's histories count their bytes here.
+    budget: Arc<HistoryBudget>,
     health: watch::Sender<Health>,
     counters: Counters,
     failures: AtomicU32,
@@ -227,6 +229,7 @@ impl RedisBackplane {
             }),
             health,
             counters: Counters::default(),
+            budget: HistoryBudget::new(config.history_max_bytes),
             failures: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             broken: broken_tx,
@@ -664,7 +667,7 @@ impl Shared {
         } = &mut *st;
         let mut sub = sub_entry(subs, channel);
         let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
-        let (history, created) = local_history(local, channel, delivered);
+        let (history, created) = local_history(local, channel, delivered, &self.budget);
         if created && let Some((name, sub)) = &mut sub {
             Self::reset_for_local_epoch(events.as_ref(), &self.counters, name, sub);
         }
@@ -693,7 +696,32 @@ impl Shared {
         self.counters
             .degraded_publishes
             .fetch_add(1, Ordering::Relaxed);
+        Self::enforce_budget(&self.budget, local);
         published
+    }
+
+    /// Trims the local fallback history back under the budget when it is over: the oldest
+    /// messages of the least recently published channels go first.
+    fn enforce_budget(budget: &HistoryBudget, local: &mut HashMap<Arc<str>, History>) {
+        if !budget.begin_trim() {
+            return;
+        }
+        let mut candidates: Vec<_> = local
+            .iter()
+            .filter_map(|(name, history)| Some((history.newest_at()?, Arc::clone(name))))
+            .collect();
+        candidates.sort_unstable_by_key(|(at, _)| *at);
+        let (mut channels, mut freed) = (0, 0);
+        for (_, name) in candidates {
+            if !budget.over_target() {
+                break;
+            }
+            if let Some(history) = local.get_mut(&name) {
+                freed += history.trim_for_budget();
+                channels += 1;
+            }
+        }
+        budget.trimmed(channels, freed);
     }
 
     /// A subscribed channel just got a local fallback epoch. Its subscribers were told the
@@ -736,7 +764,7 @@ impl Shared {
         } = &mut *st;
         let sub = sub_entry(subs, channel);
         let delivered = sub.as_ref().map(|(name, s)| (Arc::clone(name), s.last()));
-        let (history, created) = local_history(local, channel, delivered);
+        let (history, created) = local_history(local, channel, delivered, &self.budget);
         if created && let Some((name, sub)) = sub {
             Self::reset_for_local_epoch(events.as_ref(), &self.counters, &name, sub);
         }
@@ -1095,13 +1123,14 @@ fn local_history<'a>(
     local: &'a mut HashMap<Arc<str>, History>,
     channel: &str,
     delivered: Option<(Arc<str>, u64)>,
+    budget: &Arc<HistoryBudget>,
 ) -> (&'a mut History, bool) {
     let created = !local.contains_key(channel);
     if created {
         let (name, start) = delivered.unwrap_or_else(|| (channel.into(), 0));
         local.insert(
             Arc::clone(&name),
-            History::new(name, Epoch::random(), start),
+            History::new(name, Epoch::random(), start, Arc::clone(budget)),
         );
     }
     let history = local.get_mut(channel).expect("present or inserted above");

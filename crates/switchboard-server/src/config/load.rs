@@ -266,6 +266,9 @@ where
         history_ttl: src
             .get("history_ttl_ms", parse_ms)?
             .unwrap_or(defaults.history_ttl),
+        history_max_bytes: src
+            .get("history_max_bytes", parse_number::<usize>)?
+            .unwrap_or(defaults.history_max_bytes),
         shutdown_timeout: src
             .get("shutdown_timeout_ms", parse_ms)?
             .unwrap_or(defaults.shutdown_timeout),

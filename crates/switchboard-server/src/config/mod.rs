@@ -155,6 +155,12 @@ pub struct ServerConfig {
     pub history_size: usize,
     /// How long a message stays recoverable (`HISTORY_TTL_MS`, default 5 minutes).
     pub history_ttl: Duration,
+    /// The most bytes of message history held in this process across all channels
+    /// (`HISTORY_MAX_BYTES`, default 256 MiB; 0: unbounded): the memory backplane's history,
+    /// or the Redis backplane's local fallback. Over it, the oldest messages of the least
+    /// recently published channels are trimmed, and recovery past them answers
+    /// `recovered: false`.
+    pub history_max_bytes: usize,
     /// Longest graceful drain on shutdown (`SHUTDOWN_TIMEOUT_MS`, default 30 s).
     pub shutdown_timeout: Duration,
     /// Connections are closed with 1001 at random moments within this window on shutdown
@@ -197,6 +203,7 @@ impl Default for ServerConfig {
             presence_ttl: Duration::from_secs(30 * 60),
             presence_cleanup: Duration::from_secs(5 * 60),
             history_size: 100,
+            history_max_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_BYTES,
             history_ttl: Duration::from_secs(5 * 60),
             shutdown_timeout: Duration::from_secs(30),
             drain_window: Duration::from_secs(5),
@@ -270,6 +277,8 @@ setters! {
     history_size: usize,
     /// Sets [`ServerConfig::history_ttl`].
     history_ttl: Duration,
+    /// Sets [`ServerConfig::history_max_bytes`].
+    history_max_bytes: usize,
     /// Sets [`ServerConfig::shutdown_timeout`].
     shutdown_timeout: Duration,
     /// Sets [`ServerConfig::drain_window`].

@@ -433,6 +433,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "How long a message stays recoverable"
     ),
     setting!(
+        "history_max_bytes",
+        "history-max-bytes",
+        ["HISTORY_MAX_BYTES"],
+        Some("268435456"),
+        "",
+        "BYTES",
+        TIMING,
+        "Bytes of message history held across all channels (0: unbounded); over it the oldest messages of the least recently published channels go"
+    ),
+    setting!(
         "shutdown_timeout_ms",
         "shutdown-timeout-ms",
         ["SHUTDOWN_TIMEOUT_MS"],
