@@ -28,11 +28,21 @@ fn find_program(candidates: &[&str]) -> Option<std::path::PathBuf> {
     })
 }
 
-/// A `chromedriver` process on a free port, killed on drop.
+/// A `chromedriver` process on a free port, killed on drop with every browser it started
+/// (they share its process group), also when a test fails before `quit`.
 pub struct ChromeDriver {
     addr: SocketAddr,
     chromium: std::path::PathBuf,
     _child: Child,
+    group: Option<rustix::process::Pid>,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 impl ChromeDriver {
@@ -64,6 +74,8 @@ impl ChromeDriver {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
+                // Its own process group, so dropping it also ends the browsers it started.
+                .process_group(0)
                 .spawn()
                 .expect("chromedriver starts");
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -88,10 +100,14 @@ impl ChromeDriver {
         };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let group = child
+            .id()
+            .and_then(|pid| rustix::process::Pid::from_raw(i32::try_from(pid).ok()?));
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             chromium,
             _child: child,
+            group,
         }
     }
 
