@@ -261,7 +261,14 @@ impl Server {
         }
         match config.auth_mode() {
             "open" => tracing::info!("auth: open mode (no authentication, every user anonymous)"),
-            mode => tracing::info!("auth: {mode} tokens required"),
+            mode => {
+                tracing::info!("auth: {mode} tokens required");
+                if config.auth_default_channels.iter().any(|p| p == "*") {
+                    tracing::warn!(
+                        "auth: a token without a `channels` claim may use every channel (AUTH_DEFAULT_CHANNELS=*); set AUTH_DEFAULT_CHANNELS to narrow it"
+                    );
+                }
+            }
         }
         if config.publish_api_key.is_none() {
             tracing::info!("HTTP API disabled (set PUBLISH_API_KEY to enable /api/)");
@@ -398,6 +405,17 @@ fn authenticator(config: &ServerConfig) -> Result<Authenticator, ServerError> {
             None => TokenVerifier::public_key_pem(&pem)?,
         });
     }
+    let verifier = verifier.map(|mut verifier| {
+        verifier =
+            verifier.default_channels(config.auth_default_channels.iter().map(String::as_str));
+        if let Some(audience) = &config.auth_audience {
+            verifier = verifier.audience(audience.as_str());
+        }
+        if let Some(issuer) = &config.auth_issuer {
+            verifier = verifier.issuer(issuer.as_str());
+        }
+        verifier
+    });
     Ok(verifier.map_or(Authenticator::Open, Authenticator::Jwt))
 }
 

@@ -360,6 +360,9 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "AUTH_JWT_SECRET",
         "NEXTAUTH_SECRET",
         "AUTH_JWT_PUBLIC_KEY_PATH",
+        "AUTH_DEFAULT_CHANNELS",
+        "AUTH_AUDIENCE",
+        "AUTH_ISSUER",
         "RATE_LIMIT_MAX_MESSAGES",
         "RATE_LIMIT_WINDOW_MS",
         "MAX_CONNECTIONS_PER_IP",
@@ -471,4 +474,24 @@ fn write_coalescing_is_off_by_default_and_set_in_microseconds() {
     )
     .unwrap();
     assert_eq!(config.write_coalesce, None, "0 turns it off");
+}
+
+#[test]
+fn default_channels_audience_and_issuer_are_read_and_an_empty_pattern_list_is_refused() {
+    let defaults = load(&[], &[]).unwrap();
+    assert_eq!(defaults.auth_default_channels, ["*"]);
+    assert_eq!((defaults.auth_audience, defaults.auth_issuer), (None, None));
+    let config = load(
+        &["--auth-issuer", "https://auth.example"],
+        &[
+            ("AUTH_DEFAULT_CHANNELS", "public:*, user:{sub}"),
+            ("AUTH_AUDIENCE", "switchboard"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.auth_default_channels, ["public:*", "user:{sub}"]);
+    assert_eq!(config.auth_audience.as_deref(), Some("switchboard"));
+    assert_eq!(config.auth_issuer.as_deref(), Some("https://auth.example"));
+    let err = load(&[], &[("AUTH_DEFAULT_CHANNELS", " , ")]).unwrap_err();
+    assert!(err.to_string().contains("AUTH_DEFAULT_CHANNELS"), "{err}");
 }

@@ -70,10 +70,17 @@ struct Claims {
     publish: Option<Vec<String>>,
 }
 
+#[derive(Clone)]
 struct Keys {
     hmac: Option<DecodingKey>,
     public: Option<(DecodingKey, Algorithm)>,
     leeway: Duration,
+    /// Where a token without a `channels` claim may subscribe; `None`: everywhere.
+    default_channels: Option<Vec<Arc<str>>>,
+    /// The `aud` every token must carry, when set.
+    audience: Option<String>,
+    /// The `iss` every token must carry, when set.
+    issuer: Option<String>,
 }
 
 /// Verifies JWTs and turns their claims into an [`Identity`].
@@ -124,6 +131,9 @@ impl TokenVerifier {
             hmac: Some(DecodingKey::from_secret(secret)),
             public: None,
             leeway: DEFAULT_LEEWAY,
+            default_channels: None,
+            audience: None,
+            issuer: None,
         })))
     }
 
@@ -137,6 +147,9 @@ impl TokenVerifier {
             hmac: None,
             public: Some(parse_public_key(pem)?),
             leeway: DEFAULT_LEEWAY,
+            default_channels: None,
+            audience: None,
+            issuer: None,
         })))
     }
 
@@ -146,27 +159,55 @@ impl TokenVerifier {
     /// As [`TokenVerifier::public_key_pem`].
     pub fn with_public_key_pem(self, pem: &[u8]) -> Result<Self, AuthConfigError> {
         let public = parse_public_key(pem)?;
-        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
-            hmac: shared.hmac.clone(),
-            public: shared.public.clone(),
-            leeway: shared.leeway,
-        });
-        Ok(Self(Arc::new(Keys {
-            public: Some(public),
-            ..keys
-        })))
+        Ok(self.with(|keys| keys.public = Some(public)))
+    }
+
+    fn with(self, change: impl FnOnce(&mut Keys)) -> Self {
+        let mut keys = Arc::unwrap_or_clone(self.0);
+        change(&mut keys);
+        Self(Arc::new(keys))
+    }
+
+    /// Where a token without a `channels` claim (or with `"channels": null`) may subscribe —
+    /// and, without a `publish` claim, publish: glob patterns as in the claim. Default: `*`,
+    /// everywhere, which is permissive; a deployment whose tokens do not all carry
+    /// `channels` should narrow it.
+    #[must_use]
+    pub fn default_channels<I, P>(self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<Arc<str>>,
+    {
+        let patterns: Vec<Arc<str>> = patterns.into_iter().map(Into::into).collect();
+        let everywhere = patterns.iter().any(|p| &**p == "*");
+        self.with(|keys| keys.default_channels = (!everywhere).then_some(patterns))
+    }
+
+    /// Whether tokens without a `channels` claim may use every channel (the default).
+    #[must_use]
+    pub fn default_channels_unrestricted(&self) -> bool {
+        self.0.default_channels.is_none()
+    }
+
+    /// Requires every token's `aud` to be (or contain) `audience`; others are refused.
+    #[must_use]
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        let audience = audience.into();
+        self.with(|keys| keys.audience = Some(audience))
+    }
+
+    /// Requires every token's `iss` to be `issuer`; others are refused.
+    #[must_use]
+    pub fn issuer(self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.with(|keys| keys.issuer = Some(issuer))
     }
 
     /// Sets the clock-skew leeway (default 30 s), for `exp` at the upgrade and during the
     /// connection.
     #[must_use]
     pub fn leeway(self, leeway: Duration) -> Self {
-        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
-            hmac: shared.hmac.clone(),
-            public: shared.public.clone(),
-            leeway: shared.leeway,
-        });
-        Self(Arc::new(Keys { leeway, ..keys }))
+        self.with(|keys| keys.leeway = leeway)
     }
 
     /// The clock-skew leeway.
@@ -199,8 +240,21 @@ impl TokenVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.0.leeway.as_secs();
         validation.validate_exp = true;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
+        // `nbf`, when present, with the same leeway as `exp`.
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        match &self.0.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.0.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
             .kind()
         {
@@ -210,14 +264,19 @@ impl TokenVerifier {
             ErrorKind::MissingRequiredClaim(c) => AuthError::Claims(format!("missing {c}")),
             ErrorKind::Json(e) => AuthError::Claims(e.to_string()),
             ErrorKind::InvalidClaimFormat(c) => AuthError::Claims(format!("bad {c}")),
+            ErrorKind::InvalidAudience => AuthError::Claims("aud is not this server's".into()),
+            ErrorKind::InvalidIssuer => AuthError::Claims("iss is not the expected issuer".into()),
+            ErrorKind::ImmatureSignature => AuthError::Claims("not valid yet (nbf)".into()),
             _ => AuthError::Malformed,
         })?;
         let claims = data.claims;
         let mut identity = Identity::anonymous();
         identity.user_id = claims.sub.map(Into::into);
         identity.expires_at = Some(expiry_time(claims.exp));
-        if let Some(channels) = claims.channels {
-            identity = identity.with_channels(channels);
+        match (claims.channels, &self.0.default_channels) {
+            (Some(channels), _) => identity = identity.with_channels(channels),
+            (None, Some(default)) => identity = identity.with_channels(default.iter().cloned()),
+            (None, None) => {}
         }
         if let Some(publish) = claims.publish {
             identity = identity.with_publish(publish);

@@ -174,6 +174,100 @@ async fn channel_claims_limit_what_the_connection_may_do() {
     assert_eq!(c.subscribe("tasks:team/1").await["type"], "subscribed");
 }
 
+/// What a subscribe to `channel` with `token` is answered: `subscribed` or an error code.
+async fn subscribe_answer(server: &Server, token: &str, channel: &str) -> String {
+    let mut c = Client::connect(&format!("{}?token={token}", server.url())).await;
+    c.send(&format!(
+        r#"{{"type":"subscribe","channel":"{channel}","id":"s"}}"#
+    ))
+    .await;
+    let answer = c.recv().await;
+    match answer["type"].as_str() {
+        Some("subscribed") => "subscribed".into(),
+        _ => answer["code"].as_str().unwrap_or("?").to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn tokens_without_a_channels_claim_get_the_default_channels_not_everything() {
+    let verifier = TokenVerifier::hs256(SECRET)
+        .unwrap()
+        .default_channels(["public:*"]);
+    assert!(!verifier.default_channels_unrestricted());
+    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    for claims in [
+        json!({"sub": "u", "exp": unix_now() + 60}),
+        json!({"sub": "u", "exp": unix_now() + 60, "channels": null}),
+    ] {
+        let t = token(&claims);
+        assert_eq!(
+            subscribe_answer(&server, &t, "public:lobby").await,
+            "subscribed"
+        );
+        assert_eq!(
+            subscribe_answer(&server, &t, "admin:audit").await,
+            "forbidden",
+            "{claims}"
+        );
+    }
+    // A claim, when present, decides.
+    let t = token(&json!({"sub": "u", "exp": unix_now() + 60, "channels": ["admin:*"]}));
+    assert_eq!(
+        subscribe_answer(&server, &t, "admin:audit").await,
+        "subscribed"
+    );
+    assert_eq!(
+        subscribe_answer(&server, &t, "public:lobby").await,
+        "forbidden"
+    );
+
+    // The default default is everywhere (documented as permissive).
+    assert!(
+        TokenVerifier::hs256(SECRET)
+            .unwrap()
+            .default_channels_unrestricted()
+    );
+}
+
+#[tokio::test]
+async fn audience_and_issuer_when_configured_must_match_and_nbf_is_enforced() {
+    let verifier = TokenVerifier::hs256(SECRET)
+        .unwrap()
+        .audience("switchboard")
+        .issuer("https://auth.example");
+    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let exp = unix_now() + 60;
+    let good = json!({"sub": "u", "exp": exp, "aud": "switchboard", "iss": "https://auth.example"});
+    assert_eq!(status_for(&server, &token(&good)).await, 101);
+    for (bad, why) in [
+        (
+            json!({"sub": "u", "exp": exp, "iss": "https://auth.example"}),
+            "no aud",
+        ),
+        (
+            json!({"sub": "u", "exp": exp, "aud": "other", "iss": "https://auth.example"}),
+            "wrong aud",
+        ),
+        (
+            json!({"sub": "u", "exp": exp, "aud": "switchboard"}),
+            "no iss",
+        ),
+        (
+            json!({"sub": "u", "exp": exp, "aud": "switchboard", "iss": "https://evil.example"}),
+            "wrong iss",
+        ),
+    ] {
+        assert_eq!(status_for(&server, &token(&bad)).await, 401, "{why}");
+    }
+
+    // `nbf`, with the same 30 s leeway as `exp`, whether or not aud/iss are required.
+    let open = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    let not_yet = token(&json!({"sub": "u", "exp": exp, "nbf": unix_now() + 120}));
+    assert_eq!(status_for(&open, &not_yet).await, 401);
+    let within_leeway = token(&json!({"sub": "u", "exp": exp, "nbf": unix_now() + 10}));
+    assert_eq!(status_for(&open, &within_leeway).await, 101);
+}
+
 #[tokio::test]
 async fn an_expiring_token_closes_the_connection_with_4001() {
     let verifier = TokenVerifier::hs256(SECRET)

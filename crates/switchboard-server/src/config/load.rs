@@ -208,6 +208,11 @@ where
         },
         jwt_secret: src.get("auth_jwt_secret", parse_secret)?,
         jwt_public_key_path: src.get("auth_jwt_public_key_path", parse_path)?,
+        auth_default_channels: src
+            .get("auth_default_channels", parse_patterns)?
+            .unwrap_or(defaults.auth_default_channels),
+        auth_audience: src.get("auth_audience", parse_claim)?,
+        auth_issuer: src.get("auth_issuer", parse_claim)?,
         publish_api_key: src.get("publish_api_key", parse_secret)?,
         redact_fields: src
             .get("redact_fields", |v| Ok(parse_list(v)))?
@@ -480,6 +485,22 @@ fn parse_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+fn parse_patterns(v: &str) -> Result<Vec<String>, String> {
+    let patterns = parse_list(v);
+    if patterns.is_empty() {
+        return Err("expected at least one channel pattern (`*` is every channel)".into());
+    }
+    Ok(patterns)
+}
+
+fn parse_claim(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err("expected a non-empty value".into());
+    }
+    Ok(v.to_owned())
 }
 
 fn parse_origins(v: &str) -> Result<Vec<String>, String> {

@@ -110,6 +110,14 @@ pub struct ServerConfig {
     pub jwt_secret: Option<Secret>,
     /// PEM public key for RS256 or ES256 tokens (`AUTH_JWT_PUBLIC_KEY_PATH`).
     pub jwt_public_key_path: Option<PathBuf>,
+    /// Where a token without a `channels` claim may subscribe (and, without `publish`,
+    /// publish): glob patterns (`AUTH_DEFAULT_CHANNELS`, default `*`, everywhere — permissive,
+    /// warned about at startup when tokens are required).
+    pub auth_default_channels: Vec<String>,
+    /// The `aud` every token must carry (`AUTH_AUDIENCE`; default none: not checked).
+    pub auth_audience: Option<String>,
+    /// The `iss` every token must carry (`AUTH_ISSUER`; default none: not checked).
+    pub auth_issuer: Option<String>,
     /// Bearer key of the HTTP API; `None` makes every `/api/` route answer 404
     /// (`PUBLISH_API_KEY`).
     pub publish_api_key: Option<Secret>,
@@ -184,6 +192,9 @@ impl Default for ServerConfig {
             tls: None,
             tls_reload_interval: Some(Duration::from_secs(30)),
             jwt_secret: None,
+            auth_default_channels: vec!["*".into()],
+            auth_audience: None,
+            auth_issuer: None,
             jwt_public_key_path: None,
             publish_api_key: None,
             redact_fields: Vec::new(),
@@ -279,6 +290,12 @@ setters! {
     history_ttl: Duration,
     /// Sets [`ServerConfig::history_max_bytes`].
     history_max_bytes: usize,
+    /// Sets [`ServerConfig::auth_default_channels`].
+    auth_default_channels: Vec<String>,
+    /// Sets [`ServerConfig::auth_audience`].
+    auth_audience: Option<String>,
+    /// Sets [`ServerConfig::auth_issuer`].
+    auth_issuer: Option<String>,
     /// Sets [`ServerConfig::shutdown_timeout`].
     shutdown_timeout: Duration,
     /// Sets [`ServerConfig::drain_window`].

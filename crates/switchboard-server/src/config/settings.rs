@@ -252,6 +252,36 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "PEM public key (RSA for RS256, P-256 for ES256): connections must present a JWT signed with its private key"
     ),
     setting!(
+        "auth_default_channels",
+        "auth-default-channels",
+        ["AUTH_DEFAULT_CHANNELS"],
+        Some("*"),
+        "",
+        "PATTERNS",
+        AUTH,
+        "Comma-separated channel patterns a token without a channels claim may use (* is everywhere: permissive)"
+    ),
+    setting!(
+        "auth_audience",
+        "auth-audience",
+        ["AUTH_AUDIENCE"],
+        None,
+        "not checked",
+        "AUD",
+        AUTH,
+        "The aud claim every token must carry"
+    ),
+    setting!(
+        "auth_issuer",
+        "auth-issuer",
+        ["AUTH_ISSUER"],
+        None,
+        "not checked",
+        "ISS",
+        AUTH,
+        "The iss claim every token must carry"
+    ),
+    setting!(
         "publish_api_key",
         "publish-api-key",
         ["PUBLISH_API_KEY"],
