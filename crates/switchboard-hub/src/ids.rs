@@ -2,6 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Characters of a connection id's unguessable tag (6 bits each).
+const TAG_CHARS: usize = 8;
+
 /// Generates ids as `<node><kind><counter>`: the node part is random per hub, so ids from
 /// different instances never collide, and the counter keeps them short. Connection ids add
 /// 48 unguessable bits ([`next_unguessable`](Self::next_unguessable)).
@@ -39,13 +42,23 @@ impl IdGenerator {
         format!("{}{kind}{n:x}", self.node)
     }
 
-    /// Like [`next`](Self::next), followed by 12 hex digits of a keyed hash of the counter:
-    /// still unique (the counter part), and no id can be guessed from the ones seen before.
+    /// Like [`next`](Self::next), followed by 8 characters (48 bits) of a keyed hash of the
+    /// counter: still unique (the counter part), and no id can be guessed from the ones seen
+    /// before. Short on purpose: connection ids travel in every delivered message's `from`.
     pub(crate) fn next_unguessable(&self, kind: char) -> String {
+        use std::fmt::Write;
         use std::hash::BuildHasher;
+        const ALPHABET: &[u8; 64] =
+            b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let tag = self.secret.hash_one(n) >> 16;
-        format!("{}{kind}{n:x}{tag:012x}", self.node)
+        let mut tag = self.secret.hash_one(n);
+        let mut id = String::with_capacity(self.node.len() + 1 + 16 + TAG_CHARS);
+        let _ = write!(id, "{}{kind}{n:x}", self.node);
+        for _ in 0..TAG_CHARS {
+            id.push(char::from(ALPHABET[(tag & 63) as usize]));
+            tag >>= 6;
+        }
+        id
     }
 }
 
@@ -60,7 +73,18 @@ mod tests {
         let distinct: std::collections::HashSet<_> = made.iter().collect();
         assert_eq!(distinct.len(), made.len());
         // The tails of consecutive ids share no simple relation: about half their bits differ.
-        let tail = |id: &str| u64::from_str_radix(&id[id.len() - 12..], 16).unwrap();
+        let tail = |id: &str| {
+            id[id.len() - TAG_CHARS..].bytes().fold(0u64, |acc, b| {
+                let v = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'z' => b - b'a' + 10,
+                    b'A'..=b'Z' => b - b'A' + 36,
+                    b'-' => 62,
+                    _ => 63,
+                };
+                (acc << 6) | u64::from(v)
+            })
+        };
         let differing: u32 = made
             .windows(2)
             .map(|w| (tail(&w[0]) ^ tail(&w[1])).count_ones())
