@@ -25,6 +25,7 @@ const DEFAULT_ENV: &[(&str, &str)] = &[
     ("HOST", "127.0.0.1"),
     ("PORT", "0"),
     ("RATE_LIMIT_MAX_MESSAGES", "1000000"),
+    ("RATE_LIMIT_USER_MAX_MESSAGES", "0"),
     ("RATE_LIMIT_WINDOW_MS", "1000"),
     ("MAX_CONNECTIONS_PER_IP", "0"),
     ("SHUTDOWN_TIMEOUT_MS", "3000"),

@@ -194,6 +194,9 @@ impl Fixture {
             ("CORS_ORIGIN", ORIGIN),
             ("MAX_CONNECTIONS", &GLOBAL_CAP.to_string()),
             ("RATE_LIMIT_MAX_MESSAGES", &RATE_LIMIT.to_string()),
+            // The per-user budget (covered by the transport's session_limits suite) would
+            // answer the flood before the per-connection one this suite checks.
+            ("RATE_LIMIT_USER_MAX_MESSAGES", "0"),
             ("RUST_LOG", "info,switchboard::audit=warn"),
         ])
         .await;

@@ -170,6 +170,7 @@ fn env() -> Vec<(&'static str, &'static str)> {
     vec![
         // The publisher sends thousands of frames a minute.
         ("RATE_LIMIT_MAX_MESSAGES", "1000000"),
+        ("RATE_LIMIT_USER_MAX_MESSAGES", "0"),
         ("RUST_LOG", "warn,switchboard_server=info"),
     ]
 }

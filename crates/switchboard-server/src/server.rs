@@ -383,6 +383,7 @@ fn transport_config(config: &ServerConfig) -> Result<TransportConfig, ConfigErro
         .write_coalesce(config.write_coalesce)
         .idle_timeout(config.idle_timeout)
         .rate_limit(config.rate_limit()?)
+        .user_rate_limit(config.user_rate_limit()?)
         .max_connections(config.max_connections)
         .max_connections_per_ip(config.max_connections_per_ip)
         .allowed_origins(config.allowed_origins.clone())

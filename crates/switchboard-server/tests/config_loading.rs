@@ -365,6 +365,7 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "AUTH_ISSUER",
         "RATE_LIMIT_MAX_MESSAGES",
         "RATE_LIMIT_WINDOW_MS",
+        "RATE_LIMIT_USER_MAX_MESSAGES",
         "MAX_CONNECTIONS_PER_IP",
         "MAX_CONNECTIONS",
         "MAX_MESSAGE_BYTES",
@@ -494,4 +495,13 @@ fn default_channels_audience_and_issuer_are_read_and_an_empty_pattern_list_is_re
     assert_eq!(config.auth_issuer.as_deref(), Some("https://auth.example"));
     let err = load(&[], &[("AUTH_DEFAULT_CHANNELS", " , ")]).unwrap_err();
     assert!(err.to_string().contains("AUTH_DEFAULT_CHANNELS"), "{err}");
+}
+
+#[test]
+fn the_user_rate_limit_defaults_to_1000_per_window_and_0_turns_it_off() {
+    let defaults = load(&[], &[]).unwrap();
+    let quota = defaults.user_rate_limit().unwrap().unwrap();
+    assert_eq!(quota.capacity(), 1000);
+    let off = load(&[], &[("RATE_LIMIT_USER_MAX_MESSAGES", "0")]).unwrap();
+    assert_eq!(off.user_rate_limit().unwrap(), None);
 }

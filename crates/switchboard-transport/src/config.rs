@@ -24,6 +24,12 @@ pub struct TransportConfig {
     /// Messages per connection (default 100 per 60 s, burst 100). Every frame but `ping`
     /// counts.
     pub rate_limit: Quota,
+    /// Messages per user — the token's `sub`, or for connections without a user, the client
+    /// IP — across all of its connections and reconnects (default 1000 per 60 s, burst
+    /// 1000; `None`: off). Charged beside [`rate_limit`](Self::rate_limit), for the same
+    /// frames, with the same `rate_limited` answer: reconnecting does not refill it. At most
+    /// 100,000 users or addresses are remembered at once (idle ones are forgotten first).
+    pub user_rate_limit: Option<Quota>,
     /// Frames held for a slow client before evicting low priority ones (default 1024).
     pub outbound_capacity: NonZeroUsize,
     /// Bytes held for a slow client (default 4 MiB).
@@ -65,6 +71,10 @@ impl Default for TransportConfig {
             handshake_timeout: Duration::from_secs(10),
             rate_limit: Quota::new(100, 100, Duration::from_secs(60))
                 .expect("the default quota is valid"),
+            user_rate_limit: Some(
+                Quota::new(1000, 1000, Duration::from_secs(60))
+                    .expect("the default quota is valid"),
+            ),
             outbound_capacity: NonZeroUsize::new(1024).expect("non-zero"),
             outbound_max_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
             max_connections: None,
@@ -104,6 +114,8 @@ setters! {
     handshake_timeout: Duration,
     /// Sets [`TransportConfig::rate_limit`].
     rate_limit: Quota,
+    /// Sets [`TransportConfig::user_rate_limit`].
+    user_rate_limit: Option<Quota>,
     /// Sets [`TransportConfig::outbound_capacity`].
     outbound_capacity: NonZeroUsize,
     /// Sets [`TransportConfig::outbound_max_bytes`].

@@ -80,10 +80,23 @@ impl Drop for Accounting {
     }
 }
 
+/// Who a per-user message budget belongs to: the token's user, or for a connection without
+/// one, its client address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum BudgetKey {
+    User(Arc<str>),
+    Address(std::net::IpAddr),
+}
+
+/// The per-user message budgets of a transport.
+pub(crate) type UserLimiter = switchboard_limiter::KeyedRateLimiter<BudgetKey, TokioClock>;
+
 /// Everything a session needs besides its socket.
 pub(crate) struct Session<B: Backplane, P> {
     /// Uncounts the session however it ends.
     pub(crate) accounting: Accounting,
+    /// The budget this session's user (or address) shares with its other connections.
+    pub(crate) user_budget: Option<(Arc<UserLimiter>, BudgetKey)>,
     pub(crate) connection: Connection<B>,
     pub(crate) outbox: Arc<SessionOutbox>,
     pub(crate) config: Arc<TransportConfig>,
@@ -447,9 +460,15 @@ impl<B: Backplane, P: Send> Session<B, P> {
         rejections: &mut RejectionWindow,
         id: Option<String>,
     ) -> Charge {
-        match bucket.try_acquire_one() {
-            Ok(()) => Charge::Allowed,
-            Err(refused) => {
+        // The connection's own budget, then the one it shares with its user's other
+        // connections (which reconnecting does not refill).
+        let refused = bucket.try_acquire_one().err().or_else(|| {
+            let (limiter, key) = self.user_budget.as_ref()?;
+            limiter.try_acquire_one(key).err()
+        });
+        match refused {
+            None => Charge::Allowed,
+            Some(refused) => {
                 let wait = refused.retry_after();
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
                     + u64::from(wait.subsec_nanos() % 1_000_000 != 0);

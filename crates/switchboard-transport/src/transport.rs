@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchboard_backplane::{Backplane, BoxBackplane};
 use switchboard_hub::Hub;
-use switchboard_limiter::{ConnectionCap, KeyedConnectionCap};
+use switchboard_limiter::{ConnectionCap, KeyedConnectionCap, KeyedLimiterConfig};
 use switchboard_metrics::{AuthFailure, CapKind, Metrics};
 use switchboard_protocol::{ClientId, ServerFrame, Welcome};
 use switchboard_queue::OutboundConfig;
@@ -28,10 +28,11 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::io::{SessionIo, SharedTcp};
 use crate::outbox::SessionOutbox;
-use crate::session::{Accounting, Session};
+use crate::session::{Accounting, BudgetKey, Session, UserLimiter};
 
 /// The body of every non-upgrade answer.
 pub type ResponseBody = Full<Bytes>;
@@ -43,6 +44,8 @@ struct Inner<B: Backplane> {
     ws_config: WebSocketConfig,
     global_cap: ConnectionCap,
     ip_cap: KeyedConnectionCap<IpAddr>,
+    /// The per-user (or per-address) message budget, shared by a user's connections.
+    user_limiter: Option<Arc<UserLimiter>>,
     shutdown: watch::Sender<bool>,
     sessions: TaskTracker,
     metrics: Metrics,
@@ -306,6 +309,12 @@ impl<B: Backplane> Transport<B> {
                     config.max_connections_per_ip,
                     std::collections::hash_map::RandomState::new(),
                 ),
+                user_limiter: config.user_rate_limit.map(|quota| {
+                    Arc::new(UserLimiter::with_clock(
+                        KeyedLimiterConfig::default().quota(quota),
+                        TokioClock::new(),
+                    ))
+                }),
                 ws_config,
                 config: Arc::new(config),
                 shutdown,
@@ -437,9 +446,13 @@ impl<B: Backplane> Transport<B> {
             .map(|at| at.checked_add(inner.auth.leeway()).unwrap_or(at));
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
+        let budget_key = identity
+            .user_id
+            .clone()
+            .map_or(BudgetKey::Address(peer.ip()), BudgetKey::User);
         let pending = Box::new((
             self.clone(),
-            (identity, client),
+            (identity, client, budget_key),
             expires_at,
             (global, per_ip),
         ));
@@ -512,7 +525,7 @@ impl<B: Backplane> Transport<B> {
         (pre, read): (Bytes, R),
         write: W,
         direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
-        (identity, client): (switchboard_hub::Identity, Option<ClientId>),
+        (identity, client, budget_key): (switchboard_hub::Identity, Option<ClientId>, BudgetKey),
         expires_at: Option<SystemTime>,
         permits: P,
     ) -> impl Future<Output = ()> + Send + use<R, W, P, B>
@@ -551,6 +564,10 @@ impl<B: Backplane> Transport<B> {
         let io = SessionIo::new(&pre, read, Arc::clone(&outbox));
         let session = Session {
             accounting,
+            user_budget: inner
+                .user_limiter
+                .as_ref()
+                .map(|limiter| (Arc::clone(limiter), budget_key)),
             connection,
             outbox,
             config: Arc::clone(&inner.config),

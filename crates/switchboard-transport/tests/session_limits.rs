@@ -177,3 +177,57 @@ async fn shutdown_closes_every_session_with_1001_within_the_drain_window() {
     assert!(done.await.unwrap(), "sessions did not end in time");
     assert_eq!(server.transport.connection_count(), 0);
 }
+
+/// Publishes `count` messages on `c`; returns how many were acknowledged (the rest were
+/// answered `rate_limited`).
+async fn acked_of(c: &mut support::Client, count: usize) -> usize {
+    let mut acked = 0;
+    for i in 0..count {
+        c.send(&format!(
+            r#"{{"type":"t","channel":"c","payload":{i},"id":"m{i}"}}"#
+        ))
+        .await;
+        let answer = c.recv().await;
+        match answer["type"].as_str() {
+            Some("ack") => acked += 1,
+            _ => assert_eq!(answer["code"], "rate_limited", "{answer}"),
+        }
+    }
+    acked
+}
+
+#[tokio::test]
+async fn the_user_budget_survives_reconnects_and_is_per_user_or_per_address() {
+    use switchboard_limiter::Quota;
+    // Refills too slow to matter within the test: the counts are exact.
+    let hour = Duration::from_secs(3600);
+    let config = TransportConfig::default()
+        .rate_limit(Quota::new(100, 1, hour).unwrap())
+        .user_rate_limit(Some(Quota::new(150, 1, hour).unwrap()));
+    let server = Server::start(config.clone(), support::jwt_verifier()).await;
+    let token_of = |sub: &str| {
+        support::token(&serde_json::json!({"sub": sub, "exp": support::unix_now() + 600}))
+    };
+    let url_of = |sub: &str| format!("{}?token={}", server.url(), token_of(sub));
+
+    // 100 on the first connection (its own budget), then a reconnect: the user has 50 left.
+    let mut first = support::Client::connect(&url_of("u")).await;
+    assert_eq!(acked_of(&mut first, 100).await, 100);
+    drop(first);
+    let mut again = support::Client::connect(&url_of("u")).await;
+    assert_eq!(
+        acked_of(&mut again, 60).await,
+        50,
+        "reconnecting does not refill the user's budget"
+    );
+    // Another user is not affected.
+    let mut other = support::Client::connect(&url_of("v")).await;
+    assert_eq!(acked_of(&mut other, 10).await, 10);
+
+    // Without a user (open mode), the client address is the key.
+    let open = Server::start(config, Authenticator::Open).await;
+    let mut a = open.connect().await;
+    assert_eq!(acked_of(&mut a, 100).await, 100);
+    let mut b = open.connect().await;
+    assert_eq!(acked_of(&mut b, 60).await, 50);
+}

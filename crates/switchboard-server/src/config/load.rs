@@ -223,6 +223,9 @@ where
         rate_limit_window: src
             .get("rate_limit_window_ms", parse_ms)?
             .unwrap_or(defaults.rate_limit_window),
+        rate_limit_user_max_messages: src
+            .get("rate_limit_user_max_messages", parse_number::<u32>)?
+            .unwrap_or(defaults.rate_limit_user_max_messages),
         max_connections_per_ip: src
             .get("max_connections_per_ip", parse_cap)?
             .unwrap_or(defaults.max_connections_per_ip),

@@ -127,6 +127,10 @@ pub struct ServerConfig {
     pub rate_limit_max_messages: NonZeroU32,
     /// The rate-limit window (`RATE_LIMIT_WINDOW_MS`, default 60 s).
     pub rate_limit_window: Duration,
+    /// Frames per user (the token's `sub`; without a user, the client IP) per window, across
+    /// all of its connections and reconnects (`RATE_LIMIT_USER_MAX_MESSAGES`, default 1000;
+    /// 0: off).
+    pub rate_limit_user_max_messages: u32,
     /// Concurrent connections per client IP; `None` is unlimited (`MAX_CONNECTIONS_PER_IP`,
     /// default 10).
     pub max_connections_per_ip: Option<NonZeroU32>,
@@ -200,6 +204,7 @@ impl Default for ServerConfig {
             redact_fields: Vec::new(),
             rate_limit_max_messages: NonZeroU32::new(100).expect("non-zero"),
             rate_limit_window: Duration::from_secs(60),
+            rate_limit_user_max_messages: 1000,
             max_connections_per_ip: NonZeroU32::new(10),
             max_connections: None,
             max_message_bytes: NonZeroUsize::new(switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES)
@@ -260,6 +265,8 @@ setters! {
     rate_limit_max_messages: NonZeroU32,
     /// Sets [`ServerConfig::rate_limit_window`].
     rate_limit_window: Duration,
+    /// Sets [`ServerConfig::rate_limit_user_max_messages`].
+    rate_limit_user_max_messages: u32,
     /// Sets [`ServerConfig::max_connections_per_ip`].
     max_connections_per_ip: Option<NonZeroU32>,
     /// Sets [`ServerConfig::max_connections`].
@@ -387,6 +394,24 @@ impl ServerConfig {
             origin: "the configuration".into(),
             reason: e.to_string(),
         })
+    }
+
+    /// The per-user rate limit; `None` when off.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the window is zero or too long for the limiter.
+    pub fn user_rate_limit(&self) -> Result<Option<Quota>, ConfigError> {
+        let max = self.rate_limit_user_max_messages;
+        if max == 0 {
+            return Ok(None);
+        }
+        Quota::new(max, max, self.rate_limit_window)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                setting: "RATE_LIMIT_WINDOW_MS",
+                origin: "the configuration".into(),
+                reason: e.to_string(),
+            })
     }
 
     /// Checks what no type can: durations that must be positive or ordered, and TLS and

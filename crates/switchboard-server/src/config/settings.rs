@@ -323,6 +323,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "The rate-limit window"
     ),
     setting!(
+        "rate_limit_user_max_messages",
+        "rate-limit-user-max-messages",
+        ["RATE_LIMIT_USER_MAX_MESSAGES"],
+        Some("1000"),
+        "",
+        "N",
+        LIMITS,
+        "Frames a user (or, without one, a client address) may send per window across all its connections and reconnects (0: off)"
+    ),
+    setting!(
         "max_connections_per_ip",
         "max-connections-per-ip",
         ["MAX_CONNECTIONS_PER_IP"],
