@@ -476,21 +476,35 @@ async fn accept_loop(
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Per-connection failures (a reset before accept, descriptor pressure)
-                    // must not stop the server; a short pause keeps EMFILE from spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // must not stop the server; a pause keeps EMFILE from spinning, and the
+                    // log gets at most a line a second.
+                    tokio::time::sleep(state.transport.accept_failed(&err)).await;
                     continue;
                 }
             },
             // A stop signal, or the server handle dropped.
             () = stopped(&mut stop) => return,
         };
+        // Counted from accept: over the caps, refused before anything is read.
+        let admission = match state.transport.admit(peer) {
+            Ok(admission) => admission,
+            Err(refused) => {
+                // TLS clients cannot read a plain answer; they just see the close.
+                if tls.is_none() {
+                    state.transport.refuse(refused, &stream);
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let stop = stop.clone();
         match &tls {
             None => {
-                connections.spawn(serve_http(stream, peer, state, stop));
+                connections.spawn(async move {
+                    serve_http(stream, peer, state, stop).await;
+                    drop(admission);
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -501,6 +515,7 @@ async fn accept_loop(
                         Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
+                    drop(admission);
                 });
             }
         }

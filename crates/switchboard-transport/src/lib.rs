@@ -10,4 +10,4 @@ mod transport;
 
 pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
 pub use config::TransportConfig;
-pub use transport::{ResponseBody, Transport, TransportBuilder};
+pub use transport::{Admission, AdmissionRefused, ResponseBody, Transport, TransportBuilder};

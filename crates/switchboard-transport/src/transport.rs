@@ -44,6 +44,13 @@ struct Inner<B: Backplane> {
     ws_config: WebSocketConfig,
     global_cap: ConnectionCap,
     ip_cap: KeyedConnectionCap<IpAddr>,
+    /// TCP connections accepted and not yet upgraded (or plain HTTP), in total and per
+    /// address: the same limits as sessions, so silent sockets cannot hold descriptors
+    /// without bound until the handshake timeout.
+    pending_cap: ConnectionCap,
+    pending_ip_cap: KeyedConnectionCap<IpAddr>,
+    /// When an accept error was last logged, and how many were not logged since.
+    accept_errors: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
     /// The per-user (or per-address) message budget, shared by a user's connections.
     user_limiter: Option<Arc<UserLimiter>>,
     shutdown: watch::Sender<bool>,
@@ -309,6 +316,12 @@ impl<B: Backplane> Transport<B> {
                     config.max_connections_per_ip,
                     std::collections::hash_map::RandomState::new(),
                 ),
+                pending_cap: ConnectionCap::with_limit(config.max_connections),
+                pending_ip_cap: KeyedConnectionCap::with_hasher(
+                    config.max_connections_per_ip,
+                    std::collections::hash_map::RandomState::new(),
+                ),
+                accept_errors: parking_lot::Mutex::new((None, 0)),
                 user_limiter: config.user_rate_limit.map(|quota| {
                     Arc::new(UserLimiter::with_clock(
                         KeyedLimiterConfig::default().quota(quota),
@@ -620,6 +633,56 @@ impl<B: Backplane> Transport<B> {
         builder
     }
 
+    /// Admits a TCP connection just accepted from `peer`, before anything is read from it:
+    /// it counts against [`max_connections`](TransportConfig::max_connections) and
+    /// [`max_connections_per_ip`](TransportConfig::max_connections_per_ip) — as a
+    /// connection not yet upgraded, apart from the sessions — until the returned
+    /// [`Admission`] is dropped (when the connection ends or has been upgraded). Over either
+    /// cap the connection is refused: [`refuse`](Self::refuse) answers it 429 or 503 without
+    /// waiting for its request. Custom accept loops call this; [`serve`](Self::serve) does.
+    ///
+    /// # Errors
+    /// [`AdmissionRefused`] saying which cap is full.
+    pub fn admit(&self, peer: SocketAddr) -> Result<Admission, AdmissionRefused> {
+        let inner = &self.inner;
+        let Ok(global) = inner.pending_cap.try_acquire() else {
+            inner.metrics.cap_rejected(CapKind::Global);
+            return Err(AdmissionRefused::Global);
+        };
+        let Ok(per_ip) = inner.pending_ip_cap.try_acquire(&peer.ip()) else {
+            inner.metrics.cap_rejected(CapKind::PerIp);
+            return Err(AdmissionRefused::PerIp);
+        };
+        Ok(Admission {
+            _global: global,
+            _per_ip: per_ip,
+        })
+    }
+
+    /// Answers a connection [`admit`](Self::admit) refused with
+    /// [`AdmissionRefused::response`], if its socket takes it at once (it never waits for the
+    /// client); dropping the stream then closes it.
+    pub fn refuse(&self, refused: AdmissionRefused, stream: &TcpStream) {
+        let _ = stream.try_write(&refused.response(self.inner.config.retry_after));
+    }
+
+    /// Reports an accept error without flooding the log (at most one line a second, with
+    /// how many were not logged) and returns how long to pause before accepting again:
+    /// descriptor exhaustion (`EMFILE`) must not spin the accept loop.
+    pub fn accept_failed(&self, err: &std::io::Error) -> Duration {
+        let mut state = self.inner.accept_errors.lock();
+        let (last, suppressed) = &mut *state;
+        let now = std::time::Instant::now();
+        if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+            tracing::warn!(%err, suppressed = *suppressed, "accept failed");
+            *last = Some(now);
+            *suppressed = 0;
+        } else {
+            *suppressed += 1;
+        }
+        Duration::from_millis(50)
+    }
+
     /// Accepts connections on `listener` and serves `/ws` until [`Transport::shutdown`].
     ///
     /// # Errors
@@ -633,11 +696,18 @@ impl<B: Backplane> Transport<B> {
                     // Per-connection failures (reset before accept, fd pressure) must not stop
                     // the server.
                     Err(err) => {
-                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(self.accept_failed(&err)).await;
                         continue;
                     }
                 },
                 _ = shutdown.changed() => return Ok(()),
+            };
+            let admission = match self.admit(peer) {
+                Ok(admission) => admission,
+                Err(refused) => {
+                    self.refuse(refused, &stream);
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let transport = self.clone();
@@ -645,6 +715,7 @@ impl<B: Backplane> Transport<B> {
                 if let Err(err) = transport.serve_connection(stream, peer).await {
                     tracing::debug!(%peer, %err, "http connection ended with an error");
                 }
+                drop(admission);
             });
         }
     }
@@ -700,5 +771,54 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(token_of(&req), None);
+    }
+}
+
+/// A TCP connection counted against the connection caps until dropped (see
+/// [`Transport::admit`]).
+#[derive(Debug)]
+#[must_use = "the connection is counted only while its admission is held"]
+pub struct Admission {
+    _global: switchboard_limiter::ConnectionPermit,
+    _per_ip: switchboard_limiter::KeyedConnectionPermit<IpAddr>,
+}
+
+/// Why [`Transport::admit`] refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionRefused {
+    /// The client address already holds its maximum of connections not yet upgraded.
+    #[error("too many connections from this address")]
+    PerIp,
+    /// The server already holds its maximum of connections not yet upgraded.
+    #[error("server connection limit reached")]
+    Global,
+}
+
+impl AdmissionRefused {
+    /// The answer written to a refused connection: 429 (with `Retry-After`, whole seconds)
+    /// or 503, each with the JSON body of every other refusal and `Connection: close`.
+    #[must_use]
+    pub fn response(self, retry_after: Duration) -> Vec<u8> {
+        let (status, extra, code, message) = match self {
+            Self::PerIp => (
+                "429 Too Many Requests",
+                format!("Retry-After: {}\r\n", retry_after.as_secs().max(1)),
+                "rate_limited",
+                "too many connections from this address",
+            ),
+            Self::Global => (
+                "503 Service Unavailable",
+                String::new(),
+                "unavailable",
+                "server connection limit reached",
+            ),
+        };
+        let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
     }
 }
