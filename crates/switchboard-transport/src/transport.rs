@@ -221,6 +221,22 @@ fn client_of<Body>(req: &Request<Body>) -> Result<Option<ClientId>, String> {
     Ok(found)
 }
 
+/// The address per-address limits are keyed by: an IPv4 address as is (also when it comes
+/// IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address as its /64 — one subscriber's network,
+/// which hands its hosts any number of addresses — so rotating addresses within it does not
+/// multiply the caps and budgets.
+fn client_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 /// Builds a [`Transport`].
 #[must_use]
 pub struct TransportBuilder<B: Backplane> {
@@ -424,7 +440,7 @@ impl<B: Backplane> Transport<B> {
                 "server connection limit reached",
             );
         };
-        let Ok(per_ip) = inner.ip_cap.try_acquire(&peer.ip()) else {
+        let Ok(per_ip) = inner.ip_cap.try_acquire(&client_address(peer.ip())) else {
             tracing::warn!(target: "switchboard::audit", event = "ip_cap", %peer, "upgrade refused");
             inner.metrics.cap_rejected(CapKind::PerIp);
             let mut response = reject(
@@ -459,10 +475,10 @@ impl<B: Backplane> Transport<B> {
             .map(|at| at.checked_add(inner.auth.leeway()).unwrap_or(at));
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
-        let budget_key = identity
-            .user_id
-            .clone()
-            .map_or(BudgetKey::Address(peer.ip()), BudgetKey::User);
+        let budget_key = identity.user_id.clone().map_or(
+            BudgetKey::Address(client_address(peer.ip())),
+            BudgetKey::User,
+        );
         let pending = Box::new((
             self.clone(),
             (identity, client, budget_key),
@@ -649,7 +665,7 @@ impl<B: Backplane> Transport<B> {
             inner.metrics.cap_rejected(CapKind::Global);
             return Err(AdmissionRefused::Global);
         };
-        let Ok(per_ip) = inner.pending_ip_cap.try_acquire(&peer.ip()) else {
+        let Ok(per_ip) = inner.pending_ip_cap.try_acquire(&client_address(peer.ip())) else {
             inner.metrics.cap_rejected(CapKind::PerIp);
             return Err(AdmissionRefused::PerIp);
         };
@@ -748,6 +764,17 @@ fn unbox<T>(boxed: Box<T>) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_address_limits_key_ipv6_by_its_64_and_unmap_ipv4() {
+        let key = |s: &str| client_address(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::1"), "::");
+    }
 
     #[test]
     fn keys_must_be_sixteen_bytes_of_base64() {
