@@ -253,10 +253,13 @@ impl Server {
             }
         }
         match &config.tls {
-            Some(tls) => tracing::info!(
-                client_certificates = %tls.client_auth,
-                "TLS enabled (https:// and wss://)"
-            ),
+            Some(tls) => {
+                tracing::info!(
+                    client_certificates = %tls.client_auth,
+                    "TLS enabled (https:// and wss://)"
+                );
+                warn_if_key_is_readable_by_others(&tls.key_path);
+            }
             None => tracing::info!("TLS disabled (plain http:// and ws://)"),
         }
         match config.auth_mode() {
@@ -450,6 +453,29 @@ async fn connect_backplane(
     .await?;
     let boxed = BoxBackplane::new(redis.clone());
     Ok((BackplaneHandle::Redis(redis), boxed))
+}
+
+/// Warns when the TLS private key file can be read by its group or by anyone: it is served
+/// all the same (refusing would turn a permission slip into an outage), but the operator
+/// should know.
+fn warn_if_key_is_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "the TLS private key is readable by other users (mode {mode:o}); restrict it: chmod 600 {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// A Redis URL without its user-info, for logs.

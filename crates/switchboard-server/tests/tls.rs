@@ -102,6 +102,35 @@ async fn plain_http_on_the_tls_port_gets_no_answer() {
     assert!(answer.is_err(), "{answer:?}");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_key_readable_by_others_is_served_with_a_warning_and_a_private_one_without() {
+    use std::os::unix::fs::PermissionsExt;
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = write_certificate(dir.path());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut binary = Binary::spawn(
+            &[
+                ("PORT", "0"),
+                ("SSL_ENABLED", "true"),
+                ("SSL_CERT_PATH", cert.to_str().unwrap()),
+                ("SSL_KEY_PATH", key.to_str().unwrap()),
+            ],
+            &[],
+        );
+        binary.listening().await;
+        binary.terminate();
+        let (code, output) = binary.exit().await;
+        assert_eq!(code, Some(0), "{output}");
+        assert_eq!(
+            output.contains("the TLS private key is readable by other users"),
+            warned,
+            "mode {mode:o}: {output}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_missing_certificate_stops_the_binary_with_exit_1_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
