@@ -56,8 +56,7 @@ async fn memory_pair() -> Pair<MemoryBackplane> {
     }
 }
 
-async fn redis_pair(url: &str) -> Pair<RedisBackplane> {
-    let config = RedisBackplaneConfig::default().prefix("bench:");
+async fn redis_pair(url: &str, config: RedisBackplaneConfig) -> Pair<RedisBackplane> {
     let publisher = RedisBackplane::connect(url, config.clone()).await.unwrap();
     let receiver = RedisBackplane::connect(url, config).await.unwrap();
     for bp in [&publisher, &receiver] {
@@ -119,12 +118,27 @@ fn backplane(c: &mut Criterion) {
     let rt = runtime();
     let server = RedisServer::start();
     let mut memory = rt.block_on(memory_pair());
-    let mut redis = rt.block_on(redis_pair(server.url()));
+    let mut redis = rt.block_on(redis_pair(
+        server.url(),
+        RedisBackplaneConfig::default().prefix("bench:"),
+    ));
+    // The same without the per-channel byte cap (the publish script's XADD MAXLEN path), to
+    // show what the cap costs.
+    let mut redis_uncapped = rt.block_on(redis_pair(
+        server.url(),
+        RedisBackplaneConfig::default()
+            .prefix("bench-uncapped:")
+            .history_max_channel_bytes(0),
+    ));
 
     let mut g = c.benchmark_group("backplane/publish_to_receive");
     g.throughput(Throughput::Elements(1));
     g.bench_function(BenchmarkId::from_parameter("memory"), |b| {
         b.iter_custom(|iters| rt.block_on(latency(&mut memory, iters)));
+    });
+    // Uncapped first: each pair is measured in the same order in both groups below.
+    g.bench_function(BenchmarkId::from_parameter("redis_without_byte_cap"), |b| {
+        b.iter_custom(|iters| rt.block_on(latency(&mut redis_uncapped, iters)));
     });
     g.bench_function(BenchmarkId::from_parameter("redis"), |b| {
         b.iter_custom(|iters| rt.block_on(latency(&mut redis, iters)));
@@ -136,6 +150,9 @@ fn backplane(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function(BenchmarkId::from_parameter("memory"), |b| {
         b.iter_custom(|iters| rt.block_on(throughput(&mut memory, iters)));
+    });
+    g.bench_function(BenchmarkId::from_parameter("redis_without_byte_cap"), |b| {
+        b.iter_custom(|iters| rt.block_on(throughput(&mut redis_uncapped, iters)));
     });
     g.bench_function(BenchmarkId::from_parameter("redis"), |b| {
         b.iter_custom(|iters| rt.block_on(throughput(&mut redis, iters)));

@@ -15,7 +15,9 @@ pub use error::{BackplaneError, Result};
 pub use events::{EventReceiver, EventSink};
 pub use memory::{DEFAULT_HISTORY_MAX_BYTES, MemoryBackplane, MemoryBackplaneConfig};
 #[cfg(feature = "redis")]
-pub use redis::{RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats};
+pub use redis::{
+    DEFAULT_HISTORY_MAX_CHANNEL_BYTES, RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats,
+};
 pub use types::{
     Envelope, Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange,
     PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope,

@@ -72,6 +72,46 @@ fn redis_subscribers(server: &RedisServer, prefix: &str, channel: &str) -> Strin
 }
 
 #[tokio::test]
+async fn a_channels_history_in_redis_keeps_within_its_byte_cap_oldest_first() {
+    let server = RedisServer::start();
+    let config = RedisBackplaneConfig::default()
+        .prefix(unique_prefix())
+        .history_size(100)
+        .history_max_channel_bytes(10_000);
+    let bp = RedisBackplane::connect(server.url(), config).await.unwrap();
+    up(&bp).await;
+    let mut epoch = None;
+    for n in 1..=30u8 {
+        let published = bp
+            .publish("big", bytes::Bytes::from(vec![n; 1000]))
+            .await
+            .unwrap();
+        epoch = Some(published.epoch);
+    }
+    let epoch = epoch.unwrap();
+    // 30 KB published, 10,000 bytes kept: the newest ten, recoverable exactly; anything
+    // older answers recovered: false, never a partial list.
+    let recent = bp.since("big", 20, epoch.as_str()).await.unwrap();
+    let offsets: Vec<u64> = recent.messages.unwrap().iter().map(|m| m.offset).collect();
+    assert_eq!(offsets, (21..=30).collect::<Vec<_>>());
+    assert_eq!(
+        bp.since("big", 19, epoch.as_str()).await.unwrap().messages,
+        None
+    );
+
+    // A message larger than the cap is still kept (the newest always is), alone.
+    bp.publish("big", bytes::Bytes::from(vec![0; 20_000]))
+        .await
+        .unwrap();
+    let last = bp.since("big", 30, epoch.as_str()).await.unwrap();
+    assert_eq!(last.messages.map(|m| m.len()), Some(1));
+    assert_eq!(
+        bp.since("big", 29, epoch.as_str()).await.unwrap().messages,
+        None
+    );
+}
+
+#[tokio::test]
 async fn one_redis_subscription_per_channel_however_many_local_subscribers() {
     let mut cluster = Redis::start(Options::default()).await;
     let prefix = cluster.config.prefix.clone();

@@ -444,6 +444,7 @@ async fn connect_backplane(
             .history_size(config.history_size)
             .history_ttl(config.history_ttl)
             .history_max_bytes(config.history_max_bytes)
+            .history_max_channel_bytes(config.history_max_channel_bytes)
             .presence_ttl(config.presence_ttl)
             .presence_sweep(config.presence_cleanup)
             .probe_interval(config.redis_probe_interval)

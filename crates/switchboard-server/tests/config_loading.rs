@@ -381,6 +381,7 @@ fn help_documents_every_setting_with_its_environment_name_and_default() {
         "HISTORY_SIZE",
         "HISTORY_TTL_MS",
         "HISTORY_MAX_BYTES",
+        "HISTORY_MAX_CHANNEL_BYTES",
         "REDACT_FIELDS",
         "PUBLISH_API_KEY",
         "REDIS_PROBE_INTERVAL_MS",

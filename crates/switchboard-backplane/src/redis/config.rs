@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::error::{BackplaneError, Result};
 
+/// The default bound on one channel's history in Redis: 4 MiB of message data.
+pub const DEFAULT_HISTORY_MAX_CHANNEL_BYTES: usize = 4 << 20;
+
 /// Configuration of a [`RedisBackplane`](crate::RedisBackplane). Plain data with documented
 /// defaults; change it with the by-value setters. [`RedisBackplane::connect`] validates it.
 ///
@@ -41,6 +44,11 @@ pub struct RedisBackplaneConfig {
     /// channel by [`history_size`](Self::history_size) messages of at most the server's
     /// message size each; bound Redis itself with `maxmemory` (docs/operations.md).
     pub history_max_bytes: usize,
+    /// The most bytes of message data one channel's history keeps in Redis (default 4 MiB;
+    /// 0: bounded by [`history_size`](Self::history_size) alone). The oldest messages go
+    /// first; the newest is always kept. With the count, it bounds what Redis holds per
+    /// channel: bound Redis as a whole with `maxmemory`.
+    pub history_max_channel_bytes: usize,
     /// How long a channel's epoch and last offset are kept after its last publish (default
     /// 24 hours). Past it the channel starts a new epoch.
     pub channel_ttl: Duration,
@@ -80,6 +88,7 @@ impl Default for RedisBackplaneConfig {
             history_ttl: Duration::from_secs(5 * 60),
             dedupe_window: 1024,
             history_max_bytes: crate::memory::DEFAULT_HISTORY_MAX_BYTES,
+            history_max_channel_bytes: DEFAULT_HISTORY_MAX_CHANNEL_BYTES,
             channel_ttl: Duration::from_secs(24 * 60 * 60),
             presence_ttl: Duration::from_secs(30 * 60),
             presence_sweep: Duration::from_secs(5 * 60),
@@ -125,6 +134,8 @@ impl RedisBackplaneConfig {
         dedupe_window: usize;
         /// Sets [`history_max_bytes`](Self::history_max_bytes).
         history_max_bytes: usize;
+        /// Sets [`history_max_channel_bytes`](Self::history_max_channel_bytes).
+        history_max_channel_bytes: usize;
         /// Sets [`channel_ttl`](Self::channel_ttl).
         channel_ttl: Duration;
         /// Sets [`presence_ttl`](Self::presence_ttl).

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use config::RedisBackplaneConfig;
+pub use config::{DEFAULT_HISTORY_MAX_CHANNEL_BYTES, RedisBackplaneConfig};
 
 use self::continuity::{Live as LiveOutcome, MAX_ROUNDS, Sub};
 use self::layout::{Incoming, Keys, presence_change};
@@ -193,6 +193,7 @@ impl RedisBackplane {
         let keys = Keys::new(&config.prefix);
         let limits = Limits {
             history_size: config.history_size,
+            history_max_channel_bytes: config.history_max_channel_bytes,
             history_ttl_ms: millis(config.history_ttl),
             dedupe_window: config.dedupe_window,
             channel_ttl_ms: millis(config.channel_ttl),

@@ -15,8 +15,16 @@ use crate::types::{Envelope, Epoch, Position, Recovery};
 /// key got.
 ///
 /// KEYS: meta, history, dedupe keys. ARGV: data, candidate epoch, history size, history ttl
-/// (ms), channel ttl (ms), pub/sub channel, dedupe key ('' for none), dedupe window.
+/// (ms), channel ttl (ms), pub/sub channel, dedupe key ('' for none), dedupe window, most
+/// history bytes per channel (0: no byte cap).
 /// Returns `{epoch, offset, duplicate (0 or 1)}`.
+///
+/// `XADD MAXLEN` bounds the count. With a byte cap, the meta hash's `b` is an upper bound of
+/// the stream's bytes of data (each publish adds its own; it restarts with a new stream):
+/// only when it passes the cap are the bytes counted exactly and the oldest entries deleted
+/// down to three quarters of the cap (the newest always kept), so the common publish pays
+/// one `HINCRBY` and an `XLEN`, and a recount happens at most once per quarter of the cap
+/// published.
 const PUBLISH_LUA: &str = r"
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
@@ -35,6 +43,37 @@ if size > 0 then
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
   redis.call('XADD', KEYS[2], 'MAXLEN', size, string.format('%d-0', offset),
     't', string.format('%d', now), 'd', ARGV[1])
+  local cap = tonumber(ARGV[9])
+  if cap > 0 then
+    -- `b` is at least the stream's bytes (count trimming above does not lower it): when
+    -- it passes the cap, recount exactly and drop the oldest down to three quarters of it.
+    local bytes
+    if redis.call('XLEN', KEYS[2]) == 1 then
+      bytes = string.len(ARGV[1])
+      redis.call('HSET', KEYS[1], 'b', bytes)
+    else
+      bytes = redis.call('HINCRBY', KEYS[1], 'b', string.len(ARGV[1]))
+    end
+    if bytes > cap then
+      local entries = redis.call('XRANGE', KEYS[2], '-', '+')
+      local sizes, total = {}, 0
+      for i, entry in ipairs(entries) do
+        local fields, d = entry[2], 0
+        for j = 1, #fields, 2 do
+          if fields[j] == 'd' then d = string.len(fields[j + 1]) end
+        end
+        sizes[i] = d
+        total = total + d
+      end
+      local i = 1
+      while total > cap - math.floor(cap / 4) and i < #entries do
+        redis.call('XDEL', KEYS[2], entries[i][1])
+        total = total - sizes[i]
+        i = i + 1
+      end
+      redis.call('HSET', KEYS[1], 'b', total)
+    end
+  end
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 local window = tonumber(ARGV[8])
@@ -244,6 +283,8 @@ fn int(value: &Value) -> Option<u64> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) history_size: usize,
+    /// Most bytes of data in one channel's history stream; 0: no byte cap.
+    pub(crate) history_max_channel_bytes: usize,
     pub(crate) history_ttl_ms: u64,
     pub(crate) dedupe_window: usize,
     pub(crate) channel_ttl_ms: u64,
@@ -273,6 +314,7 @@ pub(crate) async fn publish(
         .arg(keys.pubsub(channel))
         .arg(dedupe_key.unwrap_or(""))
         .arg(limits.dedupe_window)
+        .arg(limits.history_max_channel_bytes)
         .invoke_async(conn)
         .await?;
     let Value::Array(items) = &reply else {

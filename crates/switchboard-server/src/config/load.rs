@@ -277,6 +277,9 @@ where
         history_max_bytes: src
             .get("history_max_bytes", parse_number::<usize>)?
             .unwrap_or(defaults.history_max_bytes),
+        history_max_channel_bytes: src
+            .get("history_max_channel_bytes", parse_number::<usize>)?
+            .unwrap_or(defaults.history_max_channel_bytes),
         shutdown_timeout: src
             .get("shutdown_timeout_ms", parse_ms)?
             .unwrap_or(defaults.shutdown_timeout),

@@ -173,6 +173,9 @@ pub struct ServerConfig {
     /// recently published channels are trimmed, and recovery past them answers
     /// `recovered: false`.
     pub history_max_bytes: usize,
+    /// The most bytes of message data one channel's history keeps in Redis
+    /// (`HISTORY_MAX_CHANNEL_BYTES`, default 4 MiB; 0: only `HISTORY_SIZE` bounds it).
+    pub history_max_channel_bytes: usize,
     /// Longest graceful drain on shutdown (`SHUTDOWN_TIMEOUT_MS`, default 30 s).
     pub shutdown_timeout: Duration,
     /// Connections are closed with 1001 at random moments within this window on shutdown
@@ -220,6 +223,7 @@ impl Default for ServerConfig {
             presence_cleanup: Duration::from_secs(5 * 60),
             history_size: 100,
             history_max_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_BYTES,
+            history_max_channel_bytes: 4 << 20,
             history_ttl: Duration::from_secs(5 * 60),
             shutdown_timeout: Duration::from_secs(30),
             drain_window: Duration::from_secs(5),
@@ -297,6 +301,8 @@ setters! {
     history_ttl: Duration,
     /// Sets [`ServerConfig::history_max_bytes`].
     history_max_bytes: usize,
+    /// Sets [`ServerConfig::history_max_channel_bytes`].
+    history_max_channel_bytes: usize,
     /// Sets [`ServerConfig::auth_default_channels`].
     auth_default_channels: Vec<String>,
     /// Sets [`ServerConfig::auth_audience`].

@@ -483,6 +483,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Bytes of message history held across all channels (0: unbounded); over it the oldest messages of the least recently published channels go"
     ),
     setting!(
+        "history_max_channel_bytes",
+        "history-max-channel-bytes",
+        ["HISTORY_MAX_CHANNEL_BYTES"],
+        Some("4194304"),
+        "",
+        "BYTES",
+        TIMING,
+        "Bytes of message history one channel keeps in Redis (0: HISTORY_SIZE alone bounds it); the oldest go first"
+    ),
+    setting!(
         "shutdown_timeout_ms",
         "shutdown-timeout-ms",
         ["SHUTDOWN_TIMEOUT_MS"],
