@@ -4,26 +4,10 @@
 
 mod support;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use serde_json::Value;
-use support::{API_KEY, WAIT, Ws, connect, publish, start, subscribe, test_config};
+use support::{API_KEY, Ws, connect, next_text, publish, start, subscribe, test_config};
 use tokio_tungstenite::tungstenite::Message;
-
-/// The next text frame, as sent.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match message {
-            Message::Text(text) => return text.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
 
 /// The next frame whose `type` is `kind`, as sent.
 async fn next_text_of_type(ws: &mut Ws, kind: &str) -> String {

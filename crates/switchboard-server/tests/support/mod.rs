@@ -147,6 +147,11 @@ pub async fn send_json(ws: &mut Ws, frame: &Value) {
 
 /// The next text frame, as JSON.
 pub async fn next_json(ws: &mut Ws) -> Value {
+    serde_json::from_str(&next_text(ws).await).unwrap()
+}
+
+/// The next text frame, exactly as sent.
+pub async fn next_text(ws: &mut Ws) -> String {
     loop {
         let message = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -154,7 +159,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
             .expect("the connection is open")
             .expect("a valid frame");
         match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Text(text) => return text.as_str().to_owned(),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("expected a text frame, got {other:?}"),
         }
