@@ -78,12 +78,35 @@ impl HistoryBudget {
     }
 
     /// Whether more must go.
-    pub(crate) fn over_target(&self) -> bool {
+    fn over_target(&self) -> bool {
         self.used() > self.target()
     }
 
-    /// Ends the trim begun with [`begin_trim`](Self::begin_trim).
-    pub(crate) fn trimmed(&self, channels: usize, freed: usize) {
+    /// Finishes the trim begun with [`begin_trim`](Self::begin_trim): `candidates` are the
+    /// channels holding history, with when each was last published to; least recently
+    /// published first, `trim` drops a channel's oldest messages (with
+    /// [`History::trim_for_budget`]) and says how many bytes went (`None`: the channel is
+    /// gone), until the total is back under the target.
+    pub(crate) fn trim_least_recent<K>(
+        &self,
+        mut candidates: Vec<(Instant, K)>,
+        mut trim: impl FnMut(K) -> Option<usize>,
+    ) {
+        candidates.sort_unstable_by_key(|(at, _)| *at);
+        let (mut channels, mut freed) = (0, 0);
+        for (_, channel) in candidates {
+            if !self.over_target() {
+                break;
+            }
+            if let Some(bytes) = trim(channel) {
+                freed += bytes;
+                channels += 1;
+            }
+        }
+        self.trimmed(channels, freed);
+    }
+
+    fn trimmed(&self, channels: usize, freed: usize) {
         self.trimming.store(false, Ordering::Release);
         tracing::warn!(
             channels,

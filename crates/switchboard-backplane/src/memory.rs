@@ -255,22 +255,15 @@ impl Store {
         for (shard, channels) in self.shards.iter().enumerate() {
             for (name, slot) in channels.lock().iter() {
                 if let Some(at) = slot.history.newest_at() {
-                    candidates.push((at, shard, Arc::clone(name)));
+                    candidates.push((at, (shard, Arc::clone(name))));
                 }
             }
         }
-        candidates.sort_unstable_by_key(|(at, ..)| *at);
-        let (mut channels, mut freed) = (0, 0);
-        for (_, shard, name) in candidates {
-            if !self.budget.over_target() {
-                break;
-            }
-            if let Some(slot) = self.shards[shard].lock().get_mut(&name) {
-                freed += slot.history.trim_for_budget();
-                channels += 1;
-            }
-        }
-        self.budget.trimmed(channels, freed);
+        self.budget
+            .trim_least_recent(candidates, |(shard, name): (usize, Arc<str>)| {
+                let mut channels = self.shards[shard].lock();
+                Some(channels.get_mut(&name)?.history.trim_for_budget())
+            });
     }
 
     fn sweep(&self, now: Instant) {

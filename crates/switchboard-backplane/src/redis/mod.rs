@@ -707,22 +707,13 @@ impl Shared {
         if !budget.begin_trim() {
             return;
         }
-        let mut candidates: Vec<_> = local
+        let candidates = local
             .iter()
             .filter_map(|(name, history)| Some((history.newest_at()?, Arc::clone(name))))
             .collect();
-        candidates.sort_unstable_by_key(|(at, _)| *at);
-        let (mut channels, mut freed) = (0, 0);
-        for (_, name) in candidates {
-            if !budget.over_target() {
-                break;
-            }
-            if let Some(history) = local.get_mut(&name) {
-                freed += history.trim_for_budget();
-                channels += 1;
-            }
-        }
-        budget.trimmed(channels, freed);
+        budget.trim_least_recent(candidates, |name: Arc<str>| {
+            Some(local.get_mut(&name)?.trim_for_budget())
+        });
     }
 
     /// A subscribed channel just got a local fallback epoch. Its subscribers were told the

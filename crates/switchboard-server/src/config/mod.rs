@@ -223,7 +223,7 @@ impl Default for ServerConfig {
             presence_cleanup: Duration::from_secs(5 * 60),
             history_size: 100,
             history_max_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_BYTES,
-            history_max_channel_bytes: 4 << 20,
+            history_max_channel_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_CHANNEL_BYTES,
             history_ttl: Duration::from_secs(5 * 60),
             shutdown_timeout: Duration::from_secs(30),
             drain_window: Duration::from_secs(5),
