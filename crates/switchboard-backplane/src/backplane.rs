@@ -93,13 +93,13 @@ pub trait Backplane: Send + Sync + 'static {
     /// hub [attaches](Backplane::attach) a sink instead.
     fn events(&self) -> EventReceiver;
 
-    /// Attaches the instance's one consumer: `sink` is called with every event, in order,
-    /// by the backplane itself, with no queue or task in between (see [`EventSink`]).
+    /// Attaches a consumer: `sink` is called with every event from now on, in order, by the
+    /// backplane itself, with no queue or task in between (see [`EventSink`]), so it never
+    /// falls behind. Several sinks may be attached (several hubs sharing one instance); each
+    /// gets every event.
     ///
     /// # Errors
-    /// [`BackplaneError::AlreadyAttached`](crate::BackplaneError::AlreadyAttached) when a
-    /// sink is attached already; [`BackplaneError::Closed`](crate::BackplaneError::Closed)
-    /// after shutdown.
+    /// [`BackplaneError::Closed`](crate::BackplaneError::Closed) after shutdown.
     fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()>;
 
     /// The channel's current position (offset 0 and its epoch when it has no messages).

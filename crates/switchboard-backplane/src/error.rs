@@ -14,10 +14,6 @@ pub enum BackplaneError {
     /// The backplane was shut down. Do not retry.
     #[error("backplane closed")]
     Closed,
-    /// An [`EventSink`](crate::EventSink) is already attached to this instance: an instance
-    /// has one consumer (one hub). Give each hub its own instance.
-    #[error("an event sink is already attached to this backplane instance")]
-    AlreadyAttached,
     /// The configuration is invalid. Fix it.
     #[error("invalid backplane configuration: {0}")]
     Config(String),

@@ -1,26 +1,35 @@
-//! How an instance's events reach their consumer: one attached [`EventSink`], called in
+//! How an instance's events reach their consumers: attached [`EventSink`]s, called in
 //! order with no queue in between, and any number of [`EventReceiver`] streams.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::RwLock;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::types::Event;
 
-/// The consumer of an instance's events, called by the backplane itself, in order, as each
+/// A consumer of an instance's events, called by the backplane itself, in order, as each
 /// event happens: the memory backplane calls it from the publishing task, under the
 /// channel's lock, so a local publish reaches local subscribers with no queue or task hop;
 /// the Redis backplane calls it from the task that reads Redis.
 ///
-/// Attach one with [`Backplane::attach`](crate::Backplane::attach); the hub does. Since it
-/// runs inside the backplane, `deliver` must be quick, must never block or await, and must
-/// never call back into the backplane.
+/// Attach one with [`Backplane::attach`](crate::Backplane::attach); the hub does, and
+/// several hubs may share one instance, each with its own sink. Since it runs inside the
+/// backplane, `deliver` must be quick, must never block or await, and must never call back
+/// into the backplane.
 pub trait EventSink: Send + Sync + 'static {
     /// Handles one event. Per channel, messages come exactly once and in ascending offset,
     /// as [`Backplane`](crate::Backplane) describes; a sink is never sent
     /// [`Event::Lagged`], since nothing is buffered for it.
     fn deliver(&self, event: Event);
+
+    /// Whether this sink has stopped consuming (its owner is gone). The backplane forgets
+    /// closed sinks when another is attached. The default: never closed.
+    fn is_closed(&self) -> bool {
+        false
+    }
 }
 
 /// Receives an instance's [`Event`]s. Obtained from
@@ -54,24 +63,37 @@ impl EventReceiver {
     }
 }
 
-/// Where one instance's events go: its attached sink, if any, and its receivers, if any.
-/// Cloning an event costs nothing when only the sink listens.
+/// Where one instance's events go: its attached sinks, if any, and its receivers, if any.
+/// Cloning an event costs nothing when only one sink listens.
 pub(crate) struct EventOutlet {
-    sink: OnceLock<Arc<dyn EventSink>>,
+    /// The first sink attached (the usual one: one hub per instance), read without a lock.
+    first: OnceLock<Arc<dyn EventSink>>,
+    /// Sinks attached after the first, when several hubs share the instance.
+    more: RwLock<Vec<Arc<dyn EventSink>>>,
+    /// Whether `more` has any sink, so the usual case never takes its lock.
+    has_more: AtomicBool,
     receivers: broadcast::Sender<Event>,
 }
 
 impl EventOutlet {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            sink: OnceLock::new(),
+            first: OnceLock::new(),
+            more: RwLock::new(Vec::new()),
+            has_more: AtomicBool::new(false),
             receivers: broadcast::channel(capacity).0,
         }
     }
 
-    /// Attaches the sink; `false` when one is attached already.
-    pub(crate) fn attach(&self, sink: Arc<dyn EventSink>) -> bool {
-        self.sink.set(sink).is_ok()
+    /// Attaches a sink; from the next event on it is called with every event. Sinks that
+    /// say they are closed are forgotten here.
+    pub(crate) fn attach(&self, sink: Arc<dyn EventSink>) {
+        if let Err(sink) = self.first.set(sink) {
+            let mut more = self.more.write();
+            more.retain(|s| !s.is_closed());
+            more.push(sink);
+            self.has_more.store(true, Ordering::Release);
+        }
     }
 
     /// A new receiver of the events from now on.
@@ -79,19 +101,18 @@ impl EventOutlet {
         EventReceiver::new(self.receivers.subscribe())
     }
 
-    /// Hands `event` to the sink and the receivers.
+    /// Hands `event` to the sinks and the receivers.
     pub(crate) fn emit(&self, event: Event) {
-        match self.sink.get() {
-            Some(sink) => {
-                if self.receivers.receiver_count() > 0 {
-                    let _ = self.receivers.send(event.clone());
-                }
-                sink.deliver(event);
+        if self.receivers.receiver_count() > 0 {
+            let _ = self.receivers.send(event.clone());
+        }
+        if self.has_more.load(Ordering::Acquire) {
+            for sink in self.more.read().iter() {
+                sink.deliver(event.clone());
             }
-            // No receiver right now: nothing to deliver to.
-            None => {
-                let _ = self.receivers.send(event);
-            }
+        }
+        if let Some(sink) = self.first.get() {
+            sink.deliver(event);
         }
     }
 }
@@ -99,7 +120,10 @@ impl EventOutlet {
 impl fmt::Debug for EventOutlet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventOutlet")
-            .field("sink", &self.sink.get().is_some())
+            .field(
+                "sinks",
+                &(usize::from(self.first.get().is_some()) + self.more.read().len()),
+            )
             .field("receivers", &self.receivers.receiver_count())
             .finish()
     }

@@ -509,8 +509,10 @@ impl Backplane for MemoryBackplane {
 
     fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()> {
         match &self.inner.state.lock().events {
-            Some(outlet) if outlet.attach(sink) => Ok(()),
-            Some(_) => Err(BackplaneError::AlreadyAttached),
+            Some(outlet) => {
+                outlet.attach(sink);
+                Ok(())
+            }
             None => Err(BackplaneError::Closed),
         }
     }

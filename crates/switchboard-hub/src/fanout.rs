@@ -1,4 +1,4 @@
-//! Backplane events to local subscribers: the hub is its backplane instance's one consumer.
+//! Backplane events to local subscribers: the hub is a sink of its backplane instance.
 //!
 //! The hub attaches an [`EventSink`] to its backplane, so each event is handled where the
 //! backplane produces it — for the memory backplane, in the publishing task itself, under
@@ -9,11 +9,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use switchboard_backplane::{
-    Backplane, BackplaneError, Event, EventReceiver, EventSink, PresenceAction, PresenceChange,
-};
+use switchboard_backplane::{Backplane, Event, EventSink, PresenceAction, PresenceChange};
 use switchboard_protocol::{ChannelName, CloseCode, EncodedFrame, Member, Priority};
-use tokio::sync::watch;
 
 use crate::envelope::decode_envelope;
 use crate::state::{HubInner, now_ms};
@@ -27,42 +24,19 @@ impl<B: Backplane> EventSink for HubSink<B> {
             on_event(&hub, event);
         }
     }
-}
 
-/// Makes `hub` its backplane's consumer. When the instance has a consumer already (another
-/// hub attached to the same instance), falls back to a receiver drained by a task, which
-/// ends with the hub.
-pub(crate) fn connect<B: Backplane>(hub: &Arc<HubInner<B>>, alive: watch::Receiver<()>) {
-    match hub.backplane.attach(Arc::new(HubSink(Arc::downgrade(hub)))) {
-        Ok(()) => {}
-        Err(err) => {
-            if matches!(err, BackplaneError::AlreadyAttached) {
-                tracing::warn!(
-                    "the backplane instance has another hub attached; receiving its events \
-                     through a queue (give each hub its own instance)"
-                );
-            }
-            tokio::spawn(drain(Arc::downgrade(hub), hub.backplane.events(), alive));
-        }
+    fn is_closed(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 
-/// The fallback: receives events from a queue until the backplane or the hub is gone.
-async fn drain<B: Backplane>(
-    hub: Weak<HubInner<B>>,
-    mut events: EventReceiver,
-    mut alive: watch::Receiver<()>,
-) {
-    loop {
-        let event = tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
-            _ = alive.changed() => return,
-        };
-        let Some(hub) = hub.upgrade() else { return };
-        on_event(&hub, event);
+/// Makes `hub` a consumer of its backplane instance's events. Never through a queue, so the
+/// hub cannot fall behind its backplane: a local subscriber only ever loses continuity for
+/// its own channel (an `Event::Reset`), never because other channels were busy.
+pub(crate) fn connect<B: Backplane>(hub: &Arc<HubInner<B>>) {
+    if let Err(err) = hub.backplane.attach(Arc::new(HubSink(Arc::downgrade(hub)))) {
+        // Only a backplane that was shut down refuses; it delivers nothing from now on.
+        tracing::warn!(%err, "the backplane refused the hub's event sink");
     }
 }
 
@@ -99,13 +73,6 @@ fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
                 .registry
                 .close_channel(&channel, CloseCode::SlowConsumer);
             tracing::warn!(%channel, ?reason, closed, "channel continuity lost; subscribers must recover");
-        }
-        Event::Lagged { missed } => {
-            tracing::error!(
-                missed,
-                "hub fell behind the backplane; closing every subscriber so they recover"
-            );
-            hub.registry.close_all(CloseCode::SlowConsumer);
         }
         _ => {}
     }

@@ -193,7 +193,7 @@ impl<B: Backplane> HubBuilder<B> {
             next_conn: std::sync::atomic::AtomicU64::new(1),
             _alive: alive,
         });
-        crate::fanout::connect(&inner, alive_rx.clone());
+        crate::fanout::connect(&inner);
         tokio::spawn(refresh_presence(
             Arc::downgrade(&inner),
             inner.config.presence_refresh,

@@ -4,6 +4,7 @@ mod support;
 
 use serde_json::json;
 use support::{Client, hub, memory};
+use switchboard_backplane::{MemoryBackplane, MemoryBackplaneConfig};
 use switchboard_hub::{Hub, Identity, ServerMessage};
 use switchboard_protocol::{ChannelName, EventType, Payload, Priority};
 
@@ -151,6 +152,44 @@ async fn two_hubs_over_one_memory_backplane_deliver_in_one_order() {
     }
     assert_eq!(seen_a, seen_b);
     assert!(seen_a.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+}
+
+#[tokio::test]
+async fn hubs_sharing_one_backplane_instance_never_fall_behind_it() {
+    // One instance, a 4-event queue, two hubs: a burst of 50 publishes reaches both hubs'
+    // subscribers complete and in order, and nobody is closed (a hub that consumed through
+    // the queue used to lag and close every subscriber it had with 4008).
+    let instance = MemoryBackplane::new(
+        MemoryBackplaneConfig::default().event_capacity(std::num::NonZeroUsize::new(4).unwrap()),
+    );
+    let hub_a = Hub::new(instance.clone());
+    let hub_b = Hub::new(instance);
+    let mut a = Client::connect(&hub_a, Identity::anonymous());
+    let mut b = Client::connect(&hub_b, Identity::anonymous());
+    let mut bystander = Client::connect(&hub_b, Identity::anonymous());
+    a.subscribe("burst").await;
+    b.subscribe("burst").await;
+    bystander.subscribe("elsewhere").await;
+    for i in 1..=50 {
+        hub_a
+            .publish(ServerMessage::new(
+                ChannelName::new("burst").unwrap(),
+                EventType::new("t").unwrap(),
+                Payload::from(json!(i)),
+            ))
+            .await
+            .unwrap();
+    }
+    for client in [&mut a, &mut b] {
+        for i in 1..=50 {
+            let msg = client.next().await;
+            assert_eq!((&msg["offset"], &msg["payload"]), (&json!(i), &json!(i)));
+        }
+    }
+    assert!(
+        bystander.is_quiet().await,
+        "the bystander was closed or sent something"
+    );
 }
 
 #[tokio::test]

@@ -920,8 +920,10 @@ impl Backplane for RedisBackplane {
 
     fn attach(&self, sink: Arc<dyn EventSink>) -> Result<()> {
         match &self.handle.shared.state.lock().events {
-            Some(outlet) if outlet.attach(sink) => Ok(()),
-            Some(_) => Err(BackplaneError::AlreadyAttached),
+            Some(outlet) => {
+                outlet.attach(sink);
+                Ok(())
+            }
             None => Err(BackplaneError::Closed),
         }
     }

@@ -11,10 +11,13 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use switchboard_backplane::{
-    Backplane, Envelope, Event, EventReceiver, HealthState, PresenceAction, PresenceChange,
-    PublishOptions,
+    Backplane, Envelope, Event, EventReceiver, EventSink, HealthState, PresenceAction,
+    PresenceChange, PublishOptions,
 };
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// Bounds every wait: a broken implementation fails the test instead of hanging it.
@@ -502,6 +505,44 @@ pub async fn a_receiver_that_falls_behind_is_told_it_lagged<C: Cluster>() {
     assert_eq!(next_message(&mut slow).await.offset, 7);
 }
 
+/// A sink that forwards every event to a test's queue.
+struct Forward(mpsc::UnboundedSender<Event>);
+
+impl EventSink for Forward {
+    fn deliver(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+}
+
+pub async fn every_attached_sink_gets_every_event_and_never_lags<C: Cluster>() {
+    // A queue of 4 events: a receiver would lag, an attached sink cannot.
+    let mut cluster = C::start(Options {
+        event_capacity: NonZeroUsize::new(4).unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let (first_tx, mut first) = mpsc::unbounded_channel();
+    let (second_tx, mut second) = mpsc::unbounded_channel();
+    a.attach(Arc::new(Forward(first_tx))).unwrap();
+    a.attach(Arc::new(Forward(second_tx))).unwrap();
+    a.subscribe("room").await.unwrap();
+    for i in 1..=50 {
+        a.publish("room", format!("m{i}").into()).await.unwrap();
+    }
+    for sink in [&mut first, &mut second] {
+        for i in 1..=50 {
+            match timeout(WAIT, sink.recv()).await.expect("an event in time") {
+                Some(Event::Message(envelope)) => {
+                    assert_eq!(envelope.offset, i);
+                    assert_eq!(envelope.data, Bytes::from(format!("m{i}")));
+                }
+                other => panic!("expected message {i}, got {other:?}"),
+            }
+        }
+    }
+}
+
 pub async fn health_is_up_while_the_store_is_reachable<C: Cluster>() {
     let mut cluster = C::start(Options::default()).await;
     let a = cluster.instance().await;
@@ -531,6 +572,7 @@ macro_rules! contract_tests {
             presence_is_shared_and_announced_across_instances,
             idle_presence_expires_with_a_leave_and_touched_presence_stays,
             a_receiver_that_falls_behind_is_told_it_lagged,
+            every_attached_sink_gets_every_event_and_never_lags,
             health_is_up_while_the_store_is_reachable,
         );
     };
