@@ -234,6 +234,9 @@ impl Server {
 
     fn log_startup(&self) {
         let config = &self.state.config;
+        for warning in &config.warnings {
+            tracing::warn!("configuration: {warning}");
+        }
         match &self.backplane {
             BackplaneHandle::Memory(_) => {
                 tracing::info!("single instance mode (memory backplane)");

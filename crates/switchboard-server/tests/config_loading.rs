@@ -115,6 +115,14 @@ fn websocket_port_is_an_alias_of_port_and_port_wins() {
 fn nextauth_secret_is_an_alias_of_auth_jwt_secret() {
     let config = load(&[], &[("NEXTAUTH_SECRET", "from-nextauth")]).unwrap();
     assert_eq!(config.jwt_secret.unwrap().expose(), "from-nextauth");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("NEXTAUTH_SECRET")),
+        "{:?}",
+        config.warnings
+    );
     let config = load(
         &[],
         &[
@@ -123,6 +131,7 @@ fn nextauth_secret_is_an_alias_of_auth_jwt_secret() {
         ],
     )
     .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(config.jwt_secret.unwrap().expose(), "own");
     assert_eq!(
         load(&[], &[("AUTH_JWT_PUBLIC_KEY_PATH", "/k.pem")])
@@ -427,6 +436,26 @@ async fn the_binary_exits_with_code_2_and_a_message_naming_an_invalid_setting() 
     assert_eq!(code, Some(2), "{output}");
     assert!(output.contains("invalid RATE_LIMIT_WINDOW_MS"), "{output}");
     assert!(output.contains("soon"), "{output}");
+}
+
+#[tokio::test]
+async fn the_binary_warns_at_startup_when_the_jwt_secret_comes_from_nextauth_secret() {
+    for (variable, warned) in [("NEXTAUTH_SECRET", true), ("AUTH_JWT_SECRET", false)] {
+        let mut binary = support::Binary::spawn(&[("PORT", "0"), (variable, "s3cret")], &[]);
+        binary.listening().await;
+        binary.terminate();
+        let (code, output) = binary.exit().await;
+        assert_eq!(code, Some(0), "{output}");
+        assert_eq!(
+            output.contains("the JWT secret is read from NEXTAUTH_SECRET"),
+            warned,
+            "{variable}: {output}"
+        );
+        assert!(
+            !output.contains("s3cret"),
+            "the secret was logged: {output}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -169,6 +169,19 @@ impl Sources<'_> {
     }
 }
 
+/// What [`ServerConfig::warnings`] says about how the configuration was given.
+fn warnings(src: &Sources<'_>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some((_, Origin::Env(name @ "NEXTAUTH_SECRET"))) = src.raw(setting("auth_jwt_secret")) {
+        warnings.push(format!(
+            "the JWT secret is read from {name}, the web application's session secret: \
+             anything holding it can sign switchboard tokens, and rotating one rotates both; \
+             give switchboard a secret of its own in AUTH_JWT_SECRET"
+        ));
+    }
+    warnings
+}
+
 /// Loads and validates the configuration.
 pub(crate) fn load<I, T>(
     args: I,
@@ -292,6 +305,7 @@ where
         log_filter: src
             .get("log_filter", |v| validate_filter(v).map(|()| v.to_owned()))?
             .unwrap_or(defaults.log_filter),
+        warnings: warnings(&src),
     };
     config.validate()?;
     Ok(config)

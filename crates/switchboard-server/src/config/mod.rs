@@ -185,6 +185,10 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter in `tracing-subscriber` `EnvFilter` syntax (`RUST_LOG`, default `info`).
     pub log_filter: String,
+    /// What loading found questionable without refusing it (the JWT secret read from
+    /// `NEXTAUTH_SECRET`, a secret shared with another application). The server logs each
+    /// as a warning when it starts. Empty for a configuration built in code.
+    pub warnings: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -229,6 +233,7 @@ impl Default for ServerConfig {
             drain_window: Duration::from_secs(5),
             log_format: LogFormat::Text,
             log_filter: "info".into(),
+            warnings: Vec::new(),
         }
     }
 }

@@ -238,7 +238,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "open mode unless a public key is set",
         "SECRET",
         AUTH,
-        "HS256 secret: connections must present a JWT signed with it",
+        "HS256 secret: connections must present a JWT signed with it (NEXTAUTH_SECRET: warned about, give switchboard its own)",
         secret
     ),
     setting!(
