@@ -12,10 +12,20 @@ const PUBLISH: &str = r#"{"type":"task-status-changed","channel":"tasks:updates"
 const SUBSCRIBE: &str = r#"{"type":"subscribe","channel":"tasks:updates","id":"s-1","since":{"offset":41,"epoch":"e-7f3a"}}"#;
 const PING: &str = r#"{"type":"ping","id":"p-1","timestamp":1700000000000}"#;
 
+/// A publish whose payload is mostly text (a chat message, a document edit): 1 KiB of it.
+fn publish_with_text(len: usize) -> String {
+    format!(
+        r#"{{"type":"chat.message","channel":"room:42","payload":{{"text":"{}","by":"ada"}},"id":"m-1"}}"#,
+        "lorem ipsum ".repeat(len / 12)
+    )
+}
+
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
+    let text_1k = publish_with_text(1024);
     for (name, text) in [
         ("publish", PUBLISH),
+        ("publish_1k_text", text_1k.as_str()),
         ("subscribe", SUBSCRIBE),
         ("ping", PING),
     ] {
@@ -44,6 +54,11 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     g.bench_function("message", |b| b.iter(|| black_box(&message).encode()));
     let (draft, offset) = message.clone().into_draft();
+    // What the hub pays once per publish: the draft the backplane stores.
+    g.bench_function("draft", |b| b.iter(|| black_box(&draft).encode()));
+    let mut large = draft.clone();
+    large.payload = Payload::from_json(&format!(r#"{{"text":"{}"}}"#, "x".repeat(4096))).unwrap();
+    g.bench_function("draft_4k", |b| b.iter(|| black_box(&large).encode()));
     let encoded_draft = draft.encode();
     // What each instance pays per message once the backplane has assigned the offset.
     g.bench_function("finish_draft_with_offset", |b| {

@@ -1,7 +1,7 @@
 //! What the hub stores in the backplane for each message, and how it reads it back.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use switchboard_protocol::{EncodedDraft, EncodedFrame, Priority};
+use bytes::Bytes;
+use switchboard_protocol::{EncodedDraft, EncodedFrame, MessageDraft, Priority};
 
 /// Length of the header the hub puts before each draft in the backplane.
 const HEADER_LEN: usize = 9;
@@ -9,22 +9,22 @@ const HEADER_LEN: usize = 9;
 /// What the hub stores in the backplane: a header of one priority byte and the publish time
 /// (ms since the epoch, 8 bytes big-endian), then the encoded draft. Both travel outside the
 /// JSON so fan-out never parses it, and the receiving instance can measure backplane lag.
+/// The draft is encoded straight after the header: one buffer, sized once.
 pub(crate) fn encode_envelope(
-    draft: &EncodedDraft,
+    draft: &MessageDraft,
     priority: Priority,
     published_ms: u64,
 ) -> Bytes {
-    let draft = draft.bytes();
-    let mut buf = BytesMut::with_capacity(HEADER_LEN + draft.len());
-    buf.put_u8(match priority {
+    let mut buf = Vec::with_capacity(HEADER_LEN + draft.encoded_len_hint());
+    buf.push(match priority {
         Priority::Low => 0,
         Priority::Normal => 1,
         Priority::High => 2,
         Priority::Critical => 3,
     });
-    buf.put_u64(published_ms);
-    buf.extend_from_slice(draft);
-    buf.freeze()
+    buf.extend_from_slice(&published_ms.to_be_bytes());
+    draft.encode_into(&mut buf);
+    Bytes::from(buf)
 }
 
 /// A message as the hub reads it back from the backplane.

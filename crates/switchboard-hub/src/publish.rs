@@ -60,7 +60,7 @@ impl<B: Backplane> HubInner<B> {
             from,
             channel,
         };
-        let data = encode_envelope(&draft.encode(), priority, draft.timestamp);
+        let data = encode_envelope(&draft, priority, draft.timestamp);
         let key = dedupe.then(|| dedupe_key(publisher, &draft.id));
         let mut options = PublishOptions::default();
         if let Some(key) = &key {

@@ -229,25 +229,33 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
-/// The deepest nesting of `[`/`{` in `text`, ignoring brackets inside strings. Stops counting
-/// once `limit` is passed.
+/// Whether `[`/`{` nest deeper than `limit` in `text`, ignoring brackets inside strings.
+/// Stops at the first level past `limit`. String contents are skipped with `memchr`, so
+/// text-heavy payloads cost little more than a memory scan.
 fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // To the closing quote: the next `"` not escaped by a `\`.
+                loop {
+                    // `None` past the end: a backslash was the last byte.
+                    let Some(at) = text
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        return false;
+                    };
+                    i += at + 1;
+                    if text[i - 1] == b'"' {
+                        break;
+                    }
+                    // A backslash: the byte after it is escaped, whatever it is.
+                    i += 1;
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -606,5 +614,51 @@ mod tests {
         assert!(!nesting_exceeds(br#"{"a":"[[[[[[[["}"#, 2));
         assert!(nesting_exceeds(br#"{"a":[[1]]}"#, 2));
         assert!(!nesting_exceeds(br#"{"a":"\"[[[["}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",[[1]]}"#, 2));
+        assert!(!nesting_exceeds(br#"{"a":"\"#, 1));
+        assert!(!nesting_exceeds(br#"{"a":"\\"#, 1));
+    }
+
+    /// The byte-by-byte definition `nesting_exceeds` must agree with.
+    fn nesting_exceeds_bytewise(text: &[u8], limit: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in text {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nesting_agrees_with_the_bytewise_scan(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"[]{}\"\\ax".to_vec()), 0..64),
+            limit in 0usize..6,
+        ) {
+            proptest::prop_assert_eq!(
+                nesting_exceeds(&text, limit),
+                nesting_exceeds_bytewise(&text, limit)
+            );
+        }
     }
 }

@@ -297,11 +297,34 @@ impl MessageDraft {
     /// Encodes the draft: the message's JSON object without its closing brace.
     #[must_use]
     pub fn encode(&self) -> EncodedDraft {
-        let mut json = serde_json::to_vec(self).expect("message drafts always serialize");
-        // A serialized struct always ends with its closing brace.
-        debug_assert_eq!(json.last(), Some(&b'}'));
-        json.pop();
+        let mut json = Vec::with_capacity(self.encoded_len_hint());
+        self.encode_into(&mut json);
         EncodedDraft(Bytes::from(json))
+    }
+
+    /// Appends the bytes [`encode`](Self::encode) makes to `out`, for a caller that puts
+    /// something before them (a header of its own) without copying the draft again.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self).expect("message drafts always serialize");
+        // A serialized struct always ends with its closing brace.
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+    }
+
+    /// About how many bytes the encoded draft takes (exact unless strings need escaping):
+    /// the capacity to reserve so that encoding does not grow its buffer.
+    #[must_use]
+    pub fn encoded_len_hint(&self) -> usize {
+        // `{"type":"","channel":"","payload":,"id":"","timestamp":,"priority":"",`
+        // `"from":{"userId":"","connectionId":""}` and the numbers and priority name.
+        const FIXED: usize = 140;
+        FIXED
+            + self.event.as_str().len()
+            + self.channel.as_str().len()
+            + self.payload.get().len()
+            + self.id.len()
+            + self.from.user_id.as_ref().map_or(0, String::len)
+            + self.from.connection_id.len()
     }
 
     /// The message with its assigned offset.

@@ -290,6 +290,16 @@ proptest! {
         if let ServerFrame::Message(message) = frame {
             let (draft, offset) = message.clone().into_draft();
             prop_assert_eq!(draft.encode().finish(offset), message.encode());
+            // Appended after a header: the same bytes after it.
+            let mut buf = b"header".to_vec();
+            draft.encode_into(&mut buf);
+            let encoded = draft.encode();
+            prop_assert_eq!(&buf[6..], encoded.bytes().as_ref());
+            // The size hint covers the draft unless its strings need escaping.
+            let text = std::str::from_utf8(&buf[6..]).unwrap();
+            if !text.contains('\\') {
+                prop_assert!(buf.len() - 6 <= draft.encoded_len_hint());
+            }
         }
     }
 
