@@ -50,7 +50,9 @@ pub struct TransportConfig {
     /// is 128 KiB, which costs ~130 KB per idle connection). tungstenite keeps this buffer,
     /// zero-filled, for the connection's whole life, so it is most of an idle connection's
     /// memory; client frames are small (subscribe, publish), and a larger one is still read
-    /// whole, in reads of this size.
+    /// whole, in reads of this size. tungstenite grows the buffer to hold a larger frame and
+    /// never shrinks it; the session gives the grown buffer back after such a frame, as soon
+    /// as nothing else is buffered.
     pub read_buffer_bytes: usize,
     /// Opt-in write coalescing (default `None`: off). With a window, frames for a connection
     /// are never written the moment they are published: the first one waiting starts the

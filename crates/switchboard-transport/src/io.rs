@@ -72,10 +72,23 @@ impl AsyncWrite for SharedTcp {
 
 /// What tungstenite reads client frames from: bytes already read with the upgrade request
 /// first, then the stream. What it writes goes to the outbox as control frames.
+///
+/// It also counts the bytes it hands to tungstenite, and the session counts the wire size
+/// of every frame tungstenite returns ([`SessionIo::consumed`]): when the two agree,
+/// tungstenite holds no unread byte, and its read buffer can be dropped with it
+/// ([`SessionIo::detach`]). tungstenite grows that buffer to the largest frame it ever
+/// read and never shrinks it, so without this one 60 KB message would cost its connection
+/// 60 KB for life.
 pub(crate) struct SessionIo<R> {
     pre: Bytes,
-    read: R,
+    /// `None` only in a stream the session has replaced ([`SessionIo::detach`]).
+    read: Option<R>,
     outbox: Arc<SessionOutbox>,
+    /// Bytes handed to tungstenite since this stream was attached.
+    handed: u64,
+    /// Wire bytes of the frames tungstenite returned since then, as the session counted
+    /// them; `u64::MAX` once a frame's size could not be known (no release after that).
+    consumed: u64,
 }
 
 impl<R> SessionIo<R> {
@@ -87,7 +100,48 @@ impl<R> SessionIo<R> {
         } else {
             Bytes::copy_from_slice(pre)
         };
-        Self { pre, read, outbox }
+        Self {
+            pre,
+            read: Some(read),
+            outbox,
+            handed: 0,
+            consumed: 0,
+        }
+    }
+
+    /// Counts a frame tungstenite returned: `payload` bytes in a client frame (masked, so
+    /// its header is 6, 8 or 14 bytes). `None`: its size is unknown.
+    pub(crate) fn consumed(&mut self, payload: Option<usize>) {
+        self.consumed = match payload {
+            Some(len) => {
+                let header = match len {
+                    0..=125 => 6,
+                    126..=65_535 => 8,
+                    _ => 14,
+                };
+                self.consumed.saturating_add((header + len) as u64)
+            }
+            None => u64::MAX,
+        };
+    }
+
+    /// Whether every byte handed to tungstenite was part of a frame it returned: nothing is
+    /// buffered, not even part of a frame. A fragmented message makes the count fall short
+    /// for good (its frames' headers are not seen), so the answer errs towards "no".
+    pub(crate) fn drained(&self) -> bool {
+        self.handed == self.consumed
+    }
+
+    /// Moves the stream into a new `SessionIo` with fresh counts, leaving this one empty
+    /// (it reads end-of-stream from now on). `None` if it was detached already.
+    pub(crate) fn detach(&mut self) -> Option<Self> {
+        Some(Self {
+            pre: std::mem::take(&mut self.pre),
+            read: Some(self.read.take()?),
+            outbox: Arc::clone(&self.outbox),
+            handed: 0,
+            consumed: 0,
+        })
     }
 }
 
@@ -98,6 +152,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for SessionIo<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         if this.pre.has_remaining() {
             let n = this.pre.len().min(buf.remaining());
             buf.put_slice(&this.pre[..n]);
@@ -105,9 +160,14 @@ impl<R: AsyncRead + Unpin> AsyncRead for SessionIo<R> {
             if !this.pre.has_remaining() {
                 this.pre = Bytes::new();
             }
-            return Poll::Ready(Ok(()));
+        } else {
+            let Some(read) = this.read.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            ready!(Pin::new(read).poll_read(cx, buf))?;
         }
-        Pin::new(&mut this.read).poll_read(cx, buf)
+        this.handed += (buf.filled().len() - before) as u64;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Connection, DisconnectReason, Outbox};
@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::clock::TokioClock;
@@ -160,6 +161,34 @@ fn close_frame(code: CloseCode) -> Bytes {
 }
 
 type Stream<R> = WebSocketStream<SessionIo<R>>;
+
+/// The payload length of a frame tungstenite returned (`None` for a raw frame, which it
+/// returns only when asked to).
+fn payload_len(message: &Message) -> Option<usize> {
+    match message {
+        Message::Text(text) => Some(text.len()),
+        Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => Some(data.len()),
+        Message::Close(None) => Some(0),
+        Message::Close(Some(frame)) => Some(2 + frame.reason.len()),
+        Message::Frame(_) => None,
+    }
+}
+
+/// After a frame larger than the read buffer: when tungstenite holds no unread byte, puts
+/// the connection in a new stream, so the buffer tungstenite grew to the frame's size (and
+/// would keep for the connection's life) is freed. A stream between frames has no other
+/// state: its pongs and close replies are written as soon as they are made.
+fn release_read_buffer<R: AsyncRead + Unpin>(stream: &mut Stream<R>) {
+    if !stream.get_ref().drained() {
+        return;
+    }
+    let config = *stream.get_config();
+    if let Some(io) = stream.get_mut().detach() {
+        *stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
+            .now_or_never()
+            .expect("wrapping a socket in a WebSocket stream performs no I/O");
+    }
+}
 
 /// Writes everything waiting in the outbox, coalescing frames into few writes. Cancel safe:
 /// what was taken but not yet written stays in `batch`, and is written first next time.
@@ -326,6 +355,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     };
                     idle_at = Instant::now() + config.idle_timeout;
                     timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
+                    let payload = payload_len(&message);
+                    stream.get_mut().consumed(payload);
                     if matches!(message, Message::Text(_) | Message::Binary(_)) {
                         self.metrics.message_received();
                     }
@@ -362,6 +393,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             "closing: sustained rate limit violations"
                         );
                         break Box::pin(self.close(writer, stream, batch, CloseCode::PolicyViolation)).await;
+                    }
+                    if payload.is_some_and(|len| len > config.read_buffer_bytes) {
+                        release_read_buffer(stream);
                     }
                 }
                 () = &mut timer => {

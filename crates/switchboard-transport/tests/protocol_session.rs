@@ -223,3 +223,75 @@ async fn redaction_applies_before_anything_leaves_the_server() {
         .await;
     assert_eq!(c.recv().await["payload"], json!({"keep": 1}));
 }
+
+#[tokio::test]
+async fn frames_after_large_ones_are_read_complete_and_in_order() {
+    // A frame past the 512-byte read buffer makes the session release the buffer tungstenite
+    // grew for it when nothing else is buffered (a large frame sent alone), and keep it when
+    // bytes of the next frame are already read (frames sent back to back). Either way every
+    // frame after it is read once, in order, and a WebSocket ping sent next is answered.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = Server::open().await;
+    let mut publisher = server.connect().await;
+    let mut reader = server.connect().await;
+    reader.subscribe("big").await;
+    let sizes = [20, 60_000, 126, 600, 60_000, 40, 5_000, 60_000, 3];
+    // Each group is written at once; the next is sent after the last group's acks came.
+    let groups: [&[usize]; 6] = [&[0], &[1], &[2], &[3, 4, 5], &[6], &[7, 8]];
+    let mut acks = Vec::new();
+    let mut pongs = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        for &i in *group {
+            let text = format!(
+                r#"{{"type":"t","channel":"big","id":"p{i}","payload":"{}"}}"#,
+                "x".repeat(sizes[i])
+            );
+            // After the lone large frame (released), a ping first.
+            if i == 2 {
+                publisher
+                    .ws
+                    .feed(Message::Ping("after-big".into()))
+                    .await
+                    .unwrap();
+            }
+            publisher.ws.feed(Message::text(text)).await.unwrap();
+        }
+        publisher.ws.flush().await.unwrap();
+        let expected_acks = groups[..=g].iter().map(|group| group.len()).sum::<usize>();
+        while acks.len() < expected_acks {
+            let frame = tokio::time::timeout(support::WAIT, publisher.ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("no error");
+            match frame {
+                Message::Text(text) => {
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(v["type"], "ack", "{v}");
+                    acks.push((
+                        v["id"].as_str().unwrap().to_owned(),
+                        v["offset"].as_u64().unwrap(),
+                    ));
+                }
+                Message::Pong(data) => pongs.push(data),
+                _ => {}
+            }
+        }
+    }
+    let expected: Vec<_> = (0..sizes.len())
+        .map(|i| (format!("p{i}"), i as u64 + 1))
+        .collect();
+    assert_eq!(acks, expected);
+    assert_eq!(pongs, vec![bytes::Bytes::from_static(b"after-big")]);
+    for (i, &size) in sizes.iter().enumerate() {
+        let msg = reader.recv().await;
+        let id = format!("p{i}");
+        assert_eq!(
+            (msg["id"].as_str(), msg["offset"].as_u64()),
+            (Some(id.as_str()), Some(i as u64 + 1))
+        );
+        assert_eq!(msg["payload"].as_str().map(str::len), Some(size));
+    }
+}

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "test-secret-which-is-long-enough";
-const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct Server {
     pub addr: SocketAddr,
