@@ -74,7 +74,7 @@ impl AsyncWrite for SharedTcp {
 /// first, then the stream. What it writes goes to the outbox as control frames.
 ///
 /// It also counts the bytes it hands to tungstenite, and the session counts the wire size
-/// of every frame tungstenite returns ([`SessionIo::consumed`]): when the two agree,
+/// of every frame tungstenite returns ([`SessionIo::frame_returned`]): when the two agree,
 /// tungstenite holds no unread byte, and its read buffer can be dropped with it
 /// ([`SessionIo::detach`]). tungstenite grows that buffer to the largest frame it ever
 /// read and never shrinks it, so without this one 60 KB message would cost its connection
@@ -111,7 +111,7 @@ impl<R> SessionIo<R> {
 
     /// Counts a frame tungstenite returned: `payload` bytes in a client frame (masked, so
     /// its header is 6, 8 or 14 bytes). `None`: its size is unknown.
-    pub(crate) fn consumed(&mut self, payload: Option<usize>) {
+    pub(crate) fn frame_returned(&mut self, payload: Option<usize>) {
         self.consumed = match payload {
             Some(len) => {
                 let header = match len {

@@ -356,7 +356,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     idle_at = Instant::now() + config.idle_timeout;
                     timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
                     let payload = payload_len(&message);
-                    stream.get_mut().consumed(payload);
+                    stream.get_mut().frame_returned(payload);
                     if matches!(message, Message::Text(_) | Message::Binary(_)) {
                         self.metrics.message_received();
                     }
