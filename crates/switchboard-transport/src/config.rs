@@ -46,14 +46,6 @@ pub struct TransportConfig {
     /// On shutdown, sessions are closed with 1001 at random moments within this window, so
     /// clients do not all reconnect at once (default 5 s).
     pub drain_window: Duration,
-    /// The socket read buffer per connection (default 512 bytes; tungstenite's own default
-    /// is 128 KiB, which costs ~130 KB per idle connection). tungstenite keeps this buffer,
-    /// zero-filled, for the connection's whole life, so it is most of an idle connection's
-    /// memory; client frames are small (subscribe, publish), and a larger one is still read
-    /// whole, in reads of this size. tungstenite grows the buffer to hold a larger frame and
-    /// never shrinks it; the session gives the grown buffer back after such a frame, as soon
-    /// as nothing else is buffered.
-    pub read_buffer_bytes: usize,
     /// Opt-in write coalescing (default `None`: off). With a window, frames for a connection
     /// are never written the moment they are published: the first one waiting starts the
     /// window, and everything that arrived by its end goes out in one write. At high
@@ -84,7 +76,6 @@ impl Default for TransportConfig {
             retry_after: Duration::from_secs(10),
             allowed_origins: None,
             drain_window: Duration::from_secs(5),
-            read_buffer_bytes: 512,
             write_coalesce: None,
         }
     }
@@ -132,8 +123,6 @@ setters! {
     allowed_origins: Option<Vec<String>>,
     /// Sets [`TransportConfig::drain_window`].
     drain_window: Duration,
-    /// Sets [`TransportConfig::read_buffer_bytes`].
-    read_buffer_bytes: usize,
     /// Sets [`TransportConfig::write_coalesce`].
     write_coalesce: Option<Duration>,
 }

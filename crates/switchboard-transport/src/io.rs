@@ -4,9 +4,9 @@
 //! the session's writer and the fan-out, which writes to it directly ([`SharedTcp`],
 //! non-blocking writes through `&self`).
 //! Any other stream (TLS, a test's duplex) is split in two halves owned by the session.
-//! tungstenite reads client frames through [`SessionIo`]; the few frames it writes by itself
-//! (pongs, the reply to a close) go through the outbox, so every byte reaches the socket in
-//! whole frames, in one order.
+//! Client frames are read by [`FrameReader`](crate::frames::FrameReader); everything the
+//! server sends, replies to pings and closes included, goes through the outbox, so every
+//! byte reaches the socket in whole frames, in one order.
 
 use std::io;
 use std::pin::Pin;
@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
-
-use crate::outbox::SessionOutbox;
 
 /// The write half of a TCP stream, shared between the session's writer and the fan-out
 /// (which writes through `&self` without blocking). The read half stays with the session:
@@ -66,128 +64,6 @@ impl AsyncWrite for SharedTcp {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The write side shuts down when the last handle goes; the close frame says goodbye.
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// What tungstenite reads client frames from: bytes already read with the upgrade request
-/// first, then the stream. What it writes goes to the outbox as control frames.
-///
-/// It also counts the bytes it hands to tungstenite, and the session counts the wire size
-/// of every frame tungstenite returns ([`SessionIo::frame_returned`]): when the two agree,
-/// tungstenite holds no unread byte, and its read buffer can be dropped with it
-/// ([`SessionIo::detach`]). tungstenite grows that buffer to the largest frame it ever
-/// read and never shrinks it, so without this one 60 KB message would cost its connection
-/// 60 KB for life.
-pub(crate) struct SessionIo<R> {
-    pre: Bytes,
-    /// `None` only in a stream the session has replaced ([`SessionIo::detach`]).
-    read: Option<R>,
-    outbox: Arc<SessionOutbox>,
-    /// Bytes handed to tungstenite since this stream was attached.
-    handed: u64,
-    /// Wire bytes of the frames tungstenite returned since then, as the session counted
-    /// them; `u64::MAX` once a frame's size could not be known (no release after that).
-    consumed: u64,
-}
-
-impl<R> SessionIo<R> {
-    /// `pre` is what the HTTP server read past the upgrade request, a view into its read
-    /// buffer (kilobytes): a copy is kept, if anything, so that the buffer can go.
-    pub(crate) fn new(pre: &[u8], read: R, outbox: Arc<SessionOutbox>) -> Self {
-        let pre = if pre.is_empty() {
-            Bytes::new()
-        } else {
-            Bytes::copy_from_slice(pre)
-        };
-        Self {
-            pre,
-            read: Some(read),
-            outbox,
-            handed: 0,
-            consumed: 0,
-        }
-    }
-
-    /// Counts a frame tungstenite returned: `payload` bytes in a client frame (masked, so
-    /// its header is 6, 8 or 14 bytes). `None`: its size is unknown.
-    pub(crate) fn frame_returned(&mut self, payload: Option<usize>) {
-        self.consumed = match payload {
-            Some(len) => {
-                let header = match len {
-                    0..=125 => 6,
-                    126..=65_535 => 8,
-                    _ => 14,
-                };
-                self.consumed.saturating_add((header + len) as u64)
-            }
-            None => u64::MAX,
-        };
-    }
-
-    /// Whether every byte handed to tungstenite was part of a frame it returned: nothing is
-    /// buffered, not even part of a frame. A fragmented message makes the count fall short
-    /// for good (its frames' headers are not seen), so the answer errs towards "no".
-    pub(crate) fn drained(&self) -> bool {
-        self.handed == self.consumed
-    }
-
-    /// Moves the stream into a new `SessionIo` with fresh counts, leaving this one empty
-    /// (it reads end-of-stream from now on). `None` if it was detached already.
-    pub(crate) fn detach(&mut self) -> Option<Self> {
-        Some(Self {
-            pre: std::mem::take(&mut self.pre),
-            read: Some(self.read.take()?),
-            outbox: Arc::clone(&self.outbox),
-            handed: 0,
-            consumed: 0,
-        })
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for SessionIo<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        if this.pre.has_remaining() {
-            let n = this.pre.len().min(buf.remaining());
-            buf.put_slice(&this.pre[..n]);
-            this.pre.advance(n);
-            if !this.pre.has_remaining() {
-                this.pre = Bytes::new();
-            }
-        } else {
-            let Some(read) = this.read.as_mut() else {
-                return Poll::Ready(Ok(()));
-            };
-            ready!(Pin::new(read).poll_read(cx, buf))?;
-        }
-        this.handed += (buf.filled().len() - before) as u64;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<R> AsyncWrite for SessionIo<R> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // tungstenite writes whole frames from the start of its buffer, and this takes all
-        // of it, so every call starts on a frame boundary.
-        self.outbox.push_control(&Bytes::copy_from_slice(buf));
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod clock;
 mod config;
+mod frames;
 mod io;
 mod outbox;
 mod session;

@@ -4,25 +4,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::task::{Poll, ready};
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
 use switchboard_metrics::{ErrorLabel, Metrics};
 use switchboard_protocol::{
-    ClientFrame, CloseCode, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
+    ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep, sleep, sleep_until};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
-use crate::io::{SessionIo, write_batch};
+use crate::frames::{FrameReader, Incoming, ReadError, pong_frame};
+use crate::io::write_batch;
 use crate::outbox::{Batch, SessionOutbox};
 
 /// Frames written per flush at most, and their approximate byte budget: enough to coalesce a
@@ -160,33 +158,45 @@ fn close_frame(code: CloseCode) -> Bytes {
     Bytes::from(frame)
 }
 
-type Stream<R> = WebSocketStream<SessionIo<R>>;
-
-/// The payload length of a frame tungstenite returned (`None` for a raw frame, which it
-/// returns only when asked to).
-fn payload_len(message: &Message) -> Option<usize> {
-    match message {
-        Message::Text(text) => Some(text.len()),
-        Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => Some(data.len()),
-        Message::Close(None) => Some(0),
-        Message::Close(Some(frame)) => Some(2 + frame.reason.len()),
-        Message::Frame(_) => None,
+/// The reply to a client's close frame: its status code echoed (RFC 6455 §5.5.1), or an
+/// empty close frame when it carried none.
+fn close_reply(code: Option<u16>) -> Bytes {
+    match code {
+        None => Bytes::from_static(&[0x88, 0x00]),
+        Some(code) => {
+            let [high, low] = code.to_be_bytes();
+            Bytes::copy_from_slice(&[0x88, 0x02, high, low])
+        }
     }
 }
 
-/// After a frame larger than the read buffer: when tungstenite holds no unread byte, puts
-/// the connection in a new stream, so the buffer tungstenite grew to the frame's size (and
-/// would keep for the connection's life) is freed. A stream between frames has no other
-/// state: its pongs and close replies are written as soon as they are made.
-fn release_read_buffer<R: AsyncRead + Unpin>(stream: &mut Stream<R>) {
-    if !stream.get_ref().drained() {
-        return;
-    }
-    let config = *stream.get_config();
-    if let Some(io) = stream.get_mut().detach() {
-        *stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
-            .now_or_never()
-            .expect("wrapping a socket in a WebSocket stream performs no I/O");
+/// What the session makes of a client frame, decided while the frame's bytes are at hand
+/// (they are the reader's, or on the stack of its poll).
+enum Inbound {
+    /// A text message: what it decodes to (boxed: inline, it would add 190 bytes to every
+    /// session's task), and its length in bytes.
+    Text(Box<Result<ClientFrame, DecodeError>>, usize),
+    /// A binary message (not supported; answered with an error).
+    Binary,
+    /// A ping: the pong that answers it.
+    Ping(Bytes),
+    /// A pong.
+    Pong,
+    /// A close frame, with its status code if it had one.
+    Close(Option<u16>),
+}
+
+impl Inbound {
+    fn from_frame(incoming: Incoming<'_>, limits: DecodeLimits) -> Self {
+        match incoming {
+            Incoming::Text(text) => {
+                Self::Text(Box::new(ClientFrame::decode_with(text, limits)), text.len())
+            }
+            Incoming::Binary(_) => Self::Binary,
+            Incoming::Ping(payload) => Self::Ping(pong_frame(payload)),
+            Incoming::Pong => Self::Pong,
+            Incoming::Close(close) => Self::Close(close.map(|(code, _)| code)),
+        }
     }
 }
 
@@ -222,7 +232,7 @@ where
 /// future holds a pointer instead of a copy of each. An idle connection's memory is mostly
 /// its task, so every byte of the future counts (docs/benchmarks.md).
 struct Running<R, W> {
-    stream: Stream<R>,
+    stream: FrameReader<R>,
     writer: W,
     bucket: TokenBucket<TokioClock>,
     rejections: RejectionWindow,
@@ -232,7 +242,11 @@ struct Running<R, W> {
 impl<B: Backplane, P: Send> Session<B, P> {
     /// Runs the session to its end, reading client frames from `stream` and writing what
     /// the outbox holds to `writer`, and reports why it ended to the hub.
-    pub(crate) fn run<R, W>(self, stream: Stream<R>, writer: W) -> impl Future<Output = ()> + Send
+    pub(crate) fn run<R, W>(
+        self,
+        stream: FrameReader<R>,
+        writer: W,
+    ) -> impl Future<Output = ()> + Send
     where
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
@@ -335,45 +349,39 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         break Box::pin(self.close(writer, stream, batch, code)).await;
                     }
                 }
-                incoming = stream.next() => {
-                    let message = match incoming {
-                        None => break DisconnectReason::ClientClosed,
-                        Some(Ok(message)) => message,
-                        Some(Err(WsError::Capacity(_))) => {
+                incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, limits))) => {
+                    let inbound = match incoming {
+                        Ok(inbound) => inbound,
+                        Err(ReadError::TooLarge(_)) => {
                             break Box::pin(self.close(writer, stream, batch, CloseCode::TooLarge)).await;
                         }
-                        Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
-                            break DisconnectReason::ClientClosed;
-                        }
-                        Some(Err(WsError::Utf8(_))) => {
+                        Err(ReadError::InvalidUtf8) => {
                             break Box::pin(self.close(writer, stream, batch, CloseCode::InvalidPayload)).await;
                         }
-                        Some(Err(err)) => {
+                        Err(err) => {
                             tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
                             break DisconnectReason::Error;
                         }
                     };
                     idle_at = Instant::now() + config.idle_timeout;
                     timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
-                    let payload = payload_len(&message);
-                    stream.get_mut().frame_returned(payload);
-                    if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                    if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                         self.metrics.message_received();
                     }
-                    let abusive = match message {
+                    let abusive = match inbound {
                         // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
                         // is large, and inline it would size every idle session's task.
-                        Message::Text(text) => Box::pin(self.on_text(text.as_str(), limits, bucket, rejections)).await,
-                        Message::Binary(_) => {
+                        Inbound::Text(decoded, len) => Box::pin(self.on_text(*decoded, len, bucket, rejections)).await,
+                        Inbound::Binary => {
                             let charge = self.charge(bucket, rejections, None);
                             if charge == Charge::Allowed {
                                 self.reply_error(ErrorCode::Unsupported, "binary frames are not supported; send text frames".into(), None);
                             }
                             charge == Charge::Abusive
                         }
-                        Message::Close(_) => {
-                            // tungstenite has queued the reply: have it written, briefly.
-                            let _ = stream.flush().await;
+                        Inbound::Close(code) => {
+                            // Echo the code after what is queued, briefly; nothing follows it.
+                            self.outbox.push_close(close_reply(code), false);
                             let _ = Box::pin(tokio::time::timeout(
                                 CLOSE_FLUSH_TIMEOUT,
                                 flush_queue(writer, &outbox, batch, &metrics),
@@ -381,8 +389,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             .await;
                             break DisconnectReason::ClientClosed;
                         }
-                        // Pings are answered by tungstenite; pongs only prove liveness.
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => false,
+                        Inbound::Ping(pong) => {
+                            outbox.push_control(&pong);
+                            false
+                        }
+                        // Pongs only prove liveness.
+                        Inbound::Pong => false,
                     };
                     if abusive {
                         tracing::warn!(
@@ -393,9 +405,6 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             "closing: sustained rate limit violations"
                         );
                         break Box::pin(self.close(writer, stream, batch, CloseCode::PolicyViolation)).await;
-                    }
-                    if payload.is_some_and(|len| len > config.read_buffer_bytes) {
-                        release_read_buffer(stream);
                     }
                 }
                 () = &mut timer => {
@@ -441,7 +450,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     async fn close<R, W>(
         &self,
         writer: &mut W,
-        stream: &mut Stream<R>,
+        stream: &mut FrameReader<R>,
         batch: &mut Vec<Bytes>,
         code: CloseCode,
     ) -> DisconnectReason
@@ -466,13 +475,19 @@ impl<B: Backplane, P: Send> Session<B, P> {
             // Wait briefly for the client's close frame: closing a socket with unread data
             // makes the kernel send a reset, which can discard our close frame (and its code)
             // before the client reads it.
-            let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, async {
-                while let Some(Ok(message)) = stream.next().await {
-                    if matches!(message, Message::Close(_)) {
-                        break;
+            let _ = tokio::time::timeout(
+                CLOSE_FLUSH_TIMEOUT,
+                poll_fn(|cx| {
+                    loop {
+                        match ready!(
+                            stream.poll_next(cx, |frame| matches!(frame, Incoming::Close(_)))
+                        ) {
+                            Ok(false) => {}
+                            Ok(true) | Err(_) => return Poll::Ready(()),
+                        }
                     }
-                }
-            })
+                }),
+            )
             .await;
         }
         tracing::debug!(connection_id = self.connection.id(), %code, "closed");
@@ -538,17 +553,18 @@ impl<B: Backplane, P: Send> Session<B, P> {
         self.metrics.observe_latency(started.elapsed());
     }
 
+    /// Handles a text frame that decoded to `decoded`, `len` bytes long.
     async fn on_text(
         &mut self,
-        text: &str,
-        limits: DecodeLimits,
+        decoded: Result<ClientFrame, DecodeError>,
+        len: usize,
         bucket: &TokenBucket<TokioClock>,
         rejections: &mut RejectionWindow,
     ) -> bool {
-        match ClientFrame::decode_with(text, limits) {
+        match decoded {
             // Keepalive and quality probes are never throttled while small; a large one is
             // charged like any frame (else pings would carry unmetered traffic).
-            Ok(frame @ ClientFrame::Ping(_)) if text.len() <= MAX_FREE_PING_BYTES => {
+            Ok(frame @ ClientFrame::Ping(_)) if len <= MAX_FREE_PING_BYTES => {
                 self.handle(frame).await;
                 false
             }
@@ -578,6 +594,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
 mod tests {
     use std::io::Cursor;
 
+    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
 
@@ -642,6 +659,15 @@ mod tests {
                 other => panic!("expected a close frame for {code}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_client_close_is_answered_with_its_own_code() {
+        match read_one(&close_reply(Some(4100))) {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, WsCloseCode::from(4100)),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        assert_eq!(read_one(&close_reply(None)), Message::Close(None));
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -22,15 +21,14 @@ use switchboard_queue::OutboundConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
-use crate::io::{SessionIo, SharedTcp};
+use crate::frames::FrameReader;
+use crate::io::SharedTcp;
 use crate::outbox::SessionOutbox;
 use crate::session::{Accounting, BudgetKey, Session, UserLimiter};
 
@@ -41,7 +39,6 @@ struct Inner<B: Backplane> {
     hub: Hub<B>,
     auth: Authenticator,
     config: Arc<TransportConfig>,
-    ws_config: WebSocketConfig,
     global_cap: ConnectionCap,
     ip_cap: KeyedConnectionCap<IpAddr>,
     /// TCP connections accepted and not yet upgraded (or plain HTTP), in total and per
@@ -315,13 +312,6 @@ impl<B: Backplane> Transport<B> {
         config: TransportConfig,
         metrics: Metrics,
     ) -> Self {
-        let mut ws_config = WebSocketConfig::default();
-        ws_config.read_buffer_size = config.read_buffer_bytes;
-        // tungstenite writes only its own replies (pongs, the answer to a close), each
-        // handed to the outbox at once; sessions write everything else themselves.
-        ws_config.write_buffer_size = 0;
-        ws_config.max_message_size = Some(config.max_message_bytes);
-        ws_config.max_frame_size = Some(config.max_message_bytes);
         let (shutdown, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
@@ -344,7 +334,6 @@ impl<B: Backplane> Transport<B> {
                         TokioClock::new(),
                     ))
                 }),
-                ws_config,
                 config: Arc::new(config),
                 shutdown,
                 sessions: TaskTracker::new(),
@@ -590,7 +579,7 @@ impl<B: Backplane> Transport<B> {
             .encode(),
             switchboard_protocol::Priority::Critical,
         );
-        let io = SessionIo::new(&pre, read, Arc::clone(&outbox));
+        let reader = FrameReader::new(&pre, read, inner.config.max_message_bytes);
         let session = Session {
             accounting,
             user_budget: inner
@@ -605,12 +594,7 @@ impl<B: Backplane> Transport<B> {
             permits,
             metrics: inner.metrics.clone(),
         };
-        // Ready on its first poll (it does no I/O): done here, so the session's future holds
-        // neither its arguments nor its state.
-        let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(inner.ws_config))
-            .now_or_never()
-            .expect("wrapping a socket in a WebSocket stream performs no I/O");
-        session.run(stream, write)
+        session.run(reader, write)
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
