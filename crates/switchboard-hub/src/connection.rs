@@ -87,8 +87,9 @@ pub struct Connection<B: Backplane> {
     client: Option<ClientId>,
     outbox: Arc<dyn Outbox>,
     subscriptions: HashMap<ChannelName, SubscriptionState>,
-    /// Presence announced without a channel: applies to every channel, now or later.
-    presence: Option<PresenceFields>,
+    /// Presence announced without a channel: applies to every channel, now or later. Boxed:
+    /// most connections never announce any, and inline it would cost each 80 bytes.
+    presence: Option<Box<PresenceFields>>,
     finished: bool,
 }
 
@@ -326,7 +327,7 @@ impl<B: Backplane> Connection<B> {
             channel: channel.clone(),
         });
 
-        if let Some(fields) = self.presence.clone() {
+        if let Some(fields) = self.presence.as_deref().cloned() {
             self.announce(&channel, fields).await;
         }
     }
@@ -405,13 +406,18 @@ impl<B: Backplane> Connection<B> {
                     .member
                     .as_ref()
                     .map(|m| m.fields.clone())
-                    .or_else(|| self.presence.clone())
+                    .or_else(|| self.presence.as_deref().cloned())
                     .unwrap_or_default();
                 self.announce(&channel, base.merged(&f)).await;
             }
             None => {
-                let global = self.presence.clone().unwrap_or_default().merged(&f);
-                self.presence = Some(global.clone());
+                let global = self
+                    .presence
+                    .as_deref()
+                    .cloned()
+                    .unwrap_or_default()
+                    .merged(&f);
+                self.presence = Some(Box::new(global.clone()));
                 let channels: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
                 for channel in channels {
                     let base = self

@@ -19,6 +19,11 @@ pub struct OutboundConfig {
     /// the order they were pushed, so one channel's messages keep ascending offsets, and
     /// priority only decides what a full queue evicts.
     pub order: PopOrder,
+    /// Whether the queue counts pushes, pops, evictions and rejections for
+    /// [`OutboundQueue::stats`]. Default `true`. Off, `stats` reports only the length and
+    /// bytes, and a queue that has drained holds no heap memory at all: for a caller that
+    /// counts elsewhere (a server with a queue per connection and its own metrics).
+    pub counters: bool,
 }
 
 impl Default for OutboundConfig {
@@ -27,6 +32,7 @@ impl Default for OutboundConfig {
             capacity: NonZeroUsize::new(1000).expect("1000 is not zero"),
             max_bytes: None,
             order: PopOrder::Fifo,
+            counters: true,
         }
     }
 }
@@ -53,6 +59,13 @@ impl OutboundConfig {
         self
     }
 
+    /// Sets whether the queue keeps counters for [`OutboundQueue::stats`].
+    #[must_use]
+    pub fn with_counters(mut self, counters: bool) -> Self {
+        self.counters = counters;
+        self
+    }
+
     fn bounds(&self) -> Bounds {
         Bounds {
             capacity: self.capacity.get(),
@@ -76,7 +89,8 @@ impl OutboundConfig {
 /// targets) and the entry buffers: a sequence number and the item per entry, 40 bytes for
 /// [`Bytes`], in buffers that grow by doubling. All of it is released when the queue
 /// drains, so an idle queue holds only its counters (a 96-byte block, allocated on the first
-/// push and kept for [`stats`](Self::stats)), and a burst does not pin its peak memory.
+/// push and kept for [`stats`](Self::stats); none without
+/// [`counters`](OutboundConfig::counters)), and a burst does not pin its peak memory.
 pub struct OutboundQueue<T = Bytes> {
     /// The entries; `None` while the queue is empty.
     state: Option<Box<State<T>>>,
@@ -157,7 +171,12 @@ impl<T: AsRef<[u8]>> OutboundQueue<T> {
     pub fn push(&mut self, item: T, priority: Priority) -> Result<Evictions<T>, PushError<T>> {
         let bounds = self.config.bounds();
         let bytes = item.as_ref().len();
-        let counters = self.counters.get_or_insert_with(Box::default);
+        let mut uncounted = Counters::default();
+        let counters = if self.config.counters {
+            self.counters.get_or_insert_with(Box::default)
+        } else {
+            &mut uncounted
+        };
         if bytes > bounds.max_bytes {
             counters.rejected[priority.index()] += 1;
             return Err(PushError::TooLarge {

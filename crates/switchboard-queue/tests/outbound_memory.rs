@@ -36,3 +36,24 @@ fn stats_count_pushes_pops_length_and_bytes() {
         (2, 1, 1, 2)
     );
 }
+
+#[test]
+fn without_counters_the_queue_behaves_the_same_and_stats_report_only_what_it_holds() {
+    let config = OutboundConfig::default()
+        .with_capacity(std::num::NonZeroUsize::new(2).unwrap())
+        .with_counters(false);
+    let mut q: OutboundQueue = OutboundQueue::new(config);
+    q.push(Bytes::from_static(b"low"), Priority::Low).unwrap();
+    q.push(Bytes::from_static(b"normal"), Priority::Normal)
+        .unwrap();
+    // Full: a high-priority push still evicts the low one and hands it back.
+    let evicted = q.push(Bytes::from_static(b"high"), Priority::High).unwrap();
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(q.pop(), Some(Bytes::from_static(b"normal")));
+    let stats = q.stats();
+    assert_eq!((stats.len(), stats.bytes()), (1, 4));
+    assert_eq!(
+        (stats.pushed(), stats.popped(), stats.evicted_total()),
+        (0, 0, 0)
+    );
+}

@@ -553,9 +553,12 @@ impl<B: Backplane> Transport<B> {
     {
         let inner = &self.inner;
         let outbox = Arc::new(SessionOutbox::new(
+            // The transport counts in its metrics; the queue's own counters would cost every
+            // connection a block kept for its whole life.
             OutboundConfig::default()
                 .with_capacity(inner.config.outbound_capacity)
-                .with_max_bytes(Some(inner.config.outbound_max_bytes)),
+                .with_max_bytes(Some(inner.config.outbound_max_bytes))
+                .with_counters(false),
             inner.metrics.clone(),
             direct,
         ));
