@@ -5,6 +5,7 @@ mod clock;
 mod config;
 mod frames;
 mod io;
+mod live;
 mod outbox;
 mod session;
 mod transport;

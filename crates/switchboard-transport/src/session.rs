@@ -14,13 +14,13 @@ use switchboard_protocol::{
     ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
-use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::frames::{FrameReader, Incoming, ReadError, pong_frame};
 use crate::io::write_batch;
+use crate::live::LiveSessions;
 use crate::outbox::{Batch, SessionOutbox};
 
 /// Frames written per flush at most, and their approximate byte budget: enough to coalesce a
@@ -46,26 +46,40 @@ enum Charge {
 /// A session's place in the connection gauges: counted when the session is created, and
 /// uncounted exactly once — when it ends, or, should its task panic or be dropped, when it is
 /// dropped — so `/health`, `/metrics` and the caps never keep a connection that is gone.
+///
+/// It also registers the session with the transport's [`LiveSessions`], through which
+/// shutdown asks it to close.
 pub(crate) struct Accounting {
     metrics: Metrics,
     outbox: Arc<SessionOutbox>,
+    live: Arc<LiveSessions>,
+    key: u64,
     ended: bool,
 }
 
 impl Accounting {
-    /// Counts a new session (`websocket_connections_total`, `websocket_active_sessions`).
-    pub(crate) fn start(metrics: Metrics, outbox: Arc<SessionOutbox>) -> Self {
+    /// Counts a new session (`websocket_connections_total`, `websocket_active_sessions`)
+    /// and registers it with `live`.
+    pub(crate) fn start(
+        metrics: Metrics,
+        outbox: Arc<SessionOutbox>,
+        live: Arc<LiveSessions>,
+    ) -> Self {
         metrics.connection_opened();
         metrics.session_started();
+        let key = live.register(&outbox);
         Self {
             metrics,
             outbox,
+            live,
+            key,
             ended: false,
         }
     }
 
     fn end(&mut self, reason: switchboard_metrics::DisconnectReason) {
         if !std::mem::replace(&mut self.ended, true) {
+            self.live.unregister(self.key);
             self.outbox.discard();
             self.metrics.connection_closed(reason);
             self.metrics.session_ended();
@@ -101,7 +115,6 @@ pub(crate) struct Session<B: Backplane, P> {
     pub(crate) config: Arc<TransportConfig>,
     /// When the credentials expire, plus the leeway.
     pub(crate) expires_at: Option<SystemTime>,
-    pub(crate) shutdown: watch::Receiver<bool>,
     /// Connection-cap permits, released when the session ends, whatever the way.
     pub(crate) permits: P,
     pub(crate) metrics: Metrics,
@@ -280,7 +293,6 @@ impl<B: Backplane, P: Send> Session<B, P> {
         let mut next_ping = Instant::now() + heartbeat;
         let timer = sleep_until(earliest(next_ping.min(idle_at), expiry));
         tokio::pin!(timer);
-        let mut drain: Option<std::pin::Pin<Box<Sleep>>> = None;
 
         let reason = loop {
             let Running {
@@ -293,10 +305,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
             tokio::select! {
                 () = outbox.ready() => {
                     // A client that stops reading blocks the write; the session still keeps
-                    // its deadlines, hears close requests and shutdown meanwhile.
+                    // its deadlines and hears close requests (shutdown's too) meanwhile.
                     // Boxed: only a session that is writing pays for the flush's state;
                     // inline it would size every idle session's task.
-                    let shutdown = &mut self.shutdown;
                     let stalled = Box::pin(async {
                     let coalesce = config.write_coalesce.filter(|_| batch.is_empty());
                     let flush = async {
@@ -330,9 +341,6 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                 // A ping is due but cannot be written; the next one will be.
                                 next_ping = now + heartbeat;
                                 timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
-                            }
-                            _ = shutdown.changed(), if drain.is_none() => {
-                                break Some(Some(CloseCode::GoingAway));
                             }
                         }
                     }
@@ -420,15 +428,6 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         outbox.push_control(&PING_FRAME);
                     }
                     timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
-                }
-                changed = self.shutdown.changed(), if drain.is_none() => {
-                    // A dropped transport also means shutdown.
-                    let _ = changed;
-                    let spread = config.drain_window.mul_f64(rand::random::<f64>());
-                    drain = Some(Box::pin(sleep(spread)));
-                }
-                () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
-                    break Box::pin(self.close(writer, stream, batch, CloseCode::GoingAway)).await;
                 }
             }
         };
@@ -624,17 +623,20 @@ mod tests {
                 None,
             ))
         };
+        let live = Arc::new(LiveSessions::default());
         // A panicking or dropped session task drops its accounting without ending it.
-        let dropped = Accounting::start(metrics.clone(), outbox());
+        let dropped = Accounting::start(metrics.clone(), outbox(), Arc::clone(&live));
         assert_eq!(gauges(&metrics), (1, 1));
+        assert_eq!(live.len(), 1);
         drop(dropped);
         assert_eq!(gauges(&metrics), (0, 0));
+        assert_eq!(live.len(), 0, "and unregistered from shutdown's list");
         let lost = metrics.snapshot().labelled_counters["websocket_disconnections_by_reason_total"]
             ["connection_lost"];
         assert_eq!(lost, 1);
 
         // A session that ended normally is not uncounted again when dropped.
-        let mut ended = Accounting::start(metrics.clone(), outbox());
+        let mut ended = Accounting::start(metrics.clone(), outbox(), Arc::clone(&live));
         ended.end(switchboard_metrics::DisconnectReason::ClientClosed);
         drop(ended);
         assert_eq!(gauges(&metrics), (0, 0));

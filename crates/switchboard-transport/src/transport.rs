@@ -29,6 +29,7 @@ use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::frames::FrameReader;
 use crate::io::SharedTcp;
+use crate::live::LiveSessions;
 use crate::outbox::SessionOutbox;
 use crate::session::{Accounting, BudgetKey, Session, UserLimiter};
 
@@ -52,7 +53,16 @@ struct Inner<B: Backplane> {
     user_limiter: Option<Arc<UserLimiter>>,
     shutdown: watch::Sender<bool>,
     sessions: TaskTracker,
+    /// The running sessions' outboxes, through which shutdown closes them.
+    live: Arc<LiveSessions>,
     metrics: Metrics,
+}
+
+impl<B: Backplane> Drop for Inner<B> {
+    fn drop(&mut self) {
+        // Dropped without a shutdown: the sessions still running close with 1001 now.
+        self.live.close_all();
+    }
 }
 
 /// Serves Protocol v1 over WebSocket: validates upgrades (origin, caps, token), runs one
@@ -337,6 +347,7 @@ impl<B: Backplane> Transport<B> {
                 config: Arc::new(config),
                 shutdown,
                 sessions: TaskTracker::new(),
+                live: Arc::default(),
                 metrics,
             }),
         }
@@ -562,7 +573,11 @@ impl<B: Backplane> Transport<B> {
             inner.metrics.clone(),
             direct,
         ));
-        let accounting = Accounting::start(inner.metrics.clone(), Arc::clone(&outbox));
+        let accounting = Accounting::start(
+            inner.metrics.clone(),
+            Arc::clone(&outbox),
+            Arc::clone(&inner.live),
+        );
         let user_id = identity.user_id.as_deref().map(str::to_owned);
         let mut connection = inner.hub.connect(
             identity,
@@ -593,7 +608,6 @@ impl<B: Backplane> Transport<B> {
             outbox,
             config: Arc::clone(&inner.config),
             expires_at,
-            shutdown: inner.shutdown.subscribe(),
             permits,
             metrics: inner.metrics.clone(),
         };
@@ -728,6 +742,11 @@ impl<B: Backplane> Transport<B> {
     /// Returns whether every session ended in time.
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.shutdown.send_replace(true);
+        let live = Arc::clone(&self.inner.live);
+        let window = self.inner.config.drain_window;
+        self.inner
+            .sessions
+            .spawn(async move { live.drain(window).await });
         self.inner.sessions.close();
         tokio::time::timeout(timeout, self.inner.sessions.wait())
             .await
