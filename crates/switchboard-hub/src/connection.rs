@@ -1,6 +1,5 @@
 //! One connection's view of the hub: its subscriptions, presence, and frame handling.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +20,7 @@ use crate::lifecycle::{DisconnectReason, HubEvent};
 use crate::outbox::Outbox;
 use crate::publish::Publisher;
 use crate::state::{HubInner, now_ms};
+use crate::subscriptions::Subscriptions;
 
 /// The metrics label of an error code: labels are the codes' wire names.
 pub(crate) fn error_label(code: ErrorCode) -> switchboard_metrics::ErrorLabel {
@@ -86,7 +86,7 @@ pub struct Connection<B: Backplane> {
     /// The client instance's own id, when it sent one: the scope of its publish ids.
     client: Option<ClientId>,
     outbox: Arc<dyn Outbox>,
-    subscriptions: HashMap<ChannelName, SubscriptionState>,
+    subscriptions: Subscriptions<SubscriptionState>,
     /// Presence announced without a channel: applies to every channel, now or later. Boxed:
     /// most connections never announce any, and inline it would cost each 80 bytes.
     presence: Option<Box<PresenceFields>>,
@@ -125,7 +125,7 @@ impl<B: Backplane> Connection<B> {
             identity,
             client: None,
             outbox,
-            subscriptions: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             presence: None,
             finished: false,
         }
@@ -583,12 +583,12 @@ struct Cleanup<B: Backplane> {
     key: u64,
     id: Arc<str>,
     identity: Identity,
-    subscriptions: HashMap<ChannelName, SubscriptionState>,
+    subscriptions: Subscriptions<SubscriptionState>,
 }
 
 impl<B: Backplane> Cleanup<B> {
     async fn run(self, reason: DisconnectReason) {
-        for (channel, state) in self.subscriptions {
+        for (channel, state) in self.subscriptions.into_entries() {
             leave_channel(
                 &self.hub,
                 self.key,

@@ -14,6 +14,7 @@ mod publish;
 mod redact;
 mod registry;
 mod state;
+mod subscriptions;
 
 pub use authorizer::{Action, Authorizer, ClaimsAuthorizer};
 pub use config::HubConfig;
