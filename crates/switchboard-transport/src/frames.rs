@@ -57,6 +57,39 @@ pub(crate) enum Incoming<'a> {
     Close(Option<(u16, &'a str)>),
 }
 
+/// A framing rule a client broke (one byte, so that a read's result stays small in the
+/// session's task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Violation {
+    ReservedBits,
+    UnknownOpcode,
+    Unmasked,
+    LengthTopBit,
+    ControlFrame,
+    MessageInMessage,
+    StrayContinuation,
+    OneByteClose,
+    CloseCode,
+    CloseReason,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ReservedBits => "reserved bits set without an extension",
+            Self::UnknownOpcode => "unknown opcode",
+            Self::Unmasked => "a client frame must be masked",
+            Self::LengthTopBit => "payload length with its top bit set",
+            Self::ControlFrame => "a control frame must be final and carry at most 125 bytes",
+            Self::MessageInMessage => "a new message started before the fragmented one ended",
+            Self::StrayContinuation => "a continuation frame outside a message",
+            Self::OneByteClose => "a close frame with a one-byte payload",
+            Self::CloseCode => "a close code that may not be sent",
+            Self::CloseReason => "a close reason that is not UTF-8",
+        })
+    }
+}
+
 /// Why reading stopped. After any of these the reader returns [`ReadError::Ended`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReadError {
@@ -68,7 +101,7 @@ pub(crate) enum ReadError {
     Ended,
     /// The peer broke the framing rules: the connection must be failed (RFC 6455 §7.1.7).
     #[error("protocol violation: {0}")]
-    Protocol(&'static str),
+    Protocol(Violation),
     /// A message larger than the limit: close with 1009.
     #[error("a message larger than {0} bytes")]
     TooLarge(usize),
@@ -103,18 +136,16 @@ fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, ReadEr
     };
     let fin = first & 0x80 != 0;
     if first & 0x70 != 0 {
-        return Err(ReadError::Protocol(
-            "reserved bits set without an extension",
-        ));
+        return Err(ReadError::Protocol(Violation::ReservedBits));
     }
     let opcode = first & 0x0F;
     let control = match opcode {
         OP_CONTINUATION | OP_TEXT | OP_BINARY => false,
         OP_CLOSE | OP_PING | OP_PONG => true,
-        _ => return Err(ReadError::Protocol("unknown opcode")),
+        _ => return Err(ReadError::Protocol(Violation::UnknownOpcode)),
     };
     if second & 0x80 == 0 {
-        return Err(ReadError::Protocol("a client frame must be masked"));
+        return Err(ReadError::Protocol(Violation::Unmasked));
     }
     let (payload, at) = match second & 0x7F {
         126 => match buf.get(2..4) {
@@ -127,7 +158,7 @@ fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, ReadEr
                 len.copy_from_slice(b);
                 let len = u64::from_be_bytes(len);
                 if len >> 63 != 0 {
-                    return Err(ReadError::Protocol("payload length with its top bit set"));
+                    return Err(ReadError::Protocol(Violation::LengthTopBit));
                 }
                 (len, 10)
             }
@@ -136,9 +167,7 @@ fn parse_header(buf: &[u8], max_message: usize) -> Result<Option<Header>, ReadEr
         short => (u64::from(short), 2),
     };
     if control && (!fin || payload > 125) {
-        return Err(ReadError::Protocol(
-            "a control frame must be final and carry at most 125 bytes",
-        ));
+        return Err(ReadError::Protocol(Violation::ControlFrame));
     }
     let payload = match usize::try_from(payload) {
         Ok(len) if len <= max_message => len,
@@ -201,9 +230,7 @@ fn interpret<'a>(
     match header.opcode {
         OP_TEXT | OP_BINARY => {
             if assembly.open {
-                return Err(ReadError::Protocol(
-                    "a new message started before the fragmented one ended",
-                ));
+                return Err(ReadError::Protocol(Violation::MessageInMessage));
             }
             let text = header.opcode == OP_TEXT;
             if header.fin {
@@ -219,9 +246,7 @@ fn interpret<'a>(
         }
         OP_CONTINUATION => {
             if !assembly.open {
-                return Err(ReadError::Protocol(
-                    "a continuation frame outside a message",
-                ));
+                return Err(ReadError::Protocol(Violation::StrayContinuation));
             }
             if assembly.bytes.len() + payload.len() > max_message {
                 return Err(ReadError::TooLarge(max_message));
@@ -238,14 +263,14 @@ fn interpret<'a>(
         OP_PONG => Ok(Some(Incoming::Pong)),
         _ => match *payload {
             [] => Ok(Some(Incoming::Close(None))),
-            [_] => Err(ReadError::Protocol("a close frame with a one-byte payload")),
+            [_] => Err(ReadError::Protocol(Violation::OneByteClose)),
             [high, low, ref reason @ ..] => {
                 let code = u16::from_be_bytes([high, low]);
                 if !close_code_allowed(code) {
-                    return Err(ReadError::Protocol("a close code that may not be sent"));
+                    return Err(ReadError::Protocol(Violation::CloseCode));
                 }
                 let reason = std::str::from_utf8(reason)
-                    .map_err(|_| ReadError::Protocol("a close reason that is not UTF-8"))?;
+                    .map_err(|_| ReadError::Protocol(Violation::CloseReason))?;
                 Ok(Some(Incoming::Close(Some((code, reason)))))
             }
         },

@@ -185,29 +185,33 @@ fn close_reply(code: Option<u16>) -> Bytes {
 
 /// What the session makes of a client frame, decided while the frame's bytes are at hand
 /// (they are the reader's, or on the stack of its poll).
+///
+/// Kept small (16 bytes): the session's task holds it, and every idle connection pays for
+/// every byte of that task.
 enum Inbound {
-    /// A text message: what it decodes to (boxed: inline, it would add 190 bytes to every
-    /// session's task), and its length in bytes.
-    Text(Box<Result<ClientFrame, DecodeError>>, usize),
+    /// A text message: what it decoded to, and its length in bytes.
+    Text(Box<(Result<ClientFrame, DecodeError>, usize)>),
     /// A binary message (not supported; answered with an error).
     Binary,
-    /// A ping: the pong that answers it.
-    Ping(Bytes),
-    /// A pong.
-    Pong,
+    /// A ping (answered already) or a pong.
+    Control,
     /// A close frame, with its status code if it had one.
     Close(Option<u16>),
 }
 
 impl Inbound {
-    fn from_frame(incoming: Incoming<'_>, limits: DecodeLimits) -> Self {
+    fn from_frame(incoming: Incoming<'_>, outbox: &SessionOutbox) -> Self {
         match incoming {
-            Incoming::Text(text) => {
-                Self::Text(Box::new(ClientFrame::decode_with(text, limits)), text.len())
-            }
+            Incoming::Text(text) => Self::Text(Box::new((
+                ClientFrame::decode_with(text, DecodeLimits::default()),
+                text.len(),
+            ))),
             Incoming::Binary(_) => Self::Binary,
-            Incoming::Ping(payload) => Self::Ping(pong_frame(payload)),
-            Incoming::Pong => Self::Pong,
+            Incoming::Ping(payload) => {
+                outbox.push_control(&pong_frame(payload));
+                Self::Control
+            }
+            Incoming::Pong => Self::Control,
             Incoming::Close(close) => Self::Close(close.map(|(code, _)| code)),
         }
     }
@@ -284,7 +288,6 @@ impl<B: Backplane, P: Send> Session<B, P> {
         let config = Arc::clone(&self.config);
         let outbox = Arc::clone(&self.outbox);
         let metrics = self.metrics.clone();
-        let limits = DecodeLimits::default();
         // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
         // comes first: each timer would cost every idle connection its own allocation.
         let heartbeat = config.heartbeat.max(Duration::from_millis(1));
@@ -357,7 +360,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         break Box::pin(self.close(writer, stream, batch, code)).await;
                     }
                 }
-                incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, limits))) => {
+                incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &outbox))) => {
                     let inbound = match incoming {
                         Ok(inbound) => inbound,
                         Err(ReadError::TooLarge(_)) => {
@@ -379,7 +382,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     let abusive = match inbound {
                         // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
                         // is large, and inline it would size every idle session's task.
-                        Inbound::Text(decoded, len) => Box::pin(self.on_text(*decoded, len, bucket, rejections)).await,
+                        Inbound::Text(text) => {
+                            let (decoded, len) = *text;
+                            Box::pin(self.on_text(decoded, len, bucket, rejections)).await
+                        }
                         Inbound::Binary => {
                             let charge = self.charge(bucket, rejections, None);
                             if charge == Charge::Allowed {
@@ -397,12 +403,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             .await;
                             break DisconnectReason::ClientClosed;
                         }
-                        Inbound::Ping(pong) => {
-                            outbox.push_control(&pong);
-                            false
-                        }
-                        // Pongs only prove liveness.
-                        Inbound::Pong => false,
+                        // Pings are answered already; pongs only prove liveness.
+                        Inbound::Control => false,
                     };
                     if abusive {
                         tracing::warn!(
