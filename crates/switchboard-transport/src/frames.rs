@@ -207,11 +207,10 @@ fn close_code_allowed(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-/// A fragmented message being put together.
-#[derive(Debug, Default)]
+/// A fragmented message being put together (boxed in the reader: fragmented client
+/// messages are rare, and every connection would carry its room).
+#[derive(Debug)]
 struct Assembly {
-    /// A message has started and not ended.
-    open: bool,
     /// It is text (else binary).
     text: bool,
     /// It ended with the last frame: its bytes go once the caller has seen them.
@@ -222,32 +221,31 @@ struct Assembly {
 
 /// What one frame amounts to: what the caller sees, or nothing yet (a fragment).
 fn interpret<'a>(
-    assembly: &'a mut Assembly,
+    assembly: &'a mut Option<Box<Assembly>>,
     header: &Header,
     payload: &'a [u8],
     max_message: usize,
 ) -> Result<Option<Incoming<'a>>, ReadError> {
     match header.opcode {
         OP_TEXT | OP_BINARY => {
-            if assembly.open {
+            if assembly.is_some() {
                 return Err(ReadError::Protocol(Violation::MessageInMessage));
             }
             let text = header.opcode == OP_TEXT;
             if header.fin {
                 return message(text, payload).map(Some);
             }
-            *assembly = Assembly {
-                open: true,
+            *assembly = Some(Box::new(Assembly {
                 text,
                 done: false,
                 bytes: payload.to_vec(),
-            };
+            }));
             Ok(None)
         }
         OP_CONTINUATION => {
-            if !assembly.open {
+            let Some(assembly) = assembly.as_mut() else {
                 return Err(ReadError::Protocol(Violation::StrayContinuation));
-            }
+            };
             if assembly.bytes.len() + payload.len() > max_message {
                 return Err(ReadError::TooLarge(max_message));
             }
@@ -255,7 +253,6 @@ fn interpret<'a>(
             if !header.fin {
                 return Ok(None);
             }
-            assembly.open = false;
             assembly.done = true;
             message(assembly.text, &assembly.bytes).map(Some)
         }
@@ -295,7 +292,7 @@ pub(crate) struct FrameReader<R> {
     pending: Vec<u8>,
     /// Where the unreturned bytes of `pending` start.
     start: usize,
-    assembly: Assembly,
+    assembly: Option<Box<Assembly>>,
     max_message: usize,
     /// Reading stopped (an error, or the end of the stream).
     ended: bool,
@@ -305,7 +302,7 @@ impl<R> std::fmt::Debug for FrameReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameReader")
             .field("pending", &(self.pending.len() - self.start))
-            .field("assembling", &self.assembly.bytes.len())
+            .field("assembling", &self.assembly.as_ref().map(|a| a.bytes.len()))
             .field("max_message", &self.max_message)
             .field("ended", &self.ended)
             .finish_non_exhaustive()
@@ -320,7 +317,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             read,
             pending: pre.to_vec(),
             start: 0,
-            assembly: Assembly::default(),
+            assembly: None,
             max_message,
             ended: false,
         }
@@ -329,7 +326,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Heap bytes held: 0 between frames.
     #[cfg(test)]
     fn held(&self) -> usize {
-        self.pending.capacity() + self.assembly.bytes.capacity()
+        self.pending.capacity() + self.assembly.as_ref().map_or(0, |a| a.bytes.capacity())
     }
 
     /// Reads until a frame completes something the caller sees, and returns what `f` makes
@@ -348,7 +345,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.ended = true;
             self.pending = Vec::new();
             self.start = 0;
-            self.assembly = Assembly::default();
+            self.assembly = None;
         }
         Poll::Ready(result)
     }
@@ -432,8 +429,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Frees what the caller has seen: a finished message, and `pending` once consumed.
     fn tidy(&mut self) {
-        if self.assembly.done {
-            self.assembly = Assembly::default();
+        if self.assembly.as_ref().is_some_and(|a| a.done) {
+            self.assembly = None;
         }
         if self.start == self.pending.len() {
             self.pending = Vec::new();

@@ -106,6 +106,11 @@ impl SessionOutbox {
         }
     }
 
+    /// The metrics this outbox records to.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Resolves when there is something to write or a close was requested.
     pub(crate) async fn ready(&self) {
         self.wake.notified().await;

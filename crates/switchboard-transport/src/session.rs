@@ -9,7 +9,7 @@ use std::task::{Poll, ready};
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
-use switchboard_metrics::{ErrorLabel, Metrics};
+use switchboard_metrics::ErrorLabel;
 use switchboard_protocol::{
     ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
@@ -50,7 +50,6 @@ enum Charge {
 /// It also registers the session with the transport's [`LiveSessions`], through which
 /// shutdown asks it to close.
 pub(crate) struct Accounting {
-    metrics: Metrics,
     outbox: Arc<SessionOutbox>,
     live: Arc<LiveSessions>,
     key: u64,
@@ -60,16 +59,11 @@ pub(crate) struct Accounting {
 impl Accounting {
     /// Counts a new session (`websocket_connections_total`, `websocket_active_sessions`)
     /// and registers it with `live`.
-    pub(crate) fn start(
-        metrics: Metrics,
-        outbox: Arc<SessionOutbox>,
-        live: Arc<LiveSessions>,
-    ) -> Self {
-        metrics.connection_opened();
-        metrics.session_started();
+    pub(crate) fn start(outbox: Arc<SessionOutbox>, live: Arc<LiveSessions>) -> Self {
+        outbox.metrics().connection_opened();
+        outbox.metrics().session_started();
         let key = live.register(&outbox);
         Self {
-            metrics,
             outbox,
             live,
             key,
@@ -81,8 +75,8 @@ impl Accounting {
         if !std::mem::replace(&mut self.ended, true) {
             self.live.unregister(self.key);
             self.outbox.discard();
-            self.metrics.connection_closed(reason);
-            self.metrics.session_ended();
+            self.outbox.metrics().connection_closed(reason);
+            self.outbox.metrics().session_ended();
         }
     }
 }
@@ -113,11 +107,11 @@ pub(crate) struct Session<B: Backplane, P> {
     pub(crate) connection: Connection<B>,
     pub(crate) outbox: Arc<SessionOutbox>,
     pub(crate) config: Arc<TransportConfig>,
-    /// When the credentials expire, plus the leeway.
-    pub(crate) expires_at: Option<SystemTime>,
+    /// When the credentials expire, plus the leeway, on the monotonic clock
+    /// ([`deadline_for`]).
+    pub(crate) expiry: Option<Instant>,
     /// Connection-cap permits, released when the session ends, whatever the way.
     pub(crate) permits: P,
-    pub(crate) metrics: Metrics,
 }
 
 fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::DisconnectReason {
@@ -139,6 +133,11 @@ fn error_label(code: ErrorCode) -> ErrorLabel {
     ErrorLabel::from_name(code.as_str()).unwrap_or(ErrorLabel::Internal)
 }
 
+/// How often the session pings (at least every millisecond).
+fn heartbeat(config: &TransportConfig) -> Duration {
+    config.heartbeat.max(Duration::from_millis(1))
+}
+
 /// The earlier of the idle deadline and the credentials' expiry.
 fn earliest(idle_at: Instant, expiry: Option<Instant>) -> Instant {
     expiry.map_or(idle_at, |at| at.min(idle_at))
@@ -146,7 +145,7 @@ fn earliest(idle_at: Instant, expiry: Option<Instant>) -> Instant {
 
 /// The monotonic deadline of wall-clock time `at`; a time too far ahead for the monotonic
 /// clock (a credential valid for millennia) is as good as never, here a century away.
-fn deadline_for(at: SystemTime) -> Instant {
+pub(crate) fn deadline_for(at: SystemTime) -> Instant {
     const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     let now = Instant::now();
     match at.duration_since(SystemTime::now()) {
@@ -181,6 +180,16 @@ fn close_reply(code: Option<u16>) -> Bytes {
             Bytes::copy_from_slice(&[0x88, 0x02, high, low])
         }
     }
+}
+
+/// What woke a session.
+enum Wake {
+    /// Frames to write, or a close request.
+    Outbox,
+    /// A client frame, or the end of reading.
+    Read(Result<Inbound, ReadError>),
+    /// A deadline: heartbeat, idle timeout or the token's expiry.
+    Timer,
 }
 
 /// What the session makes of a client frame, decided while the frame's bytes are at hand
@@ -223,7 +232,6 @@ async fn flush_queue<W>(
     writer: &mut W,
     outbox: &SessionOutbox,
     batch: &mut Vec<Bytes>,
-    metrics: &Metrics,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
@@ -231,7 +239,7 @@ where
     loop {
         if batch.is_empty() {
             match outbox.take_batch(batch, BATCH_FRAMES, BATCH_BYTES) {
-                Batch::Ready { messages } => metrics.messages_sent(messages as u64),
+                Batch::Ready { messages } => outbox.metrics().messages_sent(messages as u64),
                 Batch::Empty => {
                     // Idle again: give the batch buffer back. One allocation per burst costs
                     // far less than its write, and an idle connection then holds none.
@@ -279,171 +287,187 @@ impl<B: Backplane, P: Send> Session<B, P> {
         Box::new(self).serve(running)
     }
 
-    async fn serve<R, W>(mut self: Box<Self>, mut io: Box<Running<R, W>>)
+    /// Not an `async fn`: its arguments would be moved into locals, and the task would
+    /// keep both copies (docs/benchmarks.md).
+    #[allow(clippy::manual_async_fn)] // On purpose, as said above.
+    fn serve<R, W>(
+        mut self: Box<Self>,
+        mut io: Box<Running<R, W>>,
+    ) -> impl Future<Output = ()> + Send
     where
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + Send,
         P: Sync,
     {
-        let config = Arc::clone(&self.config);
-        let outbox = Arc::clone(&self.outbox);
-        let metrics = self.metrics.clone();
-        // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
-        // comes first: each timer would cost every idle connection its own allocation.
-        let heartbeat = config.heartbeat.max(Duration::from_millis(1));
-        let expiry = self.expires_at.map(deadline_for);
-        let mut idle_at = Instant::now() + config.idle_timeout;
-        let mut next_ping = Instant::now() + heartbeat;
-        let timer = sleep_until(earliest(next_ping.min(idle_at), expiry));
-        tokio::pin!(timer);
+        async move {
+            // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
+            // comes first: each timer would cost every idle connection its own allocation.
+            let mut idle_at = Instant::now() + self.config.idle_timeout;
+            let mut next_ping = Instant::now() + heartbeat(&self.config);
+            let timer = sleep_until(earliest(next_ping.min(idle_at), self.expiry));
+            tokio::pin!(timer);
 
-        let reason = loop {
-            let Running {
-                stream,
-                writer,
-                bucket,
-                rejections,
-                batch,
-            } = &mut *io;
-            tokio::select! {
-                () = outbox.ready() => {
-                    // A client that stops reading blocks the write; the session still keeps
-                    // its deadlines and hears close requests (shutdown's too) meanwhile.
-                    // Boxed: only a session that is writing pays for the flush's state;
-                    // inline it would size every idle session's task.
-                    let stalled = Box::pin(async {
-                    let coalesce = config.write_coalesce.filter(|_| batch.is_empty());
-                    let flush = async {
-                        // Opt-in: let more frames arrive, then write them together. Boxed:
-                        // only sessions that coalesce pay for the timer.
-                        if let Some(window) = coalesce {
-                            Box::pin(sleep(window)).await;
-                        }
-                        flush_queue(writer, &outbox, batch, &metrics).await
-                    };
-                    tokio::pin!(flush);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            flushed = &mut flush => {
-                                break flushed.is_err().then_some(None);
+            let reason = loop {
+                let Running {
+                    stream,
+                    writer,
+                    bucket,
+                    rejections,
+                    batch,
+                } = &mut *io;
+                // The select only says what woke the session; the handling follows it, so
+                // that the task does not keep the select's futures and its handlers' state side
+                // by side (every idle connection pays for the task's size).
+                let wake = tokio::select! {
+                    () = self.outbox.ready() => Wake::Outbox,
+                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.outbox))) => {
+                        Wake::Read(incoming)
+                    }
+                    () = &mut timer => Wake::Timer,
+                };
+                let close = match wake {
+                    Wake::Outbox => {
+                        // A client that stops reading blocks the write; the session still keeps
+                        // its deadlines and hears close requests (shutdown's too) meanwhile.
+                        // Boxed: only a session that is writing pays for the flush's state;
+                        // inline it would size every idle session's task.
+                        let stalled = Box::pin(async {
+                        let coalesce = self.config.write_coalesce.filter(|_| batch.is_empty());
+                        let flush = async {
+                            // Opt-in: let more frames arrive, then write them together. Boxed:
+                            // only sessions that coalesce pay for the timer.
+                            if let Some(window) = coalesce {
+                                Box::pin(sleep(window)).await;
                             }
-                            () = outbox.ready() => {
-                                if let Some(code) = outbox.close_requested() {
-                                    break Some(Some(code));
+                            flush_queue(writer, &self.outbox, batch).await
+                        };
+                        tokio::pin!(flush);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                flushed = &mut flush => {
+                                    break flushed.is_err().then_some(None);
+                                }
+                                () = self.outbox.ready() => {
+                                    if let Some(code) = self.outbox.close_requested() {
+                                        break Some(Some(code));
+                                    }
+                                }
+                                () = &mut timer => {
+                                    let now = Instant::now();
+                                    if self.expiry.is_some_and(|at| at <= now) {
+                                        break Some(Some(CloseCode::TokenExpired));
+                                    }
+                                    if idle_at <= now {
+                                        break Some(Some(CloseCode::IdleTimeout));
+                                    }
+                                    // A ping is due but cannot be written; the next one will be.
+                                    next_ping = now + heartbeat(&self.config);
+                                    timer.as_mut().reset(earliest(next_ping.min(idle_at), self.expiry));
                                 }
                             }
-                            () = &mut timer => {
-                                let now = Instant::now();
-                                if expiry.is_some_and(|at| at <= now) {
-                                    break Some(Some(CloseCode::TokenExpired));
-                                }
-                                if idle_at <= now {
-                                    break Some(Some(CloseCode::IdleTimeout));
-                                }
-                                // A ping is due but cannot be written; the next one will be.
-                                next_ping = now + heartbeat;
-                                timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
+                        }
+                        }).await;
+                        match stalled {
+                            // The write failed: the connection is gone.
+                            Some(None) => break DisconnectReason::Error,
+                            Some(Some(code)) => Some(code),
+                            None => self.outbox.close_requested(),
+                        }
+                    }
+                    Wake::Read(Err(ReadError::TooLarge(_))) => Some(CloseCode::TooLarge),
+                    Wake::Read(Err(ReadError::InvalidUtf8)) => Some(CloseCode::InvalidPayload),
+                    Wake::Read(Err(err)) => {
+                        tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
+                        break DisconnectReason::Error;
+                    }
+                    Wake::Read(Ok(inbound)) => {
+                        idle_at = Instant::now() + self.config.idle_timeout;
+                        timer
+                            .as_mut()
+                            .reset(earliest(next_ping.min(idle_at), self.expiry));
+                        if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
+                            self.outbox.metrics().message_received();
+                        }
+                        let abusive = match inbound {
+                            // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
+                            // is large, and inline it would size every idle session's task.
+                            Inbound::Text(text) => {
+                                let (decoded, len) = *text;
+                                Box::pin(self.on_text(decoded, len, bucket, rejections)).await
                             }
-                        }
-                    }
-                    }).await;
-                    match stalled {
-                        // The write failed: the connection is gone.
-                        Some(None) => break DisconnectReason::Error,
-                        Some(Some(code)) => {
-                            break Box::pin(self.close(writer, stream, batch, code)).await;
-                        }
-                        None => {}
-                    }
-                    if let Some(code) = outbox.close_requested() {
-                        break Box::pin(self.close(writer, stream, batch, code)).await;
-                    }
-                }
-                incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &outbox))) => {
-                    let inbound = match incoming {
-                        Ok(inbound) => inbound,
-                        Err(ReadError::TooLarge(_)) => {
-                            break Box::pin(self.close(writer, stream, batch, CloseCode::TooLarge)).await;
-                        }
-                        Err(ReadError::InvalidUtf8) => {
-                            break Box::pin(self.close(writer, stream, batch, CloseCode::InvalidPayload)).await;
-                        }
-                        Err(err) => {
-                            tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
-                            break DisconnectReason::Error;
-                        }
-                    };
-                    idle_at = Instant::now() + config.idle_timeout;
-                    timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
-                    if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
-                        self.metrics.message_received();
-                    }
-                    let abusive = match inbound {
-                        // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
-                        // is large, and inline it would size every idle session's task.
-                        Inbound::Text(text) => {
-                            let (decoded, len) = *text;
-                            Box::pin(self.on_text(decoded, len, bucket, rejections)).await
-                        }
-                        Inbound::Binary => {
-                            let charge = self.charge(bucket, rejections, None);
-                            if charge == Charge::Allowed {
-                                self.reply_error(ErrorCode::Unsupported, "binary frames are not supported; send text frames".into(), None);
+                            Inbound::Binary => {
+                                let charge = self.charge(bucket, rejections, None);
+                                if charge == Charge::Allowed {
+                                    self.reply_error(
+                                        ErrorCode::Unsupported,
+                                        "binary frames are not supported; send text frames".into(),
+                                        None,
+                                    );
+                                }
+                                charge == Charge::Abusive
                             }
-                            charge == Charge::Abusive
+                            Inbound::Close(code) => {
+                                // Echo the code after what is queued, briefly; nothing follows it.
+                                self.outbox.push_close(close_reply(code), false);
+                                let _ = Box::pin(tokio::time::timeout(
+                                    CLOSE_FLUSH_TIMEOUT,
+                                    flush_queue(writer, &self.outbox, batch),
+                                ))
+                                .await;
+                                break DisconnectReason::ClientClosed;
+                            }
+                            // Pings are answered already; pongs only prove liveness.
+                            Inbound::Control => false,
+                        };
+                        if abusive {
+                            tracing::warn!(
+                                target: "switchboard::audit",
+                                event = "abuse_disconnect",
+                                connection_id = self.connection.id(),
+                                user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
+                                "closing: sustained rate limit violations"
+                            );
                         }
-                        Inbound::Close(code) => {
-                            // Echo the code after what is queued, briefly; nothing follows it.
-                            self.outbox.push_close(close_reply(code), false);
-                            let _ = Box::pin(tokio::time::timeout(
-                                CLOSE_FLUSH_TIMEOUT,
-                                flush_queue(writer, &outbox, batch, &metrics),
-                            ))
-                            .await;
-                            break DisconnectReason::ClientClosed;
+                        abusive.then_some(CloseCode::PolicyViolation)
+                    }
+                    Wake::Timer => {
+                        let now = Instant::now();
+                        if self.expiry.is_some_and(|at| at <= now) {
+                            Some(CloseCode::TokenExpired)
+                        } else if idle_at <= now {
+                            Some(CloseCode::IdleTimeout)
+                        } else {
+                            if next_ping <= now {
+                                next_ping = now + heartbeat(&self.config);
+                                self.outbox.push_control(&PING_FRAME);
+                            }
+                            timer
+                                .as_mut()
+                                .reset(earliest(next_ping.min(idle_at), self.expiry));
+                            None
                         }
-                        // Pings are answered already; pongs only prove liveness.
-                        Inbound::Control => false,
-                    };
-                    if abusive {
-                        tracing::warn!(
-                            target: "switchboard::audit",
-                            event = "abuse_disconnect",
-                            connection_id = self.connection.id(),
-                            user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
-                            "closing: sustained rate limit violations"
-                        );
-                        break Box::pin(self.close(writer, stream, batch, CloseCode::PolicyViolation)).await;
                     }
+                };
+                if let Some(code) = close {
+                    break Box::pin(self.close(writer, stream, batch, code)).await;
                 }
-                () = &mut timer => {
-                    let now = Instant::now();
-                    if expiry.is_some_and(|at| at <= now) {
-                        break Box::pin(self.close(writer, stream, batch, CloseCode::TokenExpired)).await;
-                    }
-                    if idle_at <= now {
-                        break Box::pin(self.close(writer, stream, batch, CloseCode::IdleTimeout)).await;
-                    }
-                    if next_ping <= now {
-                        next_ping = now + heartbeat;
-                        outbox.push_control(&PING_FRAME);
-                    }
-                    timer.as_mut().reset(earliest(next_ping.min(idle_at), expiry));
-                }
-            }
-        };
-        drop(io);
-        let Self {
-            connection,
-            permits,
-            mut accounting,
-            ..
-        } = *self;
-        drop(permits);
-        accounting.end(disconnect_label(reason));
-        // Boxed for the same reason as the frame handler.
-        Box::pin(connection.disconnect(reason)).await;
+            };
+            drop(io);
+            let Self {
+                connection,
+                permits,
+                mut accounting,
+                ..
+            } = *self;
+            drop(permits);
+            accounting.end(disconnect_label(reason));
+            // Not held across the await below, or the task would reserve room for it all
+            // along.
+            drop(accounting);
+            // Boxed for the same reason as the frame handler.
+            Box::pin(connection.disconnect(reason)).await;
+        }
     }
 
     /// Closes with `code`: first what is queued (unless the client is the problem), then
@@ -467,7 +491,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
         let sent = matches!(
             tokio::time::timeout(
                 CLOSE_FLUSH_TIMEOUT,
-                flush_queue(writer, &self.outbox, batch, &self.metrics),
+                flush_queue(writer, &self.outbox, batch),
             )
             .await,
             Ok(Ok(()))
@@ -496,7 +520,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     }
 
     fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
-        self.metrics.error(error_label(code));
+        self.outbox.metrics().error(error_label(code));
         self.outbox.push(
             &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
             Priority::High,
@@ -522,8 +546,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 let wait = refused.retry_after();
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
                     + u64::from(wait.subsec_nanos() % 1_000_000 != 0);
-                self.metrics.rate_limited();
-                self.metrics.error(ErrorLabel::RateLimited);
+                self.outbox.metrics().rate_limited();
+                self.outbox.metrics().error(ErrorLabel::RateLimited);
                 self.outbox.push(
                     &ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
                     Priority::High,
@@ -551,7 +575,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
         self.outbox.cork(true);
         self.connection.handle(frame).await;
         self.outbox.cork(false);
-        self.metrics.observe_latency(started.elapsed());
+        self.outbox.metrics().observe_latency(started.elapsed());
     }
 
     /// Handles a text frame that decoded to `decoded`, `len` bytes long.
@@ -579,7 +603,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             },
             Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
                 Charge::Allowed => {
-                    self.metrics.error(error_label(err.code()));
+                    self.outbox.metrics().error(error_label(err.code()));
                     self.outbox
                         .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
                     false
@@ -598,6 +622,8 @@ mod tests {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+
+    use switchboard_metrics::Metrics;
 
     use super::*;
 
@@ -627,7 +653,7 @@ mod tests {
         };
         let live = Arc::new(LiveSessions::default());
         // A panicking or dropped session task drops its accounting without ending it.
-        let dropped = Accounting::start(metrics.clone(), outbox(), Arc::clone(&live));
+        let dropped = Accounting::start(outbox(), Arc::clone(&live));
         assert_eq!(gauges(&metrics), (1, 1));
         assert_eq!(live.len(), 1);
         drop(dropped);
@@ -638,7 +664,7 @@ mod tests {
         assert_eq!(lost, 1);
 
         // A session that ended normally is not uncounted again when dropped.
-        let mut ended = Accounting::start(metrics.clone(), outbox(), Arc::clone(&live));
+        let mut ended = Accounting::start(outbox(), Arc::clone(&live));
         ended.end(switchboard_metrics::DisconnectReason::ClientClosed);
         drop(ended);
         assert_eq!(gauges(&metrics), (0, 0));

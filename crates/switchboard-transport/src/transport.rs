@@ -31,7 +31,7 @@ use crate::frames::FrameReader;
 use crate::io::SharedTcp;
 use crate::live::LiveSessions;
 use crate::outbox::SessionOutbox;
-use crate::session::{Accounting, BudgetKey, Session, UserLimiter};
+use crate::session::{Accounting, BudgetKey, Session, UserLimiter, deadline_for};
 
 /// The body of every non-upgrade answer.
 pub type ResponseBody = Full<Bytes>;
@@ -573,11 +573,7 @@ impl<B: Backplane> Transport<B> {
             inner.metrics.clone(),
             direct,
         ));
-        let accounting = Accounting::start(
-            inner.metrics.clone(),
-            Arc::clone(&outbox),
-            Arc::clone(&inner.live),
-        );
+        let accounting = Accounting::start(Arc::clone(&outbox), Arc::clone(&inner.live));
         let user_id = identity.user_id.as_deref().map(str::to_owned);
         let mut connection = inner.hub.connect(
             identity,
@@ -607,9 +603,8 @@ impl<B: Backplane> Transport<B> {
             connection,
             outbox,
             config: Arc::clone(&inner.config),
-            expires_at,
+            expiry: expires_at.map(deadline_for),
             permits,
-            metrics: inner.metrics.clone(),
         };
         session.run(reader, write)
     }
