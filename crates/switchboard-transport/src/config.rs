@@ -48,7 +48,9 @@ pub struct TransportConfig {
     pub drain_window: Duration,
     /// Opt-in write coalescing (default `None`: off). With a window, frames for a connection
     /// are never written the moment they are published: the first one waiting starts the
-    /// window, and everything that arrived by its end goes out in one write. At high
+    /// window, and everything that arrived by its end goes out in one write. The timer
+    /// ticks every millisecond, and a window longer than a tick ends on the last tick within
+    /// it, so no frame waits longer than the window (nor more than a tick less). At high
     /// per-channel rates this trades up to the window in latency for far fewer writes (the
     /// CPU cost of a delivery is mostly its write). Without it, a frame is written straight
     /// to the socket by the fan-out when nothing is waiting for that connection (plain TCP),

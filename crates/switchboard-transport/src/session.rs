@@ -133,6 +133,16 @@ fn error_label(code: ErrorCode) -> ErrorLabel {
     ErrorLabel::from_name(code.as_str()).unwrap_or(ErrorLabel::Internal)
 }
 
+/// What to sleep for a coalescing window of `window`: tokio's timer fires on the first
+/// millisecond tick at or after a deadline, so a window of whole milliseconds would end up to
+/// a millisecond late, and every connection whose window opened on the same publish would
+/// wait that extra time. A window longer than a tick is shortened by one, so it ends on the
+/// last tick within it: a frame never waits longer than the window.
+fn timer_window(window: Duration) -> Duration {
+    const TICK: Duration = Duration::from_millis(1);
+    if window > TICK { window - TICK } else { window }
+}
+
 /// How often the session pings (at least every millisecond).
 fn heartbeat(config: &TransportConfig) -> Duration {
     config.heartbeat.max(Duration::from_millis(1))
@@ -337,7 +347,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             // Opt-in: let more frames arrive, then write them together. Boxed:
                             // only sessions that coalesce pay for the timer.
                             if let Some(window) = coalesce {
-                                Box::pin(sleep(window)).await;
+                                Box::pin(sleep(timer_window(window))).await;
                             }
                             flush_queue(writer, &self.outbox, batch).await
                         };
@@ -698,6 +708,26 @@ mod tests {
             other => panic!("expected a close frame, got {other:?}"),
         }
         assert_eq!(read_one(&close_reply(None)), Message::Close(None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_coalescing_window_ends_within_its_length_whatever_the_tick() {
+        // tokio's timer fires on the first millisecond tick at or after a deadline; a window
+        // opening between ticks must still close within its length, and not much before.
+        for window_us in [1_500, 2_000, 5_000, 10_000] {
+            let window = Duration::from_micros(window_us);
+            for offset_us in [0, 1, 300, 999] {
+                tokio::time::advance(Duration::from_micros(offset_us)).await;
+                let opened = Instant::now();
+                sleep(timer_window(window)).await;
+                let waited = opened.elapsed();
+                assert!(waited <= window, "{window:?} window, waited {waited:?}");
+                assert!(
+                    waited + Duration::from_millis(1) >= window,
+                    "{window:?} window, waited only {waited:?}"
+                );
+            }
+        }
     }
 
     #[test]
