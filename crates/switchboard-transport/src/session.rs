@@ -167,29 +167,29 @@ pub(crate) fn deadline_for(at: SystemTime) -> Instant {
 /// An empty ping: unmasked, final, opcode 0x9, no payload.
 const PING_FRAME: Bytes = Bytes::from_static(&[0x89, 0x00]);
 
-/// The close frame for `code`: its two-byte status and its reason (always under the 123
-/// bytes a control frame allows, so the length fits the header's first byte).
-fn close_frame(code: CloseCode) -> Bytes {
-    let reason = code.reason().as_bytes();
-    let len = 2 + reason.len().min(123);
-    let mut frame = Vec::with_capacity(2 + len);
+/// A close frame with status `code` and `reason` (cut to the 123 bytes a control frame
+/// leaves for it, so the length fits the header's first byte).
+fn close_wire(code: u16, reason: &[u8]) -> Bytes {
+    let reason = &reason[..reason.len().min(123)];
+    let mut frame = Vec::with_capacity(4 + reason.len());
     frame.push(0x88);
-    frame.push(u8::try_from(len).unwrap_or(125));
-    frame.extend_from_slice(&code.code().to_be_bytes());
-    frame.extend_from_slice(&reason[..len - 2]);
+    frame.push(u8::try_from(2 + reason.len()).unwrap_or(125));
+    frame.extend_from_slice(&code.to_be_bytes());
+    frame.extend_from_slice(reason);
     Bytes::from(frame)
+}
+
+/// The close frame for `code`: its status and its reason.
+fn close_frame(code: CloseCode) -> Bytes {
+    close_wire(code.code(), code.reason().as_bytes())
 }
 
 /// The reply to a client's close frame: its status code echoed (RFC 6455 §5.5.1), or an
 /// empty close frame when it carried none.
 fn close_reply(code: Option<u16>) -> Bytes {
-    match code {
-        None => Bytes::from_static(&[0x88, 0x00]),
-        Some(code) => {
-            let [high, low] = code.to_be_bytes();
-            Bytes::copy_from_slice(&[0x88, 0x02, high, low])
-        }
-    }
+    code.map_or(Bytes::from_static(&[0x88, 0x00]), |code| {
+        close_wire(code, b"")
+    })
 }
 
 /// What woke a session.
