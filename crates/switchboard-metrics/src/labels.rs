@@ -180,6 +180,8 @@ label_enum! {
         ConnectionLost = "connection_lost",
         /// `going_away`: the server is shutting down (close code 1001).
         GoingAway = "going_away",
+        /// `protocol_error`: a client frame broke the WebSocket protocol (close code 1002).
+        ProtocolError = "protocol_error",
         /// `policy_violation`: abuse, e.g. repeated limit violations (close code 1008).
         PolicyViolation = "policy_violation",
         /// `too_large`: an inbound message exceeded the size limit (close code 1009).

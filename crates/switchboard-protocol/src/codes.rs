@@ -80,6 +80,10 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is going away (shutdown or restart); reconnect, possibly elsewhere.
     GoingAway,
+    /// 1002: a frame broke the WebSocket protocol (RFC 6455 §5: an unmasked client frame, a
+    /// reserved bit, an unknown opcode, a fragmented or oversized control frame, a stray
+    /// continuation, a close code that may not be sent).
+    ProtocolError,
     /// 1007: a text frame was not valid UTF-8 (RFC 6455 §8.1).
     InvalidPayload,
     /// 1008: policy violation, such as sustained abuse of the rate limit.
@@ -97,9 +101,10 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Normal,
         Self::GoingAway,
+        Self::ProtocolError,
         Self::InvalidPayload,
         Self::PolicyViolation,
         Self::TooLarge,
@@ -114,6 +119,7 @@ impl CloseCode {
         match self {
             Self::Normal => 1000,
             Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
             Self::InvalidPayload => 1007,
             Self::PolicyViolation => 1008,
             Self::TooLarge => 1009,
@@ -129,6 +135,7 @@ impl CloseCode {
         match self {
             Self::Normal => "normal closure",
             Self::GoingAway => "server going away",
+            Self::ProtocolError => "protocol error: the frame broke RFC 6455",
             Self::InvalidPayload => "text frame is not valid UTF-8",
             Self::PolicyViolation => "policy violation",
             Self::TooLarge => "message too large",
@@ -176,11 +183,14 @@ mod tests {
     #[test]
     fn close_codes_round_trip_through_numbers() {
         let numbers: Vec<u16> = CloseCode::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(numbers, [1000, 1001, 1007, 1008, 1009, 4000, 4001, 4008]);
+        assert_eq!(
+            numbers,
+            [1000, 1001, 1002, 1007, 1008, 1009, 4000, 4001, 4008]
+        );
         for c in CloseCode::ALL {
             assert_eq!(CloseCode::from_code(c.code()), Some(c));
             assert!(c.reason().len() < 123);
         }
-        assert_eq!(CloseCode::from_code(1002), None);
+        assert_eq!(CloseCode::from_code(1003), None);
     }
 }

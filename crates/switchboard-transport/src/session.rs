@@ -119,6 +119,7 @@ fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::Disconnect
     match reason {
         DisconnectReason::ClientClosed => L::ClientClosed,
         DisconnectReason::Closed(CloseCode::GoingAway) => L::GoingAway,
+        DisconnectReason::Closed(CloseCode::ProtocolError) => L::ProtocolError,
         DisconnectReason::Closed(CloseCode::PolicyViolation) => L::PolicyViolation,
         DisconnectReason::Closed(CloseCode::TooLarge) => L::TooLarge,
         DisconnectReason::Closed(CloseCode::IdleTimeout) => L::IdleTimeout,
@@ -387,6 +388,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     }
                     Wake::Read(Err(ReadError::TooLarge(_))) => Some(CloseCode::TooLarge),
                     Wake::Read(Err(ReadError::InvalidUtf8)) => Some(CloseCode::InvalidPayload),
+                    Wake::Read(Err(ReadError::Protocol(violation))) => {
+                        tracing::debug!(connection_id = self.connection.id(), %violation, "protocol violation");
+                        Some(CloseCode::ProtocolError)
+                    }
                     Wake::Read(Err(err)) => {
                         tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
                         break DisconnectReason::Error;
@@ -684,6 +689,7 @@ mod tests {
     fn close_frames_carry_the_code_and_reason_for_every_code_the_server_sends() {
         for code in [
             CloseCode::GoingAway,
+            CloseCode::ProtocolError,
             CloseCode::PolicyViolation,
             CloseCode::InvalidPayload,
             CloseCode::TooLarge,

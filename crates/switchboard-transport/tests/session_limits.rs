@@ -231,3 +231,21 @@ async fn the_user_budget_survives_reconnects_and_is_per_user_or_per_address() {
     let mut b = open.connect().await;
     assert_eq!(acked_of(&mut b, 60).await, 50);
 }
+
+#[tokio::test]
+async fn a_frame_that_breaks_the_protocol_closes_with_1002_and_others_keep_going() {
+    use tokio::io::AsyncWriteExt;
+    let server = Server::open().await;
+    let mut bystander = server.connect().await;
+    bystander.subscribe("c").await;
+    let mut c = server.connect().await;
+    // An unmasked text frame: a client must mask every frame (RFC 6455 §5.1).
+    c.ws.get_mut()
+        .write_all(&[0x81, 0x02, b'h', b'i'])
+        .await
+        .unwrap();
+    assert_eq!(c.closed_with().await, 1002);
+    // The rest of the server is untouched.
+    bystander.send(r#"{"type":"ping","id":"p"}"#).await;
+    assert_eq!(bystander.recv_of("pong").await["id"], "p");
+}
