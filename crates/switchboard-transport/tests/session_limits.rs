@@ -249,3 +249,38 @@ async fn a_frame_that_breaks_the_protocol_closes_with_1002_and_others_keep_going
     bystander.send(r#"{"type":"ping","id":"p"}"#).await;
     assert_eq!(bystander.recv_of("pong").await["id"], "p");
 }
+
+#[tokio::test]
+async fn the_server_pings_every_heartbeat_and_a_client_that_only_answers_is_not_idle() {
+    use futures_util::StreamExt;
+    // Pongs are frames (docs/protocol.md, close code 4000): a client that only answers the
+    // server's pings is never closed for idleness, however often the idle timeout passes.
+    let heartbeat = Duration::from_millis(50);
+    let idle = Duration::from_millis(200);
+    let server = Server::start(
+        TransportConfig::default()
+            .heartbeat(heartbeat)
+            .idle_timeout(idle),
+        Authenticator::Open,
+    )
+    .await;
+    let mut c = server.connect().await;
+    let started = tokio::time::Instant::now();
+    // tungstenite answers each ping as it reads.
+    for _ in 0..12 {
+        match tokio::time::timeout(support::WAIT, c.ws.next())
+            .await
+            .expect("a ping within 5 s")
+        {
+            Some(Ok(Message::Ping(payload))) => assert!(payload.is_empty()),
+            Some(Ok(Message::Close(frame))) => {
+                panic!("closed although every ping was answered: {frame:?}")
+            }
+            other => panic!("expected only pings, got {other:?}"),
+        }
+    }
+    // Never faster than the heartbeat; so the idle timeout passed about three times over.
+    assert!(started.elapsed() >= heartbeat * 11);
+    c.send(r#"{"type":"ping","id":"alive"}"#).await;
+    assert_eq!(c.recv_of("pong").await["id"], "alive");
+}
