@@ -226,10 +226,10 @@ async fn redaction_applies_before_anything_leaves_the_server() {
 
 #[tokio::test]
 async fn frames_after_large_ones_are_read_complete_and_in_order() {
-    // A frame past the 512-byte read buffer makes the session release the buffer tungstenite
-    // grew for it when nothing else is buffered (a large frame sent alone), and keep it when
-    // bytes of the next frame are already read (frames sent back to back). Either way every
-    // frame after it is read once, in order, and a WebSocket ping sent next is answered.
+    // A frame larger than one read spans several and is kept on the heap only until it is
+    // whole; when frames are sent back to back, the start of the next arrives in the same
+    // read as the end of a large one and is kept for the next call. Either way every frame
+    // after it is read once, in order, and a WebSocket ping sent next is answered.
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
@@ -248,7 +248,7 @@ async fn frames_after_large_ones_are_read_complete_and_in_order() {
                 r#"{{"type":"t","channel":"big","id":"p{i}","payload":"{}"}}"#,
                 "x".repeat(sizes[i])
             );
-            // After the lone large frame (released), a ping first.
+            // After the lone large frame, a ping first.
             if i == 2 {
                 publisher
                     .ws
