@@ -21,7 +21,6 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Bytes read per call, into a buffer on the poll's stack.
@@ -439,23 +438,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// The pong answering a ping with `payload` (at most 125 bytes: a control frame's limit,
-/// checked by the reader): unmasked, as the server sends.
-pub(crate) fn pong_frame(payload: &[u8]) -> Bytes {
-    if payload.is_empty() {
-        return Bytes::from_static(&[0x8A, 0x00]);
-    }
-    let mut frame = Vec::with_capacity(2 + payload.len());
-    frame.push(0x8A);
-    frame.push(u8::try_from(payload.len()).unwrap_or(125));
-    frame.extend_from_slice(&payload[..payload.len().min(125)]);
-    Bytes::from(frame)
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
 
+    use bytes::Bytes;
     use proptest::prelude::*;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -775,21 +762,6 @@ mod tests {
                 .map(|(i, b)| b ^ mask[i % 4])
                 .collect();
             assert_eq!(fast, slow, "length {len}");
-        }
-    }
-
-    #[test]
-    fn pongs_echo_the_ping_payload_and_tungstenite_reads_them() {
-        for payload in [&b""[..], b"x", &[7; 125]] {
-            let mut ws = WebSocket::from_raw_socket(
-                Cursor::new(pong_frame(payload).to_vec()),
-                Role::Client,
-                None,
-            );
-            assert_eq!(
-                ws.read().expect("a valid frame"),
-                Message::Pong(Bytes::copy_from_slice(payload))
-            );
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
-use crate::frames::{FrameReader, Incoming, ReadError, pong_frame};
+use crate::frames::{FrameReader, Incoming, ReadError};
 use crate::io::write_batch;
 use crate::live::LiveSessions;
 use crate::outbox::{Batch, SessionOutbox};
@@ -168,28 +168,35 @@ pub(crate) fn deadline_for(at: SystemTime) -> Instant {
 /// An empty ping: unmasked, final, opcode 0x9, no payload.
 const PING_FRAME: Bytes = Bytes::from_static(&[0x89, 0x00]);
 
-/// A close frame with status `code` and `reason` (cut to the 123 bytes a control frame
-/// leaves for it, so the length fits the header's first byte).
-fn close_wire(code: u16, reason: &[u8]) -> Bytes {
-    let reason = &reason[..reason.len().min(123)];
-    let mut frame = Vec::with_capacity(4 + reason.len());
-    frame.push(0x88);
-    frame.push(u8::try_from(2 + reason.len()).unwrap_or(125));
-    frame.extend_from_slice(&code.to_be_bytes());
-    frame.extend_from_slice(reason);
+/// A control frame as the server sends it (final, unmasked): `opcode`, and `head` then
+/// `body` as its payload, cut to the 125 bytes a control frame may carry (so the length fits
+/// the header's second byte).
+fn control_frame(opcode: u8, head: &[u8], body: &[u8]) -> Bytes {
+    let body = &body[..body.len().min(125 - head.len())];
+    let len = head.len() + body.len();
+    let mut frame = Vec::with_capacity(2 + len);
+    frame.push(0x80 | opcode);
+    frame.push(u8::try_from(len).unwrap_or(125));
+    frame.extend_from_slice(head);
+    frame.extend_from_slice(body);
     Bytes::from(frame)
+}
+
+/// The pong answering a ping with `payload` (at most 125 bytes, which the reader checks).
+fn pong_frame(payload: &[u8]) -> Bytes {
+    control_frame(0xA, &[], payload)
 }
 
 /// The close frame for `code`: its status and its reason.
 fn close_frame(code: CloseCode) -> Bytes {
-    close_wire(code.code(), code.reason().as_bytes())
+    control_frame(0x8, &code.code().to_be_bytes(), code.reason().as_bytes())
 }
 
 /// The reply to a client's close frame: its status code echoed (RFC 6455 §5.5.1), or an
 /// empty close frame when it carried none.
 fn close_reply(code: Option<u16>) -> Bytes {
     code.map_or(Bytes::from_static(&[0x88, 0x00]), |code| {
-        close_wire(code, b"")
+        control_frame(0x8, &code.to_be_bytes(), b"")
     })
 }
 
@@ -733,6 +740,16 @@ mod tests {
                     "{window:?} window, waited only {waited:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn pongs_echo_the_ping_payload_and_tungstenite_reads_them() {
+        for payload in [&b""[..], b"x", &[7; 125]] {
+            assert_eq!(
+                read_one(&pong_frame(payload)),
+                Message::Pong(Bytes::copy_from_slice(payload))
+            );
         }
     }
 
