@@ -76,38 +76,38 @@ impl LiveSessions {
     /// within `window` (so clients do not all reconnect at once), and any session that
     /// starts later is closed at once. Returns when the last close was requested.
     pub(crate) async fn drain(&self, window: Duration) {
-        let sessions: Vec<Weak<SessionOutbox>> = {
-            let mut state = self.state.lock();
-            state.draining = true;
-            state.sessions.values().cloned().collect()
-        };
         let start = Instant::now();
-        let mut schedule: Vec<(Duration, Weak<SessionOutbox>)> = sessions
+        let mut schedule: Vec<(Duration, Weak<SessionOutbox>)> = self
+            .begin_drain()
             .into_iter()
             .map(|session| (window.mul_f64(rand::random::<f64>()), session))
             .collect();
         schedule.sort_unstable_by_key(|(at, _)| *at);
         for (at, session) in schedule {
             sleep_until(start + at).await;
-            if let Some(outbox) = session.upgrade() {
-                Outbox::close(&*outbox, CloseCode::GoingAway);
-            }
+            going_away(&session);
         }
     }
 
     /// Asks every running session to close with 1001 now, and any later one at once: the
     /// transport was dropped without a shutdown.
     pub(crate) fn close_all(&self) {
-        let sessions: Vec<Weak<SessionOutbox>> = {
-            let mut state = self.state.lock();
-            state.draining = true;
-            state.sessions.values().cloned().collect()
-        };
-        for session in sessions {
-            if let Some(outbox) = session.upgrade() {
-                Outbox::close(&*outbox, CloseCode::GoingAway);
-            }
-        }
+        self.begin_drain().iter().for_each(going_away);
+    }
+
+    /// Marks the drain begun (sessions registered from now on are closed at once) and
+    /// returns the running ones.
+    fn begin_drain(&self) -> Vec<Weak<SessionOutbox>> {
+        let mut state = self.state.lock();
+        state.draining = true;
+        state.sessions.values().cloned().collect()
+    }
+}
+
+/// Asks a session, if it still runs, to close with 1001.
+fn going_away(session: &Weak<SessionOutbox>) {
+    if let Some(outbox) = session.upgrade() {
+        Outbox::close(&*outbox, CloseCode::GoingAway);
     }
 }
 
