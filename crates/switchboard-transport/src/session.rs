@@ -144,14 +144,57 @@ fn timer_window(window: Duration) -> Duration {
     if window > TICK { window - TICK } else { window }
 }
 
-/// How often the session pings (at least every millisecond).
-fn heartbeat(config: &TransportConfig) -> Duration {
-    config.heartbeat.max(Duration::from_millis(1))
+/// A session's deadlines: its next ping and its idle timeout, beside the credentials'
+/// expiry (which the session keeps). One timer serves them all, set to the earliest.
+struct Deadlines {
+    idle_at: Instant,
+    next_ping: Instant,
 }
 
-/// The earlier of the idle deadline and the credentials' expiry.
-fn earliest(idle_at: Instant, expiry: Option<Instant>) -> Instant {
-    expiry.map_or(idle_at, |at| at.min(idle_at))
+impl Deadlines {
+    fn start(config: &TransportConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            idle_at: now + config.idle_timeout,
+            next_ping: now + Self::heartbeat(config),
+        }
+    }
+
+    /// How often the session pings (at least every millisecond).
+    fn heartbeat(config: &TransportConfig) -> Duration {
+        config.heartbeat.max(Duration::from_millis(1))
+    }
+
+    /// When the timer must fire next.
+    fn next(&self, expiry: Option<Instant>) -> Instant {
+        let earliest = self.next_ping.min(self.idle_at);
+        expiry.map_or(earliest, |at| at.min(earliest))
+    }
+
+    /// A frame arrived: the connection is not idle.
+    fn heard(&mut self, config: &TransportConfig) {
+        self.idle_at = Instant::now() + config.idle_timeout;
+    }
+
+    /// The close a deadline passed at `now` calls for, if any.
+    fn expired(&self, now: Instant, expiry: Option<Instant>) -> Option<CloseCode> {
+        if expiry.is_some_and(|at| at <= now) {
+            Some(CloseCode::TokenExpired)
+        } else if self.idle_at <= now {
+            Some(CloseCode::IdleTimeout)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a ping is due at `now`; when it is, the next one is scheduled.
+    fn ping_due(&mut self, now: Instant, config: &TransportConfig) -> bool {
+        let due = self.next_ping <= now;
+        if due {
+            self.next_ping = now + Self::heartbeat(config);
+        }
+        due
+    }
 }
 
 /// The monotonic deadline of wall-clock time `at`; a time too far ahead for the monotonic
@@ -320,9 +363,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
         async move {
             // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
             // comes first: each timer would cost every idle connection its own allocation.
-            let mut idle_at = Instant::now() + self.config.idle_timeout;
-            let mut next_ping = Instant::now() + heartbeat(&self.config);
-            let timer = sleep_until(earliest(next_ping.min(idle_at), self.expiry));
+            let mut deadlines = Deadlines::start(&self.config);
+            let timer = sleep_until(deadlines.next(self.expiry));
             tokio::pin!(timer);
 
             let reason = loop {
@@ -350,42 +392,40 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         // Boxed: only a session that is writing pays for the flush's state;
                         // inline it would size every idle session's task.
                         let stalled = Box::pin(async {
-                        let coalesce = self.config.write_coalesce.filter(|_| batch.is_empty());
-                        let flush = async {
-                            // Opt-in: let more frames arrive, then write them together. Boxed:
-                            // only sessions that coalesce pay for the timer.
-                            if let Some(window) = coalesce {
-                                Box::pin(sleep(timer_window(window))).await;
-                            }
-                            flush_queue(writer, &self.outbox, batch).await
-                        };
-                        tokio::pin!(flush);
-                        loop {
-                            tokio::select! {
-                                biased;
-                                flushed = &mut flush => {
-                                    break flushed.is_err().then_some(None);
+                            let coalesce = self.config.write_coalesce.filter(|_| batch.is_empty());
+                            let flush = async {
+                                // Opt-in: let more frames arrive, then write them together. Boxed:
+                                // only sessions that coalesce pay for the timer.
+                                if let Some(window) = coalesce {
+                                    Box::pin(sleep(timer_window(window))).await;
                                 }
-                                () = self.outbox.ready() => {
-                                    if let Some(code) = self.outbox.close_requested() {
-                                        break Some(Some(code));
+                                flush_queue(writer, &self.outbox, batch).await
+                            };
+                            tokio::pin!(flush);
+                            loop {
+                                tokio::select! {
+                                    biased;
+                                    flushed = &mut flush => {
+                                        break flushed.is_err().then_some(None);
                                     }
-                                }
-                                () = &mut timer => {
-                                    let now = Instant::now();
-                                    if self.expiry.is_some_and(|at| at <= now) {
-                                        break Some(Some(CloseCode::TokenExpired));
+                                    () = self.outbox.ready() => {
+                                        if let Some(code) = self.outbox.close_requested() {
+                                            break Some(Some(code));
+                                        }
                                     }
-                                    if idle_at <= now {
-                                        break Some(Some(CloseCode::IdleTimeout));
+                                    () = &mut timer => {
+                                        let now = Instant::now();
+                                        if let Some(code) = deadlines.expired(now, self.expiry) {
+                                            break Some(Some(code));
+                                        }
+                                        // A ping is due but cannot be written; the next one will be.
+                                        deadlines.ping_due(now, &self.config);
+                                        timer.as_mut().reset(deadlines.next(self.expiry));
                                     }
-                                    // A ping is due but cannot be written; the next one will be.
-                                    next_ping = now + heartbeat(&self.config);
-                                    timer.as_mut().reset(earliest(next_ping.min(idle_at), self.expiry));
                                 }
                             }
-                        }
-                        }).await;
+                        })
+                        .await;
                         match stalled {
                             // The write failed: the connection is gone.
                             Some(None) => break DisconnectReason::Error,
@@ -404,10 +444,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         break DisconnectReason::Error;
                     }
                     Wake::Read(Ok(inbound)) => {
-                        idle_at = Instant::now() + self.config.idle_timeout;
-                        timer
-                            .as_mut()
-                            .reset(earliest(next_ping.min(idle_at), self.expiry));
+                        deadlines.heard(&self.config);
+                        timer.as_mut().reset(deadlines.next(self.expiry));
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                             self.outbox.metrics().message_received();
                         }
@@ -455,20 +493,14 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     }
                     Wake::Timer => {
                         let now = Instant::now();
-                        if self.expiry.is_some_and(|at| at <= now) {
-                            Some(CloseCode::TokenExpired)
-                        } else if idle_at <= now {
-                            Some(CloseCode::IdleTimeout)
-                        } else {
-                            if next_ping <= now {
-                                next_ping = now + heartbeat(&self.config);
+                        let expired = deadlines.expired(now, self.expiry);
+                        if expired.is_none() {
+                            if deadlines.ping_due(now, &self.config) {
                                 self.outbox.push_control(&PING_FRAME);
                             }
-                            timer
-                                .as_mut()
-                                .reset(earliest(next_ping.min(idle_at), self.expiry));
-                            None
+                            timer.as_mut().reset(deadlines.next(self.expiry));
                         }
+                        expired
                     }
                 };
                 if let Some(code) = close {
