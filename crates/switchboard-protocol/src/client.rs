@@ -269,6 +269,19 @@ fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
     false
 }
 
+/// The string a raw JSON value holds, or `None` when it is not a string. A string without
+/// escapes (the usual case) is borrowed as is: `raw` is already valid JSON, so a value that
+/// starts and ends with a quote and holds no backslash is exactly its contents.
+fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && memchr::memchr(b'\\', inner.as_bytes()).is_none()
+    {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Cow<'_, str>>(text).ok()
+}
+
 struct Fields<'a> {
     raw: RawFrame<'a>,
     id: Option<Cow<'a, str>>,
@@ -297,8 +310,7 @@ impl<'a> Fields<'a> {
         raw: Option<&'a RawValue>,
     ) -> Result<Option<Cow<'a, str>>, DecodeError> {
         raw.map(|raw| {
-            serde_json::from_str::<Cow<'a, str>>(raw.get())
-                .map_err(|_| self.err(format!("`{name}` must be a string")))
+            json_string(raw).ok_or_else(|| self.err(format!("`{name}` must be a string")))
         })
         .transpose()
     }
@@ -310,9 +322,9 @@ impl<'a> Fields<'a> {
     ) -> Result<Option<String>, DecodeError> {
         match raw {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<String>(raw.get())
-                .map(Some)
-                .map_err(|_| self.err(format!("`{name}` must be a string"))),
+            Some(raw) => json_string(raw)
+                .map(|s| Some(s.into_owned()))
+                .ok_or_else(|| self.err(format!("`{name}` must be a string"))),
         }
     }
 
@@ -398,8 +410,8 @@ impl ClientFrame {
         let id = match raw.id {
             None => None,
             Some(v) => {
-                let id = serde_json::from_str::<Cow<'_, str>>(v.get())
-                    .map_err(|_| DecodeError::bad_request("`id` must be a string", None))?;
+                let id = json_string(v)
+                    .ok_or_else(|| DecodeError::bad_request("`id` must be a string", None))?;
                 validate_id(&id).map_err(|e| DecodeError::bad_request(e.to_string(), None))?;
                 Some(id)
             }
@@ -608,6 +620,33 @@ fn top_level_id(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_read_from_raw_values_match_serde() {
+        let cases = [
+            r#""""#,
+            r#""chat.room-1""#,
+            r#""caf\u00e9""#,
+            r#""a\"b""#,
+            r#""tab\tend""#,
+            r#""\\""#,
+            r#""\ud83d\ude00""#,
+            "\"é🙂\"",
+            "12",
+            "null",
+            "true",
+            r#"["a"]"#,
+            r#"{"a":"b"}"#,
+        ];
+        for case in cases {
+            let raw: Box<RawValue> = serde_json::from_str(case).unwrap();
+            let expected = serde_json::from_str::<String>(case).ok();
+            assert_eq!(json_string(&raw).map(Cow::into_owned), expected, "{case}");
+        }
+        // Without escapes, the frame's own bytes are lent out, not copied.
+        let raw: Box<RawValue> = serde_json::from_str(r#""plain""#).unwrap();
+        assert!(matches!(json_string(&raw), Some(Cow::Borrowed("plain"))));
+    }
 
     #[test]
     fn nesting_ignores_brackets_in_strings() {
