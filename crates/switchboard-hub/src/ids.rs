@@ -39,21 +39,26 @@ impl IdGenerator {
 
     pub(crate) fn next(&self, kind: char) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}{kind}{n:x}", self.node)
+        let mut id = String::with_capacity(self.node.len() + 1 + 16);
+        id.push_str(&self.node);
+        id.push(kind);
+        push_hex(&mut id, n);
+        id
     }
 
     /// Like [`next`](Self::next), followed by 8 characters (48 bits) of a keyed hash of the
     /// counter: still unique (the counter part), and no id can be guessed from the ones seen
     /// before. Short on purpose: connection ids travel in every delivered message's `from`.
     pub(crate) fn next_unguessable(&self, kind: char) -> String {
-        use std::fmt::Write;
         use std::hash::BuildHasher;
         const ALPHABET: &[u8; 64] =
             b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut tag = self.secret.hash_one(n);
         let mut id = String::with_capacity(self.node.len() + 1 + 16 + TAG_CHARS);
-        let _ = write!(id, "{}{kind}{n:x}", self.node);
+        id.push_str(&self.node);
+        id.push(kind);
+        push_hex(&mut id, n);
         for _ in 0..TAG_CHARS {
             id.push(char::from(ALPHABET[(tag & 63) as usize]));
             tag >>= 6;
@@ -62,9 +67,41 @@ impl IdGenerator {
     }
 }
 
+/// Appends `n` in lower-case hexadecimal without leading zeros (`0` for zero), as `{n:x}`
+/// would, without the formatting machinery: message ids are made on every publish.
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut at = buf.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        buf[at] = DIGITS[(rest & 15) as usize];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &buf[at..] {
+        out.push(char::from(digit));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_counters_read_as_format_would_write_them() {
+        for n in [0, 1, 9, 10, 15, 16, 255, 256, 0xdead_beef, u64::MAX] {
+            let mut out = String::from("x");
+            push_hex(&mut out, n);
+            assert_eq!(out, format!("x{n:x}"));
+        }
+        let ids = IdGenerator::new();
+        assert_eq!(ids.next('m'), format!("{}m1", ids.node()));
+        assert_eq!(ids.next('m'), format!("{}m2", ids.node()));
+    }
 
     #[test]
     fn unguessable_ids_are_unique_and_not_a_sequence() {

@@ -372,21 +372,28 @@ impl EncodedDraft {
     /// as a WebSocket text frame ([`EncodedFrame::wire`]) in the same single allocation.
     #[must_use]
     pub fn finish(&self, offset: u64) -> EncodedFrame {
-        use std::io::Write;
-        // `,"offset":` + at most 20 digits + `}`.
-        let mut suffix = [0u8; 32];
-        let suffix_len = {
-            let mut cursor = &mut suffix[..];
-            // 32 bytes always hold it.
-            let _ = write!(cursor, ",\"offset\":{offset}}}");
-            32 - cursor.len()
-        };
-        let json_len = self.0.len() + suffix_len;
+        const KEY: &[u8] = b",\"offset\":";
+        // The offset's decimal digits, written from the end (at most 20 for a u64).
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = offset;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let digits = &digits[at..];
+        let json_len = self.0.len() + KEY.len() + digits.len() + 1;
         let header = WsHeader::text(json_len);
         let mut out = Vec::with_capacity(header.len() + json_len);
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(&self.0);
-        out.extend_from_slice(&suffix[..suffix_len]);
+        out.extend_from_slice(KEY);
+        out.extend_from_slice(digits);
+        out.push(b'}');
         EncodedFrame::from_wire(Bytes::from(out), header.len())
     }
 }
