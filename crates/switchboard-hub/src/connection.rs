@@ -171,7 +171,9 @@ impl<B: Backplane> Connection<B> {
     /// The transport awaits each frame to completion.
     pub async fn handle(&mut self, frame: ClientFrame) {
         match frame {
-            ClientFrame::Subscribe(f) => self.subscribe(f).await,
+            // Boxed, like a presence update: rare next to publishes, and their futures
+            // (recovery, presence) would size the future every publish allocates.
+            ClientFrame::Subscribe(f) => Box::pin(self.subscribe(f)).await,
             ClientFrame::Unsubscribe(f) => self.unsubscribe(f).await,
             ClientFrame::Ping(p) => self.send(
                 &ServerFrame::Pong(Pong {
@@ -181,7 +183,7 @@ impl<B: Backplane> Connection<B> {
                 }),
                 Priority::High,
             ),
-            ClientFrame::PresenceUpdate(f) => self.presence_update(f).await,
+            ClientFrame::PresenceUpdate(f) => Box::pin(self.presence_update(f)).await,
             ClientFrame::Presence(f) => self.presence_query(f).await,
             ClientFrame::Publish(f) => self.publish(f).await,
             other => self.error(
@@ -498,35 +500,43 @@ impl<B: Backplane> Connection<B> {
         }
     }
 
-    async fn publish(&self, f: Publish) {
-        if !self.authorize(Action::Publish, &f.channel, f.id.as_ref()) {
-            return;
-        }
-        let answer_id = f.id.clone();
-        let publisher = Publisher {
-            connection_id: Arc::clone(&self.id),
-            user_id: self.identity.user_id.clone(),
-            client: self.client.clone(),
-        };
-        match self
-            .hub
-            .publish(&publisher, f.channel, f.event, f.payload, f.id, f.priority)
-            .await
-        {
-            Ok(receipt) => {
-                if let Some(id) = answer_id {
-                    self.send(
-                        &ServerFrame::Ack(Ack {
-                            id,
-                            offset: receipt.offset,
-                        }),
-                        Priority::High,
-                    );
+    /// Authorizes and encodes the publish now; the future only waits for the backplane and
+    /// answers (small: every client publish allocates it).
+    fn publish(&self, f: Publish) -> impl Future<Output = ()> + Send + '_ {
+        let publishing = self
+            .authorize(Action::Publish, &f.channel, f.id.as_ref())
+            .then(|| {
+                let publisher = Publisher {
+                    connection_id: Arc::clone(&self.id),
+                    user_id: self.identity.user_id.clone(),
+                    client: self.client.clone(),
+                };
+                let answer_id = f.id.clone();
+                let publishing = self
+                    .hub
+                    .publish(publisher, f.channel, f.event, f.payload, f.id, f.priority);
+                (answer_id, publishing)
+            });
+        async move {
+            let Some((answer_id, publishing)) = publishing else {
+                return;
+            };
+            match publishing.await {
+                Ok(receipt) => {
+                    if let Some(id) = answer_id {
+                        self.send(
+                            &ServerFrame::Ack(Ack {
+                                id,
+                                offset: receipt.offset,
+                            }),
+                            Priority::High,
+                        );
+                    }
                 }
-            }
-            Err(err) => {
-                let (code, message) = unavailable(&err);
-                self.error(code, message, answer_id);
+                Err(err) => {
+                    let (code, message) = unavailable(&err);
+                    self.error(code, message, answer_id);
+                }
             }
         }
     }

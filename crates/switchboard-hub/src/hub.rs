@@ -251,7 +251,7 @@ impl<B: Backplane> Hub<B> {
         Ok(self
             .inner
             .publish(
-                &Publisher::server(),
+                Publisher::server(),
                 message.channel,
                 message.event,
                 message.payload,

@@ -35,64 +35,73 @@ impl Publisher {
 impl<B: Backplane> HubInner<B> {
     /// Redacts, stamps and encodes a message once, publishes it through the backplane, and
     /// reports [`HubEvent::Published`] unless it repeated an earlier publish.
-    pub(crate) async fn publish(
+    ///
+    /// The message is encoded when this is called; the future only carries the encoded bytes
+    /// and what the answer needs across the backplane's await, which keeps the future every
+    /// client publish allocates small.
+    pub(crate) fn publish(
         &self,
-        publisher: &Publisher,
+        publisher: Publisher,
         channel: ChannelName,
         event: EventType,
         payload: Payload,
         id: Option<String>,
         priority: Priority,
-    ) -> Result<PublishReceipt, BackplaneError> {
-        let from = Sender {
-            user_id: publisher.user_id.as_deref().map(str::to_owned),
-            connection_id: publisher.connection_id.to_string(),
-        };
+    ) -> impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + '_ {
         // Only an id the publisher chose can come back in a retry; generated ones are unique.
-        let dedupe = id.is_some();
-        let id = id.unwrap_or_else(|| self.ids.next('m'));
+        let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
         let draft = MessageDraft {
             event,
             payload: self.redactor.redact_payload(payload),
-            id,
+            id: id.unwrap_or_else(|| self.ids.next('m')),
             timestamp: now_ms(),
             priority,
-            from,
+            from: Sender {
+                user_id: publisher.user_id.as_deref().map(str::to_owned),
+                connection_id: publisher.connection_id.to_string(),
+            },
             channel,
         };
         let data = encode_envelope(&draft, priority, draft.timestamp);
-        let key = dedupe.then(|| dedupe_key(publisher, &draft.id));
-        let mut options = PublishOptions::default();
-        if let Some(key) = &key {
-            options = options.dedupe_key(key);
-        }
-        let published = self
-            .backplane
-            .publish_with(&draft.channel, data, options)
-            .await?;
-        if published.duplicate {
-            tracing::debug!(
-                channel = %draft.channel,
-                id = %draft.id,
-                offset = published.offset,
-                "a repeated publish id was acknowledged with its first offset, not delivered again"
-            );
-        } else {
-            self.metrics.backplane_published();
-            let _ = self.events.send(HubEvent::Published {
-                connection_id: Arc::clone(&publisher.connection_id),
-                user_id: publisher.user_id.clone(),
-                channel: draft.channel.clone(),
-                id: draft.id.clone(),
+        let MessageDraft { id, channel, .. } = draft;
+        let Publisher {
+            connection_id,
+            user_id,
+            client: _,
+        } = publisher;
+        async move {
+            let mut options = PublishOptions::default();
+            if let Some(key) = &key {
+                options = options.dedupe_key(key);
+            }
+            let published = self.backplane.publish_with(&channel, data, options).await?;
+            if published.duplicate {
+                tracing::debug!(
+                    %channel,
+                    %id,
+                    offset = published.offset,
+                    "a repeated publish id was acknowledged with its first offset, not delivered again"
+                );
+            } else {
+                self.metrics.backplane_published();
+                // Built only for a listener: most hosts never subscribe to events.
+                if self.events.receiver_count() > 0 {
+                    let _ = self.events.send(HubEvent::Published {
+                        connection_id,
+                        user_id,
+                        channel,
+                        id: id.clone(),
+                        offset: published.offset,
+                    });
+                }
+            }
+            Ok(PublishReceipt {
+                id,
                 offset: published.offset,
-            });
+                scope: published.scope,
+                duplicate: published.duplicate,
+            })
         }
-        Ok(PublishReceipt {
-            id: draft.id,
-            offset: published.offset,
-            scope: published.scope,
-            duplicate: published.duplicate,
-        })
     }
 }
 

@@ -450,11 +450,17 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             self.outbox.metrics().message_received();
                         }
                         let abusive = match inbound {
-                            // Boxed: the hub's future (subscribe with recovery, a Redis publish…)
-                            // is large, and inline it would size every idle session's task.
                             Inbound::Text(text) => {
                                 let (decoded, len) = *text;
-                                Box::pin(self.on_text(decoded, len, bucket, rejections)).await
+                                match self.admit(decoded, len, bucket, rejections) {
+                                    // Boxed: the hub's future (a publish, a Redis round
+                                    // trip…) inline would size every idle session's task.
+                                    Admitted::Handle(frame) => {
+                                        Box::pin(self.handle(frame)).await;
+                                        false
+                                    }
+                                    Admitted::Done { abusive } => abusive,
+                                }
                             }
                             Inbound::Binary => {
                                 let charge = self.charge(bucket, rejections, None);
@@ -632,41 +638,46 @@ impl<B: Backplane, P: Send> Session<B, P> {
         self.outbox.metrics().observe_latency(started.elapsed());
     }
 
-    /// Handles a text frame that decoded to `decoded`, `len` bytes long.
-    async fn on_text(
+    /// Admits a text frame that decoded to `decoded`, `len` bytes long: charges it to the
+    /// rate limit and answers what the hub never sees (a decoding error, a refusal).
+    fn admit(
         &mut self,
         decoded: Result<ClientFrame, DecodeError>,
         len: usize,
         bucket: &TokenBucket<TokioClock>,
         rejections: &mut RejectionWindow,
-    ) -> bool {
+    ) -> Admitted {
         match decoded {
             // Keepalive and quality probes are never throttled while small; a large one is
             // charged like any frame (else pings would carry unmetered traffic).
             Ok(frame @ ClientFrame::Ping(_)) if len <= MAX_FREE_PING_BYTES => {
-                self.handle(frame).await;
-                false
+                Admitted::Handle(frame)
             }
             Ok(frame) => match self.charge(bucket, rejections, frame.id().map(str::to_owned)) {
-                Charge::Allowed => {
-                    self.handle(frame).await;
-                    false
-                }
-                Charge::Refused => false,
-                Charge::Abusive => true,
+                Charge::Allowed => Admitted::Handle(frame),
+                Charge::Refused => Admitted::Done { abusive: false },
+                Charge::Abusive => Admitted::Done { abusive: true },
             },
             Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
                 Charge::Allowed => {
                     self.outbox.metrics().error(error_label(err.code()));
                     self.outbox
                         .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
-                    false
+                    Admitted::Done { abusive: false }
                 }
-                Charge::Refused => false,
-                Charge::Abusive => true,
+                Charge::Refused => Admitted::Done { abusive: false },
+                Charge::Abusive => Admitted::Done { abusive: true },
             },
         }
     }
+}
+
+/// What [`Session::admit`] decided for a text frame.
+enum Admitted {
+    /// Hand it to the hub.
+    Handle(ClientFrame),
+    /// Answered (or refused) already; `abusive` when refusals came too fast to keep going.
+    Done { abusive: bool },
 }
 
 #[cfg(test)]
