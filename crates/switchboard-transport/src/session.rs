@@ -171,9 +171,13 @@ impl Deadlines {
         expiry.map_or(earliest, |at| at.min(earliest))
     }
 
-    /// A frame arrived: the connection is not idle.
-    fn heard(&mut self, config: &TransportConfig) {
-        self.idle_at = Instant::now() + config.idle_timeout;
+    /// A frame arrived at `now`: the connection is not idle.
+    ///
+    /// This only moves the idle deadline later, so the session's timer is left as it is: set
+    /// to an earlier deadline, it fires early at worst, and firing re-arms it for what is due
+    /// then. Busy connections never touch the timer per frame.
+    fn heard(&mut self, now: Instant, config: &TransportConfig) {
+        self.idle_at = now + config.idle_timeout;
     }
 
     /// The close a deadline passed at `now` calls for, if any.
@@ -444,8 +448,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         break DisconnectReason::Error;
                     }
                     Wake::Read(Ok(inbound)) => {
-                        deadlines.heard(&self.config);
-                        timer.as_mut().reset(deadlines.next(self.expiry));
+                        let now = Instant::now();
+                        deadlines.heard(now, &self.config);
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                             self.outbox.metrics().message_received();
                         }
@@ -456,7 +460,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                     // Boxed: the hub's future (a publish, a Redis round
                                     // trip…) inline would size every idle session's task.
                                     Admitted::Handle(frame) => {
-                                        Box::pin(self.handle(frame)).await;
+                                        Box::pin(self.handle(frame, now)).await;
                                         false
                                     }
                                     Admitted::Done { abusive } => abusive,
@@ -630,8 +634,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// Hands a frame to the hub, timing it for `websocket_message_latency_ms`. What it
     /// causes for this connection (an answer; with the memory backplane, the connection's
     /// own copy of what it published) is written together once it is handled.
-    async fn handle(&mut self, frame: ClientFrame) {
-        let started = Instant::now();
+    /// `started` is when the frame was read.
+    async fn handle(&mut self, frame: ClientFrame, started: Instant) {
         self.outbox.cork(true);
         self.connection.handle(frame).await;
         self.outbox.cork(false);

@@ -131,6 +131,35 @@ async fn an_idle_connection_is_closed_with_4000() {
 }
 
 #[tokio::test]
+async fn a_client_that_keeps_sending_outlives_many_idle_timeouts_then_idles_out() {
+    // No heartbeat to hide behind: the idle deadline is the session's earliest, and every
+    // frame moves it. The session does not re-arm its timer per frame; a timer that fires at
+    // a deadline since moved must re-arm, not close.
+    let idle = Duration::from_millis(200);
+    let server = Server::start(
+        TransportConfig::default()
+            .idle_timeout(idle)
+            .heartbeat(Duration::from_secs(3600)),
+        Authenticator::Open,
+    )
+    .await;
+    let mut c = server.connect().await;
+    let started = tokio::time::Instant::now();
+    let mut every = tokio::time::interval(idle / 4);
+    for n in 0..16 {
+        every.tick().await;
+        c.send(&format!(r#"{{"type":"ping","id":"p{n}"}}"#)).await;
+        assert_eq!(c.recv_of("pong").await["id"], format!("p{n}"));
+    }
+    assert!(
+        started.elapsed() >= idle * 3,
+        "the idle timeout passed three times over"
+    );
+    // Silent from here: closed for idleness.
+    assert_eq!(c.closed_within(Duration::from_secs(3)).await, 4000);
+}
+
+#[tokio::test]
 async fn a_slow_consumer_loses_low_priority_first_and_a_critical_overflow_closes_with_4008() {
     let server = Server::start(
         TransportConfig::default().outbound_capacity(NonZeroUsize::new(4).unwrap()),
