@@ -436,8 +436,8 @@ impl ClientPosition {
     }
 }
 
-/// Reconciles publish logs with subscriber logs; see the [module documentation](self) for
-/// the rule.
+/// Reconciles publish logs with subscriber logs; the rule is in the documentation of the
+/// `continuity` module (`tests/src/continuity.rs`).
 #[derive(Debug, Clone)]
 pub struct Reconciliation {
     publishes: Vec<PublishRecord>,

@@ -116,7 +116,7 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// Options of [`Backplane::publish_with`].
+/// Options of [`Backplane::publish_with`](crate::Backplane::publish_with).
 ///
 /// ```
 /// use switchboard_backplane::PublishOptions;
