@@ -504,7 +504,7 @@ impl ClientBuilder {
         });
         let rng = match self.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_os_rng(),
+            None => rand::make_rng::<SmallRng>(),
         };
         let (commands, receiver) = mpsc::unbounded_channel();
         let tracker = QualityTracker::new(self.quality, self.heartbeat.timeout);

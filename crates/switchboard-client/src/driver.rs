@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use rand::Rng;
+use rand::RngExt;
 use rand::rngs::SmallRng;
 use switchboard_protocol::{
     ChannelName, ClientFrame, ErrorCode, ErrorFrame, Message, Ping, PresenceEvent, PresenceUpdate,

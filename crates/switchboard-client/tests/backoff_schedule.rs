@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use switchboard_client::{Backoff, Client, ConnectionState, DisconnectReason, Jitter};
 use tokio::time::Instant;
 

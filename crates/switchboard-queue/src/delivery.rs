@@ -3,7 +3,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 
 use crate::journal::{EntryView, Journal};
 use crate::lanes::{Bounds, Lanes, Slot};
@@ -268,7 +268,7 @@ impl<T> DeliveryQueue<T> {
     fn with_journal(config: DeliveryConfig, journal: Journal<T>) -> Self {
         let rng = match config.seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
-            None => SmallRng::from_os_rng(),
+            None => rand::make_rng::<SmallRng>(),
         };
         Self {
             config,
