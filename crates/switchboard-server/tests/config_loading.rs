@@ -265,7 +265,8 @@ fn an_invalid_value_is_rejected_naming_the_setting_and_where_it_came_from() {
         ("OUTBOUND_QUEUE_FRAMES", "none"),
         ("OUTBOUND_QUEUE_BYTES", "0"),
         ("HANDSHAKE_TIMEOUT_MS", "-1"),
-        ("WRITE_COALESCE_US", "1ms"),
+        ("WRITE_COALESCE_US", "1.5ms"),
+        ("HEARTBEAT_MS", "30 seconds"),
     ] {
         let err = load(&[], &[(name, value)]).unwrap_err();
         assert_eq!(err.setting(), Some(name), "{name}={value}: {err}");
@@ -464,7 +465,10 @@ async fn the_binary_prints_help_with_every_default_and_exits_0() {
     let (code, output) = binary.exit().await;
     assert_eq!(code, Some(0));
     assert!(output.contains("--max-connections-per-ip"), "{output}");
-    assert!(output.contains("[env: PORT, WEBSOCKET_PORT]"), "{output}");
+    assert!(
+        output.contains("[env: SWITCHBOARD_PORT, PORT, WEBSOCKET_PORT]"),
+        "{output}"
+    );
 }
 
 #[test]

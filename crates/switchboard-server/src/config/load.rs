@@ -23,8 +23,11 @@ and history (Protocol v1 on /ws), health, metrics and an HTTP publish API, all o
 
 const AFTER_HELP: &str = "\
 Every setting can be given as a flag, an environment variable, or a key of the TOML file \
-named by --config. Precedence: flags, then environment, then file, then defaults. An empty \
-environment variable counts as unset. Durations are in milliseconds.
+named by --config. Precedence: flags, then environment, then file, then defaults. Every \
+environment variable is also read with a SWITCHBOARD_ prefix, which wins over the plain name \
+(SWITCHBOARD_PORT over PORT). An empty environment variable counts as unset. Durations are \
+whole numbers with a unit (250ms, 30s, 5m, 1h; us for microseconds); a bare number is in \
+the setting's own unit (milliseconds, or microseconds for WRITE_COALESCE_US).
 
 With no configuration at all the server listens on 127.0.0.1:5111 with the memory backplane \
 (one instance), no TLS and no authentication (open mode).
@@ -71,18 +74,24 @@ pub(crate) fn command() -> Command {
 fn help_line(s: &Setting) -> String {
     let default = s.default.unwrap_or(s.unset);
     format!(
-        "{} [env: {}] [file: {}] [default: {default}]",
+        "{} [env: {ENV_PREFIX}{}, {}] [file: {}] [default: {default}]",
         s.help,
+        s.env[0],
         s.env.join(", "),
         s.key
     )
 }
 
+/// Every environment name is also read with this prefix, before the plain name: a
+/// deployment can name switchboard's settings apart from others in the same environment
+/// (Kubernetes injects `REDIS_PORT=tcp://…` for a service named `redis`).
+pub(crate) const ENV_PREFIX: &str = "SWITCHBOARD_";
+
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone)]
 enum Origin {
     Flag(&'static str),
-    Env(&'static str),
+    Env(String),
     File(PathBuf, &'static str),
 }
 
@@ -127,10 +136,13 @@ impl Sources<'_> {
             return Some((value.clone(), Origin::Flag(s.flag)));
         }
         for name in s.env {
-            if let Some(value) = (self.env)(name)
-                && !value.trim().is_empty()
-            {
-                return Some((value, Origin::Env(name)));
+            let prefixed = format!("{ENV_PREFIX}{name}");
+            for name in [prefixed.as_str(), name] {
+                if let Some(value) = (self.env)(name)
+                    && !value.trim().is_empty()
+                {
+                    return Some((value, Origin::Env(name.to_owned())));
+                }
             }
         }
         let file = self.file.as_ref()?;
@@ -172,14 +184,30 @@ impl Sources<'_> {
 /// What [`ServerConfig::warnings`] says about how the configuration was given.
 fn warnings(src: &Sources<'_>) -> Vec<String> {
     let mut warnings = Vec::new();
-    if let Some((_, Origin::Env(name @ "NEXTAUTH_SECRET"))) = src.raw(setting("auth_jwt_secret")) {
+    if let Some((_, Origin::Env(name))) = src.raw(setting("auth_jwt_secret"))
+        && name.ends_with("NEXTAUTH_SECRET")
+    {
         warnings.push(format!(
             "the JWT secret is read from {name}, the web application's session secret: \
              anything holding it can sign switchboard tokens, and rotating one rotates both; \
              give switchboard a secret of its own in AUTH_JWT_SECRET"
         ));
     }
+    if let Some((value, origin)) = src.raw(setting("redis_port"))
+        && is_service_link(&value)
+    {
+        warnings.push(format!(
+            "{origin} is {value:?}, a Kubernetes service link, not a port: ignored (port 6379); \
+             set {ENV_PREFIX}REDIS_PORT or REDIS_URL to choose the port"
+        ));
+    }
     warnings
+}
+
+/// A Kubernetes service link (`tcp://10.0.0.7:6379`), which Kubernetes puts in
+/// `<SERVICE>_PORT` for every service of the namespace.
+fn is_service_link(value: &str) -> bool {
+    value.trim().starts_with("tcp://") || value.trim().starts_with("udp://")
 }
 
 /// Loads and validates the configuration.
@@ -329,14 +357,19 @@ fn redis_url(src: &Sources<'_>) -> Result<Option<Secret>, ConfigError> {
         .expect("ranked, so set");
     let port = src
         .get("redis_port", |v| {
+            if is_service_link(v) {
+                // Reported in the warnings; the default port applies.
+                return Ok(None);
+            }
             parse_number::<u16>(v).and_then(|p| {
                 if p == 0 {
                     Err("must be from 1 to 65535".to_owned())
                 } else {
-                    Ok(p)
+                    Ok(Some(p))
                 }
             })
         })?
+        .flatten()
         .unwrap_or(6379);
     let password = src.get("redis_password", parse_secret)?;
     let auth = password
@@ -456,16 +489,42 @@ mod num_bounds {
     }
 }
 
+/// A duration in milliseconds, or with a unit (`250ms`, `30s`, `5m`, `1h`, `500us`).
 fn parse_ms(v: &str) -> Result<Duration, String> {
-    parse_number::<u64>(v)
-        .map(Duration::from_millis)
-        .map_err(|e| format!("{e} (milliseconds)"))
+    parse_duration(v, Duration::from_millis, "milliseconds")
 }
 
+/// A duration in microseconds, or with a unit (`500us`, `2ms`, `1s`).
 fn parse_us(v: &str) -> Result<Duration, String> {
-    parse_number::<u64>(v)
-        .map(Duration::from_micros)
-        .map_err(|e| format!("{e} (microseconds)"))
+    parse_duration(v, Duration::from_micros, "microseconds")
+}
+
+/// A whole number with a unit (`us`/`µs`, `ms`, `s`, `m`, `h`), or a bare whole number in
+/// the setting's own unit (`bare`, named `bare_unit` in errors).
+fn parse_duration(v: &str, bare: fn(u64) -> Duration, bare_unit: &str) -> Result<Duration, String> {
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(digits);
+    let invalid = || {
+        format!(
+            "{v:?} is not a duration: a whole number of {bare_unit}, or a whole number with a \
+             unit (us, ms, s, m, h), e.g. 250ms, 30s, 5m"
+        )
+    };
+    let n: u64 = number.parse().map_err(|_| invalid())?;
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{v:?} is too long a duration"))
+    };
+    match unit.trim_start() {
+        "" => Ok(bare(n)),
+        "us" | "µs" => Ok(Duration::from_micros(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        _ => Err(invalid()),
+    }
 }
 
 fn parse_non_zero_usize(v: &str) -> Result<NonZeroUsize, String> {
@@ -618,6 +677,77 @@ mod tests {
                 assert!(loaded.is_ok(), "{}: {loaded:?}", s.key);
             }
         }
+    }
+
+    #[test]
+    fn durations_take_a_unit_or_are_in_the_settings_own() {
+        let ms = |v: &str| parse_ms(v);
+        assert_eq!(ms("1500"), Ok(Duration::from_millis(1500)));
+        assert_eq!(ms("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(ms("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(ms("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(ms("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(ms("0s"), Ok(Duration::ZERO));
+        assert_eq!(ms("750us"), Ok(Duration::from_micros(750)));
+        assert_eq!(ms("10 s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_us("500"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_us("2ms"), Ok(Duration::from_millis(2)));
+        for bad in ["", "s", "1.5s", "-1s", "10d", "5 minutes", "ms250"] {
+            assert!(ms(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(
+            ms("18446744073709551615h")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn every_setting_is_read_with_the_prefix_first() {
+        let env = |name: &str| match name {
+            "SWITCHBOARD_PORT" => Some("7001".to_owned()),
+            "PORT" => Some("7002".to_owned()),
+            "SWITCHBOARD_HEARTBEAT_MS" => Some("15s".to_owned()),
+            _ => None,
+        };
+        let config = load(["switchboard"], &env).unwrap();
+        assert_eq!(config.port, 7001);
+        assert_eq!(config.heartbeat, Duration::from_secs(15));
+        let plain = |name: &str| (name == "PORT").then(|| "7002".to_owned());
+        assert_eq!(load(["switchboard"], &plain).unwrap().port, 7002);
+        // Errors name the variable that was read.
+        let bad = |name: &str| (name == "SWITCHBOARD_PORT").then(|| "http".to_owned());
+        let err = load(["switchboard"], &bad).unwrap_err().to_string();
+        assert!(err.contains("SWITCHBOARD_PORT"), "{err}");
+    }
+
+    #[test]
+    fn a_kubernetes_service_link_in_redis_port_is_ignored_with_a_warning() {
+        let env = |name: &str| match name {
+            "REDIS_HOST" => Some("redis".to_owned()),
+            "REDIS_PORT" => Some("tcp://10.0.0.7:6379".to_owned()),
+            _ => None,
+        };
+        let config = load(["switchboard"], &env).unwrap();
+        assert_eq!(
+            config.redis_url.as_ref().map(Secret::expose),
+            Some("redis://redis:6379")
+        );
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("REDIS_PORT"));
+        // The prefixed name wins, and a real port is used.
+        let env = |name: &str| match name {
+            "REDIS_HOST" => Some("redis".to_owned()),
+            "REDIS_PORT" => Some("tcp://10.0.0.7:6379".to_owned()),
+            "SWITCHBOARD_REDIS_PORT" => Some("6380".to_owned()),
+            _ => None,
+        };
+        let config = load(["switchboard"], &env).unwrap();
+        assert_eq!(
+            config.redis_url.as_ref().map(Secret::expose),
+            Some("redis://redis:6380")
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 
     #[test]
