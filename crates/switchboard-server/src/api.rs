@@ -6,6 +6,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
+use subtle::ConstantTimeEq as _;
 use switchboard_hub::ServerMessage;
 use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits};
 use switchboard_transport::ResponseBody;
@@ -83,49 +84,33 @@ fn authorize<B>(req: &Request<B>, key: &str) -> Result<(), &'static str> {
         .map(|(_, token)| token.trim());
     match presented {
         None => Err("missing API key: send Authorization: Bearer <PUBLISH_API_KEY>"),
-        Some(token) if constant_time_eq(token.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(token) if bool::from(token.as_bytes().ct_eq(key.as_bytes())) => Ok(()),
         Some(_) => Err("invalid API key"),
     }
-}
-
-/// Compares without an early exit, so the time taken does not tell how many leading bytes
-/// matched. (The length may still be inferred; the key's content may not.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len().max(b.len());
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..len {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= std::hint::black_box(x ^ y);
-    }
-    diff == 0
 }
 
 /// A percent-encoded channel from the path, decoded and validated; the error is the message
 /// of the 400.
 fn channel_of(encoded: &str) -> Result<ChannelName, String> {
-    let decoded = percent_decode(encoded)
+    let decoded = path_segment(encoded)
         .ok_or_else(|| "the channel is not valid percent-encoded UTF-8".to_owned())?;
     ChannelName::new(&decoded).map_err(|e| e.to_string())
 }
 
-/// Strict percent-decoding: `None` for a malformed escape or bytes that are not UTF-8.
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+/// A path segment, percent-decoded (`+` is itself there); `None` when the bytes are not
+/// UTF-8. Like every decoding in switchboard, through `percent-encoding`: a malformed escape
+/// stays as written (and then fails the channel's validation, `%` not being allowed).
+fn path_segment(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// A query parameter's value (`application/x-www-form-urlencoded`: `+` is a space, then as a
+/// path segment), as the transport reads `?token=` and `?client=`.
+fn query_value(raw: &str) -> Option<String> {
+    path_segment(&raw.replace('+', " "))
 }
 
 #[derive(Serialize)]
@@ -231,7 +216,7 @@ async fn history(state: &AppState, channel: &ChannelName, query: &str) -> Respon
     let mut epoch = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let Some(value) = percent_decode(value) else {
+        let Some(value) = query_value(value) else {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -291,22 +276,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_compare_equal_only_when_identical() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
+    fn only_the_exact_key_is_accepted() {
+        let with = |value: &str| {
+            Request::post("/api/publish")
+                .header(header::AUTHORIZATION, value)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(authorize(&with("Bearer secret"), "secret"), Ok(()));
+        assert_eq!(authorize(&with("bearer  secret "), "secret"), Ok(()));
+        for wrong in [
+            "Bearer secreT",
+            "Bearer secret2",
+            "Bearer secre",
+            "Bearer x",
+        ] {
+            assert_eq!(
+                authorize(&with(wrong), "secret"),
+                Err("invalid API key"),
+                "{wrong}"
+            );
+        }
+        assert!(authorize(&with("Basic secret"), "secret").is_err());
+        let none = Request::post("/api/publish").body(()).unwrap();
+        assert!(
+            authorize(&none, "secret")
+                .unwrap_err()
+                .starts_with("missing API key")
+        );
     }
 
     #[test]
-    fn percent_decoding_is_strict() {
+    fn paths_and_query_values_decode_as_urls_do() {
         assert_eq!(
-            percent_decode("ops%3Aincidents").as_deref(),
+            path_segment("ops%3Aincidents").as_deref(),
             Some("ops:incidents")
         );
-        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("bad%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(path_segment("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(path_segment("a+b").as_deref(), Some("a+b"));
+        assert_eq!(query_value("a+b%2Bc").as_deref(), Some("a b+c"));
+        // A malformed escape stays as written; bytes that are not UTF-8 are refused.
+        assert_eq!(path_segment("bad%2").as_deref(), Some("bad%2"));
+        assert_eq!(path_segment("bad%zz").as_deref(), Some("bad%zz"));
+        assert_eq!(path_segment("%ff"), None);
+        assert!(channel_of("bad%2").is_err());
+        assert!(channel_of("%ff").is_err());
     }
 }

@@ -160,47 +160,26 @@ fn is_valid_key(key: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A query parameter's value as `application/x-www-form-urlencoded` defines it: `+` is a
+/// space and `%XX` a byte (a malformed escape stays as written), through `percent-encoding`,
+/// like every decoding in switchboard. `None` when the bytes are not UTF-8.
+fn query_value(raw: &str) -> Option<String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// The token from `?token=` or `Authorization: Bearer`.
 fn token_of<Body>(req: &Request<Body>) -> Option<String> {
     if let Some(query) = req.uri().query() {
         for pair in query.split('&') {
-            if let Some(value) = pair.strip_prefix("token=") {
-                let value = percent_decode(value);
-                if !value.is_empty() {
-                    return Some(value);
-                }
+            if let Some(value) = pair.strip_prefix("token=")
+                && let Some(value) = query_value(value)
+                && !value.is_empty()
+            {
+                return Some(value);
             }
         }
     }
@@ -222,7 +201,9 @@ fn client_of<Body>(req: &Request<Body>) -> Result<Option<ClientId>, String> {
             if found.is_some() {
                 return Err("more than one client parameter".into());
             }
-            found = Some(ClientId::new(&percent_decode(value)).map_err(|e| e.to_string())?);
+            let value = query_value(value)
+                .ok_or_else(|| "the client parameter is not percent-encoded UTF-8".to_owned())?;
+            found = Some(ClientId::new(&value).map_err(|e| e.to_string())?);
         }
     }
     Ok(found)
