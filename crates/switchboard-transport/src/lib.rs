@@ -8,6 +8,7 @@ mod io;
 mod live;
 mod outbox;
 mod session;
+mod span;
 mod transport;
 
 pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};

@@ -32,6 +32,7 @@ use crate::io::SharedTcp;
 use crate::live::LiveSessions;
 use crate::outbox::SessionOutbox;
 use crate::session::{Accounting, BudgetKey, Session, UserLimiter, deadline_for};
+use crate::span::{InSpan, session_span};
 
 /// The body of every non-upgrade answer.
 pub type ResponseBody = Full<Bytes>;
@@ -460,11 +461,13 @@ impl<B: Backplane> Transport<B> {
             BudgetKey::Address(client_address(peer.ip())),
             BudgetKey::User,
         );
+        // The session's span is a child of the span current here: the host's request span.
         let pending = Box::new((
             self.clone(),
             (identity, client, budget_key),
             expires_at,
             (global, per_ip),
+            (tracing::Span::current(), peer),
         ));
         // This task only waits for the upgrade; the session then runs as a task of its own,
         // so what the wait needed is not kept in every session's future (idle memory).
@@ -476,7 +479,7 @@ impl<B: Backplane> Transport<B> {
                     return;
                 }
             };
-            let (transport, identity, expires_at, permits) = unbox(pending);
+            let (transport, identity, expires_at, permits, origin) = unbox(pending);
             let sessions = &transport.inner.sessions;
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 // Plain TCP: shared, so the fan-out can write to it directly.
@@ -496,6 +499,7 @@ impl<B: Backplane> Transport<B> {
                         identity,
                         expires_at,
                         permits,
+                        origin,
                     ));
                 }
                 // Anything else (TLS, a host's own stream): the session owns both halves
@@ -509,6 +513,7 @@ impl<B: Backplane> Transport<B> {
                         identity,
                         expires_at,
                         permits,
+                        origin,
                     ));
                 }
             }
@@ -530,6 +535,8 @@ impl<B: Backplane> Transport<B> {
     /// end, reading `read` (after the bytes that came with the upgrade request) and writing
     /// `write`; with `direct`, the fan-out writes to that socket itself when nothing is
     /// queued. Not an `async fn`, so that its arguments are not kept in the session's future.
+    /// The session runs in a span (see [`session_span`]) whose parent is `parent`.
+    #[allow(clippy::too_many_arguments)] // Each is moved into the session once.
     fn session<R, W, P: Send + Sync>(
         &self,
         (pre, read): (Bytes, R),
@@ -538,6 +545,7 @@ impl<B: Backplane> Transport<B> {
         (identity, client, budget_key): (switchboard_hub::Identity, Option<ClientId>, BudgetKey),
         expires_at: Option<SystemTime>,
         permits: P,
+        (parent, peer): (tracing::Span, SocketAddr),
     ) -> impl Future<Output = ()> + Send + use<R, W, P, B>
     where
         R: AsyncRead + Unpin + Send,
@@ -574,6 +582,12 @@ impl<B: Backplane> Transport<B> {
             .encode(),
             switchboard_protocol::Priority::Critical,
         );
+        let span = session_span(
+            &parent,
+            connection.id(),
+            connection.identity().user_id.as_deref(),
+            peer,
+        );
         let reader = FrameReader::new(&pre, read, inner.config.max_message_bytes);
         let session = Session {
             accounting,
@@ -587,7 +601,7 @@ impl<B: Backplane> Transport<B> {
             expiry: expires_at.map(deadline_for),
             permits,
         };
-        session.run(reader, write)
+        InSpan::new(span, session.run(reader, write))
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
