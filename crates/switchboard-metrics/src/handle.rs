@@ -32,6 +32,8 @@ pub struct Metrics(Option<Shared>);
 struct Shared {
     values: Arc<Values>,
     registry: Arc<Registry>,
+    /// The name prefix, applied again wherever the metrics are registered.
+    prefix: Option<Arc<str>>,
 }
 
 impl Metrics {
@@ -57,17 +59,47 @@ impl Metrics {
 
     fn with_registry(mut registry: Registry, prefix: Option<&str>) -> Self {
         let values = Arc::new(Values::default());
-        let collector = Box::new(Exposition(Arc::clone(&values)));
-        match prefix {
-            Some(prefix) => registry
-                .sub_registry_with_prefix(prefix)
-                .register_collector(collector),
-            None => registry.register_collector(collector),
-        }
+        register(&mut registry, &values, prefix);
         Self(Some(Shared {
             values,
             registry: Arc::new(registry),
+            prefix: prefix.map(Arc::from),
         }))
+    }
+
+    /// Exports switchboard's metrics through `registry` as well: a registry the host owns
+    /// and encodes itself, holding its own metrics already. Names carry this handle's
+    /// [prefix](MetricsBuilder::prefix), if any. Both registries read the same values, so
+    /// this handle's [`encode_openmetrics`](Self::encode_openmetrics) is unchanged. A
+    /// [`Metrics::noop`] handle registers nothing.
+    ///
+    /// Register once per registry: prometheus-client does not detect a second registration,
+    /// and the exposition would name every metric twice.
+    ///
+    /// ```
+    /// use switchboard_metrics::Metrics;
+    /// use switchboard_metrics::prometheus_client::encoding::text::encode;
+    /// use switchboard_metrics::prometheus_client::{metrics::counter::Counter, registry::Registry};
+    ///
+    /// // The host's registry, built and served by the host.
+    /// let mut registry = Registry::default();
+    /// let orders: Counter = Counter::default();
+    /// registry.register("shop_orders", "Orders placed", orders.clone());
+    ///
+    /// let metrics = Metrics::new();
+    /// metrics.register_in(&mut registry);
+    /// metrics.rate_limited();
+    /// orders.inc();
+    ///
+    /// let mut text = String::new();
+    /// encode(&mut text, &registry).unwrap();
+    /// assert!(text.contains("\nshop_orders_total 1\n"));
+    /// assert!(text.contains("\nwebsocket_rate_limited_messages_total 1\n"));
+    /// ```
+    pub fn register_in(&self, registry: &mut Registry) {
+        if let Some(shared) = &self.0 {
+            register(registry, &shared.values, shared.prefix.as_deref());
+        }
     }
 
     /// Whether this handle records, i.e. it is not [`Metrics::noop`]. Lets a caller skip work
@@ -333,6 +365,17 @@ impl fmt::Debug for Metrics {
     }
 }
 
+/// Registers a collector of `values` in `registry`, under `prefix` when given.
+fn register(registry: &mut Registry, values: &Arc<Values>, prefix: Option<&str>) {
+    let collector = Box::new(Exposition(Arc::clone(values)));
+    match prefix {
+        Some(prefix) => registry
+            .sub_registry_with_prefix(prefix)
+            .register_collector(collector),
+        None => registry.register_collector(collector),
+    }
+}
+
 fn saturating_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -373,7 +416,8 @@ impl MetricsBuilder {
 
     /// Registers switchboard's metrics into `registry`, which may already hold the
     /// application's metrics (register them before building: the handle owns the registry).
-    /// Default: a fresh registry.
+    /// Default: a fresh registry. To keep a registry of your own, use
+    /// [`Metrics::register_in`] instead.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
         self

@@ -86,3 +86,44 @@ fn an_application_metric_that_fails_to_encode_is_an_encode_error() {
         Err(MetricsError::Encode)
     ));
 }
+
+#[test]
+fn a_host_registry_built_elsewhere_exports_the_same_values_with_the_prefix() {
+    use switchboard_metrics::prometheus_client::encoding::text::encode;
+    // The host's registry exists before switchboard and stays the host's.
+    let mut host = Registry::default();
+    let queue: Gauge = Gauge::default();
+    host.register("app_queue", "The application's queue", queue.clone());
+    queue.set(3);
+
+    let metrics = Metrics::builder().prefix("edge").build().unwrap();
+    metrics.register_in(&mut host);
+    metrics.connection_opened();
+    metrics.connection_opened();
+
+    let mut text = String::new();
+    encode(&mut text, &host).unwrap();
+    assert!(text.contains("\napp_queue 3\n"), "{text}");
+    assert!(
+        text.contains("\nedge_websocket_connections_total 2\n"),
+        "{text}"
+    );
+    // Recorded once, read by both registries.
+    let own = metrics.encode_openmetrics().unwrap();
+    assert!(own.contains("\nedge_websocket_connections_total 2\n"));
+    assert!(!own.contains("app_queue"));
+    // Every switchboard series appears once in the host's exposition.
+    let series = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("edge_websocket_connections_total "))
+            .count()
+    };
+    assert_eq!(series(&text), 1);
+
+    // A handle that records nothing registers nothing.
+    let mut empty = Registry::default();
+    Metrics::noop().register_in(&mut empty);
+    let mut text = String::new();
+    encode(&mut text, &empty).unwrap();
+    assert_eq!(text, "# EOF\n");
+}
