@@ -63,7 +63,15 @@ async fn rate_limit_rejects_the_101st_message_in_a_minute_but_never_pings() {
 
 #[tokio::test]
 async fn large_pings_spend_the_message_budget() {
-    let server = Server::open().await;
+    // 100 messages, regained one an hour: sending 6 MB of pings takes long enough on a loaded
+    // machine for the default quota (100 a minute) to regain one meanwhile.
+    let server = Server::start(
+        TransportConfig::default().rate_limit(
+            switchboard_limiter::Quota::new(100, 1, Duration::from_secs(3600)).unwrap(),
+        ),
+        Authenticator::Open,
+    )
+    .await;
     let mut c = server.connect().await;
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(60_000));
     for i in 0..100 {
