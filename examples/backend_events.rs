@@ -102,6 +102,7 @@ async fn main() {
     )
     .await;
     println!("backend with a wrong key -> {code} {refusal}");
+    assert_eq!(code, 401, "a wrong key is refused");
 
     // Code inside the server process publishes through the hub.
     let receipt = server
@@ -122,8 +123,8 @@ async fn main() {
     );
 
     // What the frontend received.
-    let mut received = 0;
-    while received < 4 {
+    let mut statuses = Vec::new();
+    while statuses.len() < 4 {
         let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .expect("a frame within 5 s");
@@ -132,7 +133,12 @@ async fn main() {
         };
         let frame: Value = serde_json::from_str(&text).expect("JSON");
         if frame["type"] == "task-status-changed" {
-            received += 1;
+            statuses.push(
+                frame["payload"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
             println!(
                 "frontend <- {} is now {} (#{}, from {})",
                 frame["payload"]["taskId"],
@@ -160,6 +166,13 @@ async fn main() {
         history["recovered"],
         history["messages"].as_array().map_or(0, Vec::len)
     );
+
+    // What this example shows, checked (CI runs every example): the three statuses the
+    // backend posted and the in-process one, in order; history after offset 2 holds the
+    // last two.
+    assert_eq!(statuses, ["in_progress", "review", "done", "blocked"]);
+    assert_eq!(history["recovered"], true);
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
 
     server.shutdown().await;
 }

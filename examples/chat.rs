@@ -91,7 +91,8 @@ async fn say(ws: &mut Ws, name: &str, id: &str, text: &str) {
     }
 }
 
-async fn hear(ws: &mut Ws, name: &str) {
+/// Prints the next chat message `ws` receives, and returns it.
+async fn hear(ws: &mut Ws, name: &str) -> Value {
     let message = next_of(ws, "chat.message").await;
     println!(
         "{name} <- {}: {} (#{}, from connection {})",
@@ -100,6 +101,7 @@ async fn hear(ws: &mut Ws, name: &str) {
         message["offset"],
         message["from"]["connectionId"]
     );
+    message
 }
 
 #[tokio::main]
@@ -117,9 +119,23 @@ async fn main() {
     let mut bob = join(&server.ws_url(), "bob", "chat:lobby").await;
 
     say(&mut alice, "alice", "a1", "hi Bob!").await;
-    hear(&mut bob, "bob").await;
+    let first = hear(&mut bob, "bob").await;
     say(&mut bob, "bob", "b1", "hello Alice").await;
-    hear(&mut alice, "alice").await;
+    let second = hear(&mut alice, "alice").await;
+
+    // What this example shows, checked (CI runs every example).
+    assert_eq!(
+        first["payload"],
+        json!({"name": "alice", "text": "hi Bob!"})
+    );
+    assert_eq!(
+        second["payload"],
+        json!({"name": "bob", "text": "hello Alice"})
+    );
+    assert_eq!(
+        (first["offset"].as_u64(), second["offset"].as_u64()),
+        (Some(1), Some(2))
+    );
 
     // Shutdown closes both connections with 1001 ("going away": reconnect elsewhere).
     server.shutdown().await;

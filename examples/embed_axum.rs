@@ -122,9 +122,20 @@ async fn main() {
     let news = tokio::time::timeout(Duration::from_secs(5), ws.next())
         .await
         .expect("a message within 5 s");
-    if let Some(Ok(Message::Text(text))) = news {
-        println!("ws client <- {text}");
-    }
+    let Some(Ok(Message::Text(text))) = news else {
+        panic!("expected the announcement, got {news:?}")
+    };
+    println!("ws client <- {text}");
+
+    // What this example shows, checked (CI runs every example).
+    let news: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(news["type"], "news.published");
+    assert_eq!(news["payload"]["headline"], "switchboard in axum");
+    let hello: serde_json::Value = serde_json::from_str(&hello).expect("JSON");
+    assert_eq!(
+        hello,
+        serde_json::json!({"hello": "world", "connections": 1})
+    );
 
     transport.shutdown(Duration::from_secs(5)).await;
     let _ = stop.send(());

@@ -98,6 +98,10 @@ async fn main() {
         "bob (instance 2) received order {} published on instance 1, offset {}",
         received["payload"]["order"], received["offset"]
     );
+    assert_eq!(
+        received["payload"]["order"], 1,
+        "instance 2 got what instance 1 published"
+    );
     let last_seen = received["offset"].clone();
 
     // Bob's connection drops. Orders keep coming.
@@ -115,8 +119,17 @@ async fn main() {
         "bob reconnected to instance 1: recovered = {}, channel at offset {}",
         subscribed["recovered"], subscribed["offset"]
     );
-    for _ in 0..2 {
+    // What this example shows, checked (CI runs every example).
+    assert_eq!(
+        subscribed["recovered"], true,
+        "history in Redis, seen from the other instance"
+    );
+    for order in [2, 3] {
         let missed = next_of(&mut bob, "order.created").await;
+        assert_eq!(
+            missed["payload"]["order"], order,
+            "what was missed, in order"
+        );
         println!(
             "bob recovered order {} (offset {})",
             missed["payload"]["order"], missed["offset"]

@@ -70,8 +70,8 @@ async fn arrive(url: &str, name: &str, feature: &str) -> Ws {
     ws
 }
 
-/// Prints the next presence change `ws` sees.
-async fn watch(ws: &mut Ws, who: &str) {
+/// Prints the next presence change `ws` sees, and returns it as (name, action, status).
+async fn watch(ws: &mut Ws, who: &str) -> (String, String, String) {
     let update = next_of(ws, "presence-update").await;
     let member = &update["member"];
     println!(
@@ -81,6 +81,12 @@ async fn watch(ws: &mut Ws, who: &str) {
         member["status"],
         member["currentFeature"]
     );
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        text(&member["meta"]["name"]),
+        text(&update["action"]),
+        text(&member["status"]),
+    )
 }
 
 /// `GET path` with the API key, as a backend would.
@@ -123,7 +129,7 @@ async fn main() {
         json!({"type": "presence-update", "channel": "doc:42", "status": "away"}),
     )
     .await;
-    watch(&mut alice, "Alice").await;
+    let away = watch(&mut alice, "Alice").await;
 
     // The list on request, over the socket...
     send(
@@ -132,7 +138,8 @@ async fn main() {
     )
     .await;
     let list = next_of(&mut carol, "presence").await;
-    for member in list["members"].as_array().expect("members") {
+    let listed = list["members"].as_array().expect("members");
+    for member in listed {
         println!(
             "Carol lists: {} ({}), here since {}",
             member["meta"]["name"], member["status"], member["joinedAt"]
@@ -149,7 +156,17 @@ async fn main() {
 
     // Carol closes her tab: everyone sees her leave.
     carol.close(None).await.expect("close");
-    watch(&mut alice, "Alice").await;
+    let left = watch(&mut alice, "Alice").await;
+
+    // What this example shows, checked (CI runs every example).
+    let (name, action, status) = away;
+    assert_eq!(
+        (name.as_str(), action.as_str(), status.as_str()),
+        ("Bob", "update", "away")
+    );
+    assert_eq!(listed.len(), 3);
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(3));
+    assert_eq!((left.0.as_str(), left.1.as_str()), ("Carol", "leave"));
 
     server.shutdown().await;
 }
