@@ -13,4 +13,7 @@ mod transport;
 
 pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
 pub use config::TransportConfig;
-pub use transport::{Admission, AdmissionRefused, ResponseBody, Transport, TransportBuilder};
+pub use transport::{
+    Admission, AdmissionRefused, ResponseBody, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, Transport,
+    TransportBuilder,
+};

@@ -172,7 +172,30 @@ fn query_value(raw: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
-/// The token from `?token=` or `Authorization: Bearer`.
+/// The WebSocket subprotocol of switchboard's Protocol v1. A client that offers it in
+/// `Sec-WebSocket-Protocol` gets it back as the one selected.
+pub const SUBPROTOCOL: &str = "switchboard.v1";
+
+/// The prefix of a subprotocol that carries the client's token instead of the URL (which
+/// proxies log): `Sec-WebSocket-Protocol: switchboard.v1, switchboard.bearer.<token>`. A
+/// JWT's characters are all valid in a subprotocol name. The server never selects it, so the
+/// token is not sent back.
+pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "switchboard.bearer.";
+
+/// The subprotocols a client offered, in order (every `Sec-WebSocket-Protocol` header, split
+/// at commas).
+fn offered_subprotocols<Body>(req: &Request<Body>) -> impl Iterator<Item = &str> {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+/// The token from `?token=`, `Authorization: Bearer`, or a
+/// [`switchboard.bearer.<token>`](TOKEN_SUBPROTOCOL_PREFIX) subprotocol, in that order.
 fn token_of<Body>(req: &Request<Body>) -> Option<String> {
     if let Some(query) = req.uri().query() {
         for pair in query.split('&') {
@@ -184,10 +207,19 @@ fn token_of<Body>(req: &Request<Body>) -> Option<String> {
             }
         }
     }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .then(|| token.trim().to_owned())
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|auth| auth.to_str().ok())
+        .and_then(|auth| auth.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim().to_owned());
+    from_header.or_else(|| {
+        offered_subprotocols(req)
+            .find_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL_PREFIX))
+            .filter(|token| !token.is_empty())
+            .map(str::to_owned)
+    })
 }
 
 /// The `client` query parameter: the id the client instance gave for itself (see
@@ -449,6 +481,7 @@ impl<B: Backplane> Transport<B> {
             }
         };
 
+        let selects_protocol = offered_subprotocols(&req).any(|p| p == SUBPROTOCOL);
         let on_upgrade = hyper::upgrade::on(&mut req);
         // Checked: a host's `Identity` may carry any time, and a token's is bounded by
         // `MAX_EXP`, but no time a client chose may overflow here.
@@ -519,14 +552,20 @@ impl<B: Backplane> Transport<B> {
             }
         });
 
-        Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(header::UPGRADE, "websocket")
             .header(header::CONNECTION, "Upgrade")
             .header(
                 header::SEC_WEBSOCKET_ACCEPT,
                 derive_accept_key(key.as_bytes()),
-            )
+            );
+        // Only the protocol is selected, never the token's carrier. A client that offered
+        // neither gets no header, as RFC 6455 has it.
+        if selects_protocol {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+        }
+        response
             .body(Full::new(Bytes::new()))
             .expect("a static response is valid")
     }

@@ -281,3 +281,79 @@ async fn an_expiring_token_closes_the_connection_with_4001() {
         4001
     );
 }
+
+/// An upgrade request offering `protocols` in `Sec-WebSocket-Protocol`.
+fn offering(
+    server: &Server,
+    protocols: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = server.url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn a_browser_can_carry_its_token_in_a_subprotocol_and_only_the_protocol_comes_back() {
+    let server = Server::start(TransportConfig::default(), jwt_verifier()).await;
+    let jwt = token(&json!({"sub": "ada", "exp": unix_now() + 600}));
+    let request = offering(
+        &server,
+        &format!(
+            "switchboard.v1, {}{jwt}",
+            switchboard_transport::TOKEN_SUBPROTOCOL_PREFIX
+        ),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let selected: Vec<_> = response
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(selected, [switchboard_transport::SUBPROTOCOL]);
+    use futures_util::StreamExt;
+    let welcome = ws.next().await.unwrap().unwrap();
+    let welcome: serde_json::Value = serde_json::from_str(welcome.to_text().unwrap()).unwrap();
+    assert_eq!(welcome["userId"], "ada");
+
+    // A bad token in the subprotocol is refused like any other.
+    let refused = Client::try_connect(offering(
+        &server,
+        &format!(
+            "switchboard.v1, {}not-a-jwt",
+            switchboard_transport::TOKEN_SUBPROTOCOL_PREFIX
+        ),
+    ))
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(refused.status, 401);
+    // Offering the protocol alone is no token.
+    let refused = Client::try_connect(offering(&server, "switchboard.v1"))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["error"], "unauthorized");
+}
+
+#[tokio::test]
+async fn the_protocol_is_selected_only_when_offered() {
+    let server = Server::open().await;
+    // Offered among others: selected.
+    let (_, response) =
+        tokio_tungstenite::connect_async(offering(&server, "chat.v2, switchboard.v1"))
+            .await
+            .unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        switchboard_transport::SUBPROTOCOL
+    );
+    // Not offered: no header (RFC 6455), and the connection works.
+    let (_, response) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    assert!(response.headers().get("sec-websocket-protocol").is_none());
+}
