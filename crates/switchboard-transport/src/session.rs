@@ -659,8 +659,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             }
             Ok(frame) => match self.charge(bucket, rejections, frame.id().map(str::to_owned)) {
                 Charge::Allowed => Admitted::Handle(frame),
-                Charge::Refused => Admitted::Done { abusive: false },
-                Charge::Abusive => Admitted::Done { abusive: true },
+                refused => Admitted::refused(refused),
             },
             Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
                 Charge::Allowed => {
@@ -669,8 +668,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
                     Admitted::Done { abusive: false }
                 }
-                Charge::Refused => Admitted::Done { abusive: false },
-                Charge::Abusive => Admitted::Done { abusive: true },
+                refused => Admitted::refused(refused),
             },
         }
     }
@@ -682,6 +680,15 @@ enum Admitted {
     Handle(ClientFrame),
     /// Answered (or refused) already; `abusive` when refusals came too fast to keep going.
     Done { abusive: bool },
+}
+
+impl Admitted {
+    /// A frame the rate limit did not allow.
+    fn refused(charge: Charge) -> Self {
+        Self::Done {
+            abusive: charge == Charge::Abusive,
+        }
+    }
 }
 
 #[cfg(test)]
