@@ -193,7 +193,9 @@ fn warnings(src: &Sources<'_>) -> Vec<String> {
              give switchboard a secret of its own in AUTH_JWT_SECRET"
         ));
     }
-    if let Some((value, origin)) = src.raw(setting("redis_port"))
+    // Only where the port is used: with REDIS_URL chosen, Kubernetes' REDIS_PORT is moot.
+    if redis_from_host(src) == Some(true)
+        && let Some((value, origin)) = src.raw(setting("redis_port"))
         && is_service_link(&value)
     {
         warnings.push(format!(
@@ -342,12 +344,21 @@ where
 /// The Redis URL: `REDIS_URL`, or one built from `REDIS_HOST`, `REDIS_PORT` and
 /// `REDIS_PASSWORD`. When both forms are set, the one from the stronger source wins, and
 /// `REDIS_URL` wins within one source.
+/// Whether Redis is configured by REDIS_HOST (with REDIS_PORT and REDIS_PASSWORD) rather
+/// than REDIS_URL: the stronger source wins, a flag over the environment over the file.
+/// `None` when neither is set.
+fn redis_from_host(src: &Sources<'_>) -> Option<bool> {
+    match (src.rank("redis_url"), src.rank("redis_host")) {
+        (None, None) => None,
+        (Some(url), Some(host)) => Some(host < url),
+        (Some(_), None) => Some(false),
+        (None, Some(_)) => Some(true),
+    }
+}
+
 fn redis_url(src: &Sources<'_>) -> Result<Option<Secret>, ConfigError> {
-    let use_host = match (src.rank("redis_url"), src.rank("redis_host")) {
-        (None, None) => return Ok(None),
-        (Some(url), Some(host)) => host < url,
-        (Some(_), None) => false,
-        (None, Some(_)) => true,
+    let Some(use_host) = redis_from_host(src) else {
+        return Ok(None);
     };
     if !use_host {
         return src.get("redis_url", parse_redis_url);
@@ -747,6 +758,14 @@ mod tests {
             config.redis_url.as_ref().map(Secret::expose),
             Some("redis://redis:6380")
         );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        // With REDIS_URL in charge the injected REDIS_PORT is never read: nothing to warn of.
+        let env = |name: &str| match name {
+            "REDIS_URL" => Some("redis://cache:6379".to_owned()),
+            "REDIS_PORT" => Some("tcp://10.0.0.7:6379".to_owned()),
+            _ => None,
+        };
+        let config = load(["switchboard"], &env).unwrap();
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 
