@@ -33,7 +33,7 @@ fn fixture() -> &'static Fixture {
             .unwrap();
         let transport = runtime.block_on(async {
             let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
-            let auth = Authenticator::Jwt(TokenVerifier::hs256("fuzzing-secret").unwrap());
+            let auth = Authenticator::jwt(TokenVerifier::hs256("fuzzing-secret").unwrap());
             Transport::new(
                 hub,
                 auth,
@@ -61,9 +61,12 @@ fuzz_target!(|input: Upgrade| {
         return;
     };
     let fixture = fixture();
-    let _guard = fixture.runtime.enter();
     let peer = SocketAddr::from((input.peer, 40000));
-    let status = fixture.transport.upgrade(request, peer).status().as_u16();
+    let status = fixture
+        .runtime
+        .block_on(fixture.transport.upgrade(request, peer))
+        .status()
+        .as_u16();
     assert!(
         [101, 400, 401, 403, 429, 503].contains(&status),
         "undocumented status {status}"

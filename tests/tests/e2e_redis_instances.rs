@@ -27,7 +27,7 @@ async fn instance(redis: &RedisServer) -> String {
     .unwrap();
     let transport = Transport::new(
         Hub::new(backplane),
-        Authenticator::Open,
+        Authenticator::open(),
         TransportConfig::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -123,7 +123,7 @@ async fn protocol_v1_runs_over_wss_and_survives_a_certificate_reload() {
     let dir = tempfile::tempdir().unwrap();
     let acceptor = ReloadableAcceptor::new(pki.issue(dir.path())).unwrap();
     let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
-    let transport = Transport::new(hub, Authenticator::Open, TransportConfig::default());
+    let transport = Transport::new(hub, Authenticator::open(), TransportConfig::default());
     let port = serve_tls(acceptor.clone(), transport).await;
 
     let (mut first, first_cert) = connect(port, &pki).await;

@@ -12,7 +12,7 @@ use switchboard_transport::{Authenticator, TokenVerifier};
 const SECRET: &str = "test-secret-which-is-long-enough";
 
 fn jwt_server_auth() -> Authenticator {
-    Authenticator::Jwt(TokenVerifier::hs256(SECRET).unwrap())
+    Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap())
 }
 
 fn token(sub: &str) -> String {

@@ -44,7 +44,7 @@ async fn publishes_made_offline_are_flushed_after_connecting_in_priority_order()
     // The server comes up on the address the client keeps trying.
     let server = Server::with(
         MemoryBackplaneConfig::default(),
-        Authenticator::Open,
+        Authenticator::open(),
         transport_config(),
         addr,
     )

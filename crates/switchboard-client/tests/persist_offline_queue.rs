@@ -60,7 +60,7 @@ async fn publishes_queued_offline_are_sent_by_the_next_client_on_the_same_file()
     // The server is back; a new run of the application finds the queue and sends it.
     let server = Server::with(
         MemoryBackplaneConfig::default(),
-        Authenticator::Open,
+        Authenticator::open(),
         transport_config(),
         addr,
     )

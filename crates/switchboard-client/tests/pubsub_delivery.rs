@@ -15,7 +15,7 @@ const SECRET: &str = "test-secret-which-is-long-enough";
 async fn jwt_server() -> Server {
     Server::with(
         MemoryBackplaneConfig::default(),
-        Authenticator::Jwt(TokenVerifier::hs256(SECRET).unwrap()),
+        Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap()),
         transport_config(),
         "127.0.0.1:0".parse().unwrap(),
     )

@@ -67,7 +67,7 @@ async fn server_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
 async fn recovery_beyond_history_is_surfaced_as_not_recovered() {
     let server = Server::with(
         MemoryBackplaneConfig::default().history_size(3),
-        Authenticator::Open,
+        Authenticator::open(),
         transport_config(),
         "127.0.0.1:0".parse().unwrap(),
     )

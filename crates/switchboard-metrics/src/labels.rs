@@ -113,6 +113,8 @@ label_enum! {
         InvalidClaims = "invalid_claims",
         /// `forbidden_origin`: the upgrade request's `Origin` is not allowed.
         ForbiddenOrigin = "forbidden_origin",
+        /// `rejected`: a host's own authenticator refused the upgrade.
+        Rejected = "rejected",
     }
 }
 

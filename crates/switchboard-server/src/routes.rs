@@ -26,7 +26,7 @@ pub(crate) async fn route(
     let mut response = match path.as_str() {
         "/ws" => match allow_get(&req) {
             Some(refused) => refused,
-            None => return state.transport.upgrade(req, peer),
+            None => return state.transport.upgrade(req, peer).await,
         },
         "/health" => allow_get(&req).unwrap_or_else(|| health(&state)),
         "/ready" => allow_get(&req).unwrap_or_else(|| ready(&state)),

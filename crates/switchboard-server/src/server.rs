@@ -423,7 +423,7 @@ fn authenticator(config: &ServerConfig) -> Result<Authenticator, ServerError> {
         }
         verifier
     });
-    Ok(verifier.map_or(Authenticator::Open, Authenticator::Jwt))
+    Ok(verifier.map_or_else(Authenticator::open, Authenticator::jwt))
 }
 
 async fn connect_backplane(

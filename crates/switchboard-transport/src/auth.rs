@@ -1,19 +1,31 @@
-//! Token verification: HS256 with a shared secret, RS256/ES256 with a public key.
+//! Authentication of upgrades: the [`Authenticate`] trait a host implements over the
+//! upgrade request, and the [`Authenticator`] a transport holds.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
-use serde::Deserialize;
+use http::request::Parts;
+use http::{Extensions, HeaderMap, Method, StatusCode, Uri};
 use switchboard_hub::Identity;
+use switchboard_metrics::AuthFailure;
+
+#[cfg(feature = "jwt")]
+use crate::jwt::TokenVerifier;
 
 /// Why a token was refused. Every variant answers the upgrade with 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// No token in the `token` query parameter or `Authorization: Bearer` header.
-    #[error("missing token: pass ?token= or Authorization: Bearer")]
+    /// No token in the `token` query parameter, an `Authorization: Bearer` header or a
+    /// `switchboard.bearer.` subprotocol.
+    #[error(
+        "missing token: pass a switchboard.bearer.<token> subprotocol, Authorization: Bearer, or ?token="
+    )]
     Missing,
     /// The token is not a well-formed JWT.
     #[error("malformed token")]
@@ -48,297 +60,385 @@ impl AuthError {
     }
 }
 
-/// Why a verifier could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthConfigError {
-    /// The public key is neither an RSA nor a P-256 EC public key in PEM.
-    #[error("public key is not an RSA or EC (P-256) public key in PEM: {0}")]
-    PublicKey(String),
-    /// The shared secret is empty.
-    #[error("the JWT secret must not be empty")]
-    EmptySecret,
+impl AuthError {
+    fn failure(&self) -> AuthFailure {
+        match self {
+            Self::Missing => AuthFailure::Missing,
+            Self::Expired => AuthFailure::Expired,
+            Self::WrongAlgorithm => AuthFailure::WrongAlgorithm,
+            Self::Claims(_) => AuthFailure::InvalidClaims,
+            Self::Malformed | Self::BadSignature => AuthFailure::Invalid,
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: Option<String>,
-    exp: u64,
-    #[serde(default)]
-    channels: Option<Vec<String>>,
-    #[serde(default)]
-    publish: Option<Vec<String>>,
-}
-
-#[derive(Clone)]
-struct Keys {
-    hmac: Option<DecodingKey>,
-    public: Option<(DecodingKey, Algorithm)>,
-    leeway: Duration,
-    /// Where a token without a `channels` claim may subscribe; `None`: everywhere.
-    default_channels: Option<Vec<Arc<str>>>,
-    /// The `aud` every token must carry, when set.
-    audience: Option<String>,
-    /// The `iss` every token must carry, when set.
-    issuer: Option<String>,
-}
-
-/// Verifies JWTs and turns their claims into an [`Identity`].
+/// An authenticator's refusal of an upgrade: the HTTP status and a message for the client,
+/// answered as `{"error": <code>, "message": <message>}` (the code follows the status:
+/// `bad_request` 400, `unauthorized` 401, `forbidden` 403, `rate_limited` 429,
+/// `unavailable` 5xx, `rejected` otherwise).
 ///
-/// - `exp` is required; a leeway (default 30 s) absorbs clock skew.
-/// - `sub` becomes the user id; `channels` and `publish` (lists of glob patterns) become the
-///   identity's permissions.
-/// - Only HS256 (with the secret) and RS256 or ES256 (with the public key) are accepted. The
-///   header's algorithm selects the key, and a key is only ever used with its own algorithm,
-///   so an HS256 token signed with the public key is refused.
-#[derive(Clone)]
-pub struct TokenVerifier(Arc<Keys>);
-
-impl fmt::Debug for TokenVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenVerifier")
-            .field("hs256", &self.0.hmac.as_ref().map(|_| "[redacted]"))
-            .field("public_key", &self.0.public.as_ref().map(|(_, alg)| alg))
-            .field("leeway", &self.0.leeway)
-            .finish()
-    }
-}
-
-/// The latest `exp` honoured as written: 9999-12-31T23:59:59Z. A later one (any `u64` is a
-/// syntactically valid `exp`) counts as this: such a token does not expire while the
-/// process runs, and no time arithmetic on it can overflow.
-pub const MAX_EXP: u64 = 253_402_300_799;
-
-/// When a token with `exp` expires.
-fn expiry_time(exp: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(exp.min(MAX_EXP))
-}
-
-/// The default clock-skew leeway.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-
-impl TokenVerifier {
-    /// A verifier for HS256 tokens signed with `secret`.
-    ///
-    /// # Errors
-    /// [`AuthConfigError::EmptySecret`] for an empty secret.
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, AuthConfigError> {
-        let secret = secret.as_ref();
-        if secret.is_empty() {
-            return Err(AuthConfigError::EmptySecret);
-        }
-        Ok(Self(Arc::new(Keys {
-            hmac: Some(DecodingKey::from_secret(secret)),
-            public: None,
-            leeway: DEFAULT_LEEWAY,
-            default_channels: None,
-            audience: None,
-            issuer: None,
-        })))
-    }
-
-    /// A verifier for RS256 or ES256 tokens, from a PEM public key (RSA → RS256, EC P-256 →
-    /// ES256).
-    ///
-    /// # Errors
-    /// [`AuthConfigError::PublicKey`] when the PEM holds neither.
-    pub fn public_key_pem(pem: &[u8]) -> Result<Self, AuthConfigError> {
-        Ok(Self(Arc::new(Keys {
-            hmac: None,
-            public: Some(parse_public_key(pem)?),
-            leeway: DEFAULT_LEEWAY,
-            default_channels: None,
-            audience: None,
-            issuer: None,
-        })))
-    }
-
-    /// Also accepts RS256/ES256 tokens verified with a PEM public key.
-    ///
-    /// # Errors
-    /// As [`TokenVerifier::public_key_pem`].
-    pub fn with_public_key_pem(self, pem: &[u8]) -> Result<Self, AuthConfigError> {
-        let public = parse_public_key(pem)?;
-        Ok(self.with(|keys| keys.public = Some(public)))
-    }
-
-    fn with(self, change: impl FnOnce(&mut Keys)) -> Self {
-        let mut keys = Arc::unwrap_or_clone(self.0);
-        change(&mut keys);
-        Self(Arc::new(keys))
-    }
-
-    /// Where a token without a `channels` claim (or with `"channels": null`) may subscribe —
-    /// and, without a `publish` claim, publish: glob patterns as in the claim. Default: `*`,
-    /// everywhere, which is permissive; a deployment whose tokens do not all carry
-    /// `channels` should narrow it.
-    #[must_use]
-    pub fn default_channels<I, P>(self, patterns: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<Arc<str>>,
-    {
-        let patterns: Vec<Arc<str>> = patterns.into_iter().map(Into::into).collect();
-        let everywhere = patterns.iter().any(|p| &**p == "*");
-        self.with(|keys| keys.default_channels = (!everywhere).then_some(patterns))
-    }
-
-    /// Whether tokens without a `channels` claim may use every channel (the default).
-    #[must_use]
-    pub fn default_channels_unrestricted(&self) -> bool {
-        self.0.default_channels.is_none()
-    }
-
-    /// Requires every token's `aud` to be (or contain) `audience`; others are refused.
-    #[must_use]
-    pub fn audience(self, audience: impl Into<String>) -> Self {
-        let audience = audience.into();
-        self.with(|keys| keys.audience = Some(audience))
-    }
-
-    /// Requires every token's `iss` to be `issuer`; others are refused.
-    #[must_use]
-    pub fn issuer(self, issuer: impl Into<String>) -> Self {
-        let issuer = issuer.into();
-        self.with(|keys| keys.issuer = Some(issuer))
-    }
-
-    /// Sets the clock-skew leeway (default 30 s), for `exp` at the upgrade and during the
-    /// connection.
-    #[must_use]
-    pub fn leeway(self, leeway: Duration) -> Self {
-        self.with(|keys| keys.leeway = leeway)
-    }
-
-    /// The clock-skew leeway.
-    #[must_use]
-    pub fn leeway_duration(&self) -> Duration {
-        self.0.leeway
-    }
-
-    /// Verifies `token` and returns the identity it proves.
-    ///
-    /// # Errors
-    /// [`AuthError`] saying why it was refused.
-    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
-            // `none` and unknown algorithms fail to parse as a header.
-            ErrorKind::Json(_) | ErrorKind::InvalidAlgorithmName => AuthError::WrongAlgorithm,
-            _ => AuthError::Malformed,
-        })?;
-        let key = match header.alg {
-            Algorithm::HS256 => self.0.hmac.as_ref(),
-            alg => self
-                .0
-                .public
-                .as_ref()
-                .filter(|(_, expected)| *expected == alg)
-                .map(|(key, _)| key),
-        }
-        .ok_or(AuthError::WrongAlgorithm)?;
-
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.0.leeway.as_secs();
-        validation.validate_exp = true;
-        // `nbf`, when present, with the same leeway as `exp`.
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        match &self.0.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        if let Some(issuer) = &self.0.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        validation.set_required_spec_claims(&required);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
-            ErrorKind::MissingRequiredClaim(c) => AuthError::Claims(format!("missing {c}")),
-            ErrorKind::Json(e) => AuthError::Claims(e.to_string()),
-            ErrorKind::InvalidClaimFormat(c) => AuthError::Claims(format!("bad {c}")),
-            ErrorKind::InvalidAudience => AuthError::Claims("aud is not this server's".into()),
-            ErrorKind::InvalidIssuer => AuthError::Claims("iss is not the expected issuer".into()),
-            ErrorKind::ImmatureSignature => AuthError::Claims("not valid yet (nbf)".into()),
-            _ => AuthError::Malformed,
-        })?;
-        let claims = data.claims;
-        let mut identity = Identity::anonymous();
-        identity.user_id = claims.sub.map(Into::into);
-        identity.expires_at = Some(expiry_time(claims.exp));
-        match (claims.channels, &self.0.default_channels) {
-            (Some(channels), _) => identity = identity.with_channels(channels),
-            (None, Some(default)) => identity = identity.with_channels(default.iter().cloned()),
-            (None, None) => {}
-        }
-        if let Some(publish) = claims.publish {
-            identity = identity.with_publish(publish);
-        }
-        Ok(identity)
-    }
-}
-
-fn parse_public_key(pem: &[u8]) -> Result<(DecodingKey, Algorithm), AuthConfigError> {
-    let text = String::from_utf8_lossy(pem);
-    if text.contains("RSA PUBLIC KEY") {
-        return DecodingKey::from_rsa_pem(pem)
-            .map(|k| (k, Algorithm::RS256))
-            .map_err(|e| AuthConfigError::PublicKey(e.to_string()));
-    }
-    // A SubjectPublicKeyInfo may hold either; EC keys are tried first because an RSA parse
-    // of an EC key can succeed structurally and fail only at verification.
-    match DecodingKey::from_ec_pem(pem) {
-        Ok(k) => Ok((k, Algorithm::ES256)),
-        Err(ec) => DecodingKey::from_rsa_pem(pem)
-            .map(|k| (k, Algorithm::RS256))
-            .map_err(|rsa| AuthConfigError::PublicKey(format!("as EC: {ec}; as RSA: {rsa}"))),
-    }
-}
-
-/// How connections authenticate.
+/// ```
+/// use http::StatusCode;
+/// use switchboard_transport::Rejection;
+///
+/// let no_session = Rejection::unauthorized("log in first");
+/// assert_eq!(no_session.status(), StatusCode::UNAUTHORIZED);
+/// let suspended = Rejection::new(StatusCode::FORBIDDEN, "account suspended");
+/// assert_eq!(suspended.message(), "account suspended");
+/// // Only error statuses refuse: anything else is answered 403.
+/// assert_eq!(Rejection::new(StatusCode::OK, "?").status(), StatusCode::FORBIDDEN);
+/// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Authenticator {
-    /// No authentication: every connection is anonymous and unrestricted.
+pub struct Rejection {
+    status: StatusCode,
+    message: Cow<'static, str>,
+    /// The audit log's `reason` and the metrics label.
+    reason: &'static str,
+    failure: AuthFailure,
+}
+
+impl Rejection {
+    /// A refusal with `status` (a client or server error; any other is answered as 403) and
+    /// `message`.
+    #[must_use]
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        let status = if status.is_client_error() || status.is_server_error() {
+            status
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        Self {
+            status,
+            message: message.into(),
+            reason: "rejected",
+            failure: AuthFailure::Rejected,
+        }
+    }
+
+    /// A 401: the request carries no credentials, or ones that do not prove who it is.
+    #[must_use]
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// A 403: who it is is known, and may not connect.
+    #[must_use]
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// The status the upgrade is answered with.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message sent to the client.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The `error` code of the JSON body.
+    pub(crate) fn code(&self) -> &'static str {
+        match self.status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            status if status.is_server_error() => "unavailable",
+            _ => "rejected",
+        }
+    }
+
+    /// A short, bounded label for the audit log.
+    pub(crate) fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The `reason` label of `websocket_auth_failures_total`.
+    pub(crate) fn failure(&self) -> AuthFailure {
+        self.failure
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.status)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<AuthError> for Rejection {
+    /// A 401 whose message is the error's, counted under the error's own reason.
+    fn from(err: AuthError) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: err.to_string().into(),
+            reason: err.reason(),
+            failure: err.failure(),
+        }
+    }
+}
+
+/// The upgrade request as an [`Authenticate`] implementation sees it: method, URI, headers,
+/// the extensions a host's middleware put there (a cookie session, an already-resolved
+/// user), and the peer address. The body is not part of it: an upgrade has none.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    parts: &'a Parts,
+    peer: SocketAddr,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// The request behind `parts`, from `peer`.
+    #[must_use]
+    pub fn new(parts: &'a Parts, peer: SocketAddr) -> Self {
+        Self { parts, peer }
+    }
+
+    /// The request's method (`GET` for an HTTP/1.1 upgrade).
+    #[must_use]
+    pub fn method(&self) -> &'a Method {
+        &self.parts.method
+    }
+
+    /// The request's URI.
+    #[must_use]
+    pub fn uri(&self) -> &'a Uri {
+        &self.parts.uri
+    }
+
+    /// The request's headers (`Cookie`, `Authorization`, …).
+    #[must_use]
+    pub fn headers(&self) -> &'a HeaderMap {
+        &self.parts.headers
+    }
+
+    /// The request's extensions: what the host's middleware attached (a session layer's
+    /// session, a user an outer layer authenticated, axum's `ConnectInfo`).
+    #[must_use]
+    pub fn extensions(&self) -> &'a Extensions {
+        &self.parts.extensions
+    }
+
+    /// The address the connection comes from.
+    #[must_use]
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The request's parts.
+    #[must_use]
+    pub fn parts(&self) -> &'a Parts {
+        self.parts
+    }
+
+    /// The bearer token the client sent, from (first found) the `token` query parameter,
+    /// an `Authorization: Bearer` header, or a `switchboard.bearer.<token>` subprotocol
+    /// (see [`TOKEN_SUBPROTOCOL_PREFIX`](crate::TOKEN_SUBPROTOCOL_PREFIX)).
+    #[must_use]
+    pub fn token(&self) -> Option<String> {
+        crate::request::token_of(&self.parts.uri, &self.parts.headers)
+    }
+}
+
+/// Decides who an upgrade request is: an [`Identity`], or a [`Rejection`] that answers the
+/// upgrade. Implemented by the host for its own login (a session cookie, an API key, a
+/// lookup in its database); [`TokenVerifier`](crate::TokenVerifier) is the JWT
+/// implementation.
+///
+/// Called once per upgrade, after the handshake, origin and connection-cap checks, with
+/// the connection counted against the caps while it runs. It may take its time (a database
+/// round trip), up to the transport's
+/// [`handshake_timeout`](crate::TransportConfig::handshake_timeout): past that the upgrade is
+/// answered 503. What a connection may do later is the hub's
+/// [`Authorizer`](switchboard_hub::Authorizer)'s decision, over the identity returned here:
+/// resolve here what it will need ([`Identity::with_data`]), since it runs on every publish.
+///
+/// ```
+/// use switchboard_hub::Identity;
+/// use switchboard_transport::{AuthRequest, Authenticate, Rejection};
+///
+/// /// The app's users, by session cookie.
+/// struct Sessions;
+///
+/// impl Authenticate for Sessions {
+///     async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Identity, Rejection> {
+///         let cookie = request
+///             .headers()
+///             .get(http::header::COOKIE)
+///             .and_then(|c| c.to_str().ok())
+///             .unwrap_or_default();
+///         match cookie.strip_prefix("session=") {
+///             Some("s3cr3t") => Ok(Identity::user("alice").with_channels(["team:blue:*"])),
+///             _ => Err(Rejection::unauthorized("log in first")),
+///         }
+///     }
+/// }
+/// ```
+pub trait Authenticate: Send + Sync + 'static {
+    /// Authenticates `request`.
+    fn authenticate(
+        &self,
+        request: &AuthRequest<'_>,
+    ) -> impl Future<Output = Result<Identity, Rejection>> + Send;
+}
+
+/// A shared authenticator authenticates as the one it shares (the host keeps a handle on
+/// it, for its own routes or tests).
+impl<T: Authenticate> Authenticate for Arc<T> {
+    fn authenticate(
+        &self,
+        request: &AuthRequest<'_>,
+    ) -> impl Future<Output = Result<Identity, Rejection>> + Send {
+        T::authenticate(self, request)
+    }
+}
+
+/// What a transport needs from an [`Authenticate`] implementation, object-safe.
+trait ErasedAuthenticate: Send + Sync + 'static {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a AuthRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>>;
+}
+
+impl<T: Authenticate> ErasedAuthenticate for T {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a AuthRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>> {
+        Box::pin(Authenticate::authenticate(self, request))
+    }
+}
+
+#[derive(Clone)]
+enum Kind {
     Open,
-    /// A JWT is required.
+    #[cfg(feature = "jwt")]
     Jwt(TokenVerifier),
+    Custom(Arc<dyn ErasedAuthenticate>),
+}
+
+/// How a transport authenticates upgrades: open (everyone anonymous), JWT, or the host's
+/// own [`Authenticate`] implementation. Cheap to clone. The default is open.
+///
+/// ```
+/// use switchboard_transport::Authenticator;
+/// # #[cfg(feature = "jwt")] {
+/// use switchboard_transport::TokenVerifier;
+///
+/// let jwt = Authenticator::jwt(TokenVerifier::hs256("a secret of at least 32 bytes......").unwrap());
+/// assert_eq!(jwt.mode(), "jwt");
+/// # }
+/// assert_eq!(Authenticator::default().mode(), "open");
+/// ```
+#[derive(Clone)]
+pub struct Authenticator(Kind);
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            #[cfg(feature = "jwt")]
+            Kind::Jwt(verifier) => f.debug_tuple("Authenticator::Jwt").field(verifier).finish(),
+            _ => write!(f, "Authenticator::{}", self.mode()),
+        }
+    }
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::open()
+    }
+}
+
+#[cfg(feature = "jwt")]
+impl From<TokenVerifier> for Authenticator {
+    fn from(verifier: TokenVerifier) -> Self {
+        Self::jwt(verifier)
+    }
 }
 
 impl Authenticator {
-    /// Authenticates an upgrade's token (`None` when the request carried none).
+    /// No authentication: every connection is anonymous and unrestricted.
+    #[must_use]
+    pub fn open() -> Self {
+        Self(Kind::Open)
+    }
+
+    /// A JWT is required (see [`TokenVerifier`]); its `exp`, plus the verifier's leeway,
+    /// closes the connection with 4001.
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn jwt(verifier: TokenVerifier) -> Self {
+        Self(Kind::Jwt(verifier))
+    }
+
+    /// The host's own authentication. The identity's
+    /// [`expires_at`](Identity::expires_at), when set, closes the connection with 4001 at
+    /// that time (no leeway is added).
+    #[must_use]
+    pub fn new(authenticate: impl Authenticate) -> Self {
+        Self(Kind::Custom(Arc::new(authenticate)))
+    }
+
+    /// Authenticates `request`.
     ///
     /// # Errors
-    /// [`AuthError`] when a token is required and missing or invalid.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthError> {
-        match self {
-            Self::Open => Ok(Identity::anonymous()),
-            Self::Jwt(verifier) => verifier.verify(token.ok_or(AuthError::Missing)?),
+    /// The [`Rejection`] that answers the upgrade.
+    pub async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Identity, Rejection> {
+        match &self.0 {
+            Kind::Custom(auth) => auth.authenticate(request).await,
+            _ => self
+                .authenticate_now(request)
+                .expect("open and JWT authentication do not wait"),
         }
     }
 
-    /// The leeway applied to `exp` during the connection (zero in open mode).
+    /// The answer without waiting, for the authenticators that never wait (open, JWT);
+    /// `None` for a host's own, which may.
+    pub(crate) fn authenticate_now(
+        &self,
+        request: &AuthRequest<'_>,
+    ) -> Option<Result<Identity, Rejection>> {
+        match &self.0 {
+            Kind::Open => Some(Ok(Identity::anonymous())),
+            #[cfg(feature = "jwt")]
+            Kind::Jwt(verifier) => Some(
+                request
+                    .token()
+                    .ok_or(AuthError::Missing)
+                    .and_then(|token| verifier.verify(&token))
+                    .map_err(Rejection::from),
+            ),
+            Kind::Custom(_) => {
+                let _ = request;
+                None
+            }
+        }
+    }
+
+    /// The leeway applied to the identity's expiry during the connection: the verifier's
+    /// for JWT, zero otherwise.
     #[must_use]
     pub fn leeway(&self) -> Duration {
-        match self {
-            Self::Open => Duration::ZERO,
-            Self::Jwt(v) => v.leeway_duration(),
+        match &self.0 {
+            #[cfg(feature = "jwt")]
+            Kind::Jwt(verifier) => verifier.leeway_duration(),
+            _ => Duration::ZERO,
         }
     }
 
-    /// `"open"` or `"jwt"`, for the startup log.
+    /// `"open"`, `"jwt"` or `"custom"`, for the startup log.
     #[must_use]
     pub fn mode(&self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Jwt(_) => "jwt",
+        match &self.0 {
+            Kind::Open => "open",
+            #[cfg(feature = "jwt")]
+            Kind::Jwt(_) => "jwt",
+            Kind::Custom(_) => "custom",
         }
     }
 }

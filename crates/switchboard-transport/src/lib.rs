@@ -1,19 +1,27 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod clock;
 mod config;
 mod frames;
 mod io;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod live;
 mod outbox;
+mod request;
+mod service;
 mod session;
 mod span;
 mod transport;
 
-pub use auth::{AuthConfigError, AuthError, Authenticator, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
+pub use auth::{AuthError, AuthRequest, Authenticate, Authenticator, Rejection};
 pub use config::TransportConfig;
+#[cfg(feature = "jwt")]
+pub use jwt::{AuthConfigError, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
+pub use request::{SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX};
+pub use service::{PeerAddr, PeerFrom, ServiceFuture, WebSocketService};
 pub use transport::{
-    Admission, AdmissionRefused, ResponseBody, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, Transport,
-    TransportBuilder,
+    Admission, AdmissionRefused, ResponseBody, Transport, TransportBuilder, UpgradeFuture,
 };

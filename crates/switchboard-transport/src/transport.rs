@@ -24,13 +24,14 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Authenticator;
+use crate::auth::{AuthRequest, Authenticator, Rejection};
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::frames::FrameReader;
 use crate::io::SharedTcp;
 use crate::live::LiveSessions;
 use crate::outbox::SessionOutbox;
+use crate::request::{SUBPROTOCOL, client_of, offered_subprotocols};
 use crate::session::{Accounting, BudgetKey, Session, UserLimiter, deadline_for};
 use crate::span::{InSpan, session_span};
 
@@ -93,7 +94,7 @@ impl<B: Backplane> fmt::Debug for Transport<B> {
 }
 
 /// A rejected upgrade: status and JSON body `{"error": code, "message": …}`.
-fn reject(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
+pub(crate) fn reject(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     Response::builder()
         .status(status)
@@ -161,87 +162,6 @@ fn is_valid_key(key: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
-/// A query parameter's value as `application/x-www-form-urlencoded` defines it: `+` is a
-/// space and `%XX` a byte (a malformed escape stays as written), through `percent-encoding`,
-/// like every decoding in switchboard. `None` when the bytes are not UTF-8.
-fn query_value(raw: &str) -> Option<String> {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(std::borrow::Cow::into_owned)
-}
-
-/// The WebSocket subprotocol of switchboard's Protocol v1. A client that offers it in
-/// `Sec-WebSocket-Protocol` gets it back as the one selected.
-pub const SUBPROTOCOL: &str = "switchboard.v1";
-
-/// The prefix of a subprotocol that carries the client's token instead of the URL (which
-/// proxies log): `Sec-WebSocket-Protocol: switchboard.v1, switchboard.bearer.<token>`. A
-/// JWT's characters are all valid in a subprotocol name. The server never selects it, so the
-/// token is not sent back.
-pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "switchboard.bearer.";
-
-/// The subprotocols a client offered, in order (every `Sec-WebSocket-Protocol` header, split
-/// at commas).
-fn offered_subprotocols<Body>(req: &Request<Body>) -> impl Iterator<Item = &str> {
-    req.headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-}
-
-/// The token from `?token=`, `Authorization: Bearer`, or a
-/// [`switchboard.bearer.<token>`](TOKEN_SUBPROTOCOL_PREFIX) subprotocol, in that order.
-fn token_of<Body>(req: &Request<Body>) -> Option<String> {
-    if let Some(query) = req.uri().query() {
-        for pair in query.split('&') {
-            if let Some(value) = pair.strip_prefix("token=")
-                && let Some(value) = query_value(value)
-                && !value.is_empty()
-            {
-                return Some(value);
-            }
-        }
-    }
-    let from_header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|auth| auth.to_str().ok())
-        .and_then(|auth| auth.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .map(|(_, token)| token.trim().to_owned());
-    from_header.or_else(|| {
-        offered_subprotocols(req)
-            .find_map(|p| p.strip_prefix(TOKEN_SUBPROTOCOL_PREFIX))
-            .filter(|token| !token.is_empty())
-            .map(str::to_owned)
-    })
-}
-
-/// The `client` query parameter: the id the client instance gave for itself (see
-/// [`ClientId`]). `Ok(None)` when absent; an error message when present but invalid.
-fn client_of<Body>(req: &Request<Body>) -> Result<Option<ClientId>, String> {
-    let Some(query) = req.uri().query() else {
-        return Ok(None);
-    };
-    let mut found = None;
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("client=") {
-            if found.is_some() {
-                return Err("more than one client parameter".into());
-            }
-            let value = query_value(value)
-                .ok_or_else(|| "the client parameter is not percent-encoded UTF-8".to_owned())?;
-            found = Some(ClientId::new(&value).map_err(|e| e.to_string())?);
-        }
-    }
-    Ok(found)
-}
-
 /// The address per-address limits are keyed by: an IPv4 address as is (also when it comes
 /// IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address as its /64 — one subscriber's network,
 /// which hands its hosts any number of addresses — so rotating addresses within it does not
@@ -255,6 +175,67 @@ fn client_address(ip: IpAddr) -> IpAddr {
                 u128::from(v6) & !((1u128 << 64) - 1),
             )),
         },
+    }
+}
+
+/// An upgrade that passed the checks before authentication.
+struct Prepared {
+    /// The request without its body, which the authenticator reads.
+    parts: http::request::Parts,
+    peer: SocketAddr,
+    key: HeaderValue,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    permits: (
+        switchboard_limiter::ConnectionPermit,
+        switchboard_limiter::KeyedConnectionPermit<IpAddr>,
+    ),
+    client: Option<ClientId>,
+    selects_protocol: bool,
+    /// Added to the identity's expiry.
+    leeway: Duration,
+    parent: tracing::Span,
+}
+
+enum Answer {
+    Ready(Option<Response<ResponseBody>>),
+    Waiting(std::pin::Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>),
+}
+
+/// The answer to an upgrade request ([`Transport::upgrade`]): ready at once unless a host's
+/// own authenticator has to wait. `Send` and `'static`.
+#[must_use = "the upgrade is answered, and its session started, only when awaited"]
+pub struct UpgradeFuture(Answer);
+
+impl UpgradeFuture {
+    fn ready(response: Response<ResponseBody>) -> Self {
+        Self(Answer::Ready(Some(response)))
+    }
+}
+
+impl fmt::Debug for UpgradeFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Answer::Ready(_) => "UpgradeFuture(ready)",
+            Answer::Waiting(_) => "UpgradeFuture(authenticating)",
+        })
+    }
+}
+
+impl Future for UpgradeFuture {
+    type Output = Response<ResponseBody>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            Answer::Ready(response) => std::task::Poll::Ready(
+                response
+                    .take()
+                    .expect("an UpgradeFuture is not polled after it completed"),
+            ),
+            Answer::Waiting(future) => future.as_mut().poll(cx),
+        }
     }
 }
 
@@ -277,7 +258,7 @@ impl<B: Backplane> fmt::Debug for TransportBuilder<B> {
 }
 
 impl<B: Backplane> TransportBuilder<B> {
-    /// How connections authenticate (default: [`Authenticator::Open`]).
+    /// How connections authenticate (default: [`Authenticator::open`]).
     pub fn auth(mut self, auth: Authenticator) -> Self {
         self.auth = auth;
         self
@@ -301,17 +282,6 @@ impl<B: Backplane> TransportBuilder<B> {
     }
 }
 
-fn auth_label(err: &crate::auth::AuthError) -> AuthFailure {
-    use crate::auth::AuthError;
-    match err {
-        AuthError::Missing => AuthFailure::Missing,
-        AuthError::Expired => AuthFailure::Expired,
-        AuthError::WrongAlgorithm => AuthFailure::WrongAlgorithm,
-        AuthError::Claims(_) => AuthFailure::InvalidClaims,
-        _ => AuthFailure::Invalid,
-    }
-}
-
 impl<B: Backplane> Transport<B> {
     /// A transport serving `hub`'s connections, authenticating with `auth`, recording no
     /// metrics. [`Transport::builder`] offers every option.
@@ -324,7 +294,7 @@ impl<B: Backplane> Transport<B> {
     pub fn builder(hub: Hub<B>) -> TransportBuilder<B> {
         TransportBuilder {
             hub,
-            auth: Authenticator::Open,
+            auth: Authenticator::open(),
             config: TransportConfig::default(),
             metrics: Metrics::noop(),
         }
@@ -393,20 +363,82 @@ impl<B: Backplane> Transport<B> {
 
     /// Answers a WebSocket upgrade request from `peer`. Checks, in order: a well-formed
     /// upgrade (400), the `Origin` (403), the global cap (503), the per-IP cap (429 with
-    /// `Retry-After`), and the token (401). On success returns `101 Switching Protocols` and
-    /// starts the session once hyper hands over the connection.
+    /// `Retry-After`), the `client` parameter (400), and the [`Authenticator`] (401, or the
+    /// host's [`Rejection`](crate::Rejection)). On success the future resolves to
+    /// `101 Switching Protocols`, and the session starts once hyper hands over the connection.
     ///
-    /// Works with any request type hyper can upgrade, including axum's.
-    pub fn upgrade<Body>(
+    /// Works with any request type hyper can upgrade, including axum's; the body is dropped
+    /// at once (an upgrade has none), so the future is `Send` and `'static` whatever it is.
+    /// With an open or JWT authenticator the future is ready when first polled; a host's own
+    /// [`Authenticate`](crate::Authenticate) may make it wait, at most the
+    /// [`handshake_timeout`](TransportConfig::handshake_timeout) (then 503).
+    pub fn upgrade<Body>(&self, req: Request<Body>, peer: SocketAddr) -> UpgradeFuture {
+        let prepared = match self.prepare(req, peer) {
+            Ok(prepared) => prepared,
+            Err(response) => return UpgradeFuture::ready(response),
+        };
+        let request = AuthRequest::new(&prepared.parts, peer);
+        if let Some(outcome) = self.inner.auth.authenticate_now(&request) {
+            return UpgradeFuture::ready(self.finish(prepared, outcome));
+        }
+        let transport = self.clone();
+        UpgradeFuture(Answer::Waiting(Box::pin(async move {
+            let request = AuthRequest::new(&prepared.parts, peer);
+            let outcome = tokio::time::timeout(
+                transport.inner.config.handshake_timeout,
+                transport.inner.auth.authenticate(&request),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Rejection::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "authentication timed out",
+                ))
+            });
+            transport.finish(prepared, outcome)
+        })))
+    }
+
+    /// The WebSocket endpoint as a [`tower_service::Service`], to mount in a router (axum's
+    /// `route_service`): see [`WebSocketService`](crate::WebSocketService).
+    #[must_use]
+    pub fn service(&self) -> crate::WebSocketService<B> {
+        crate::WebSocketService::new(self.clone())
+    }
+
+    /// Answers a WebSocket upgrade request from `peer` for `identity`, which the host has
+    /// already resolved (its own login middleware ran before this handler): every check of
+    /// [`upgrade`](Self::upgrade) but the [`Authenticator`]. The identity's
+    /// [`expires_at`](switchboard_hub::Identity::expires_at), when set, closes the
+    /// connection with 4001 at that time.
+    pub fn upgrade_with<Body>(
+        &self,
+        req: Request<Body>,
+        peer: SocketAddr,
+        identity: switchboard_hub::Identity,
+    ) -> Response<ResponseBody> {
+        match self.prepare(req, peer) {
+            Ok(mut prepared) => {
+                prepared.leeway = Duration::ZERO;
+                self.finish(prepared, Ok(identity))
+            }
+            Err(response) => response,
+        }
+    }
+
+    /// The checks that come before authentication; on success the connection is counted
+    /// against the caps, and what the upgrade needs is taken from the request.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the answer, returned once per upgrade, never propagated further"
+    )]
+    fn prepare<Body>(
         &self,
         mut req: Request<Body>,
         peer: SocketAddr,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Prepared, Response<ResponseBody>> {
         let inner = &self.inner;
-        let key = match validate_handshake(&req) {
-            Ok(key) => key,
-            Err(malformed) => return malformed.into_response(),
-        };
+        let key = validate_handshake(&req).map_err(Malformed::into_response)?;
         // One browser request has one Origin; several are a forged request, and checking
         // only the first would let the others through.
         if req
@@ -418,11 +450,11 @@ impl<B: Backplane> Transport<B> {
         {
             tracing::warn!(target: "switchboard::audit", event = "origin_rejected", %peer, "upgrade refused: more than one Origin header");
             inner.metrics.auth_failure(AuthFailure::ForbiddenOrigin);
-            return reject(
+            return Err(reject(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "more than one Origin header",
-            );
+            ));
         }
         if let (Some(allowed), Some(origin)) = (
             &inner.config.allowed_origins,
@@ -435,24 +467,28 @@ impl<B: Backplane> Transport<B> {
             {
                 tracing::warn!(target: "switchboard::audit", event = "origin_rejected", %peer, origin, "upgrade refused");
                 inner.metrics.auth_failure(AuthFailure::ForbiddenOrigin);
-                return reject(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
+                return Err(reject(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "origin not allowed",
+                ));
             }
         }
         if self.is_draining() {
-            return reject(
+            return Err(reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "server is shutting down",
-            );
+            ));
         }
         let Ok(global) = inner.global_cap.try_acquire() else {
             tracing::warn!(target: "switchboard::audit", event = "global_cap", %peer, "upgrade refused");
             inner.metrics.cap_rejected(CapKind::Global);
-            return reject(
+            return Err(reject(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "server connection limit reached",
-            );
+            ));
         };
         let Ok(per_ip) = inner.ip_cap.try_acquire(&client_address(peer.ip())) else {
             tracing::warn!(target: "switchboard::audit", event = "ip_cap", %peer, "upgrade refused");
@@ -466,41 +502,73 @@ impl<B: Backplane> Transport<B> {
                 header::RETRY_AFTER,
                 HeaderValue::from(inner.config.retry_after.as_secs().max(1)),
             );
-            return response;
+            return Err(response);
         };
-        let client = match client_of(&req) {
-            Ok(client) => client,
-            Err(reason) => return reject(StatusCode::BAD_REQUEST, "bad_request", &reason),
-        };
-        let identity = match inner.auth.authenticate(token_of(&req).as_deref()) {
+        let client = client_of(req.uri())
+            .map_err(|reason| reject(StatusCode::BAD_REQUEST, "bad_request", &reason))?;
+        let selects_protocol = offered_subprotocols(req.headers()).any(|p| p == SUBPROTOCOL);
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        // The body goes now: nothing waits on it, and the caller's body type need not be
+        // `Send` for the upgrade's future to be.
+        let (parts, _body) = req.into_parts();
+        Ok(Prepared {
+            parts,
+            peer,
+            key,
+            on_upgrade,
+            permits: (global, per_ip),
+            client,
+            selects_protocol,
+            leeway: inner.auth.leeway(),
+            // The session's span is a child of the span current here: the host's request span.
+            parent: tracing::Span::current(),
+        })
+    }
+
+    /// Answers a prepared upgrade: 101 and the session started when `outcome` is an
+    /// identity, the rejection's answer otherwise.
+    fn finish(
+        &self,
+        prepared: Prepared,
+        outcome: Result<switchboard_hub::Identity, Rejection>,
+    ) -> Response<ResponseBody> {
+        let inner = &self.inner;
+        let Prepared {
+            parts: _,
+            peer,
+            key,
+            on_upgrade,
+            permits,
+            client,
+            selects_protocol,
+            leeway,
+            parent,
+        } = prepared;
+        let identity = match outcome {
             Ok(identity) => identity,
-            Err(err) => {
-                tracing::warn!(target: "switchboard::audit", event = "auth_failed", %peer, reason = err.reason(), "upgrade refused");
-                inner.metrics.auth_failure(auth_label(&err));
-                return reject(StatusCode::UNAUTHORIZED, "unauthorized", &err.to_string());
+            Err(rejection) => {
+                tracing::warn!(target: "switchboard::audit", event = "auth_failed", %peer, reason = rejection.reason(), "upgrade refused");
+                inner.metrics.auth_failure(rejection.failure());
+                return reject(rejection.status(), rejection.code(), rejection.message());
             }
         };
-
-        let selects_protocol = offered_subprotocols(&req).any(|p| p == SUBPROTOCOL);
-        let on_upgrade = hyper::upgrade::on(&mut req);
         // Checked: a host's `Identity` may carry any time, and a token's is bounded by
         // `MAX_EXP`, but no time a client chose may overflow here.
         let expires_at = identity
             .expires_at
-            .map(|at| at.checked_add(inner.auth.leeway()).unwrap_or(at));
+            .map(|at| at.checked_add(leeway).unwrap_or(at));
         // One box for what the task carries into the session: the task's future holds a
         // pointer to it rather than a copy of each (idle memory per connection).
         let budget_key = identity.user_id.clone().map_or(
             BudgetKey::Address(client_address(peer.ip())),
             BudgetKey::User,
         );
-        // The session's span is a child of the span current here: the host's request span.
         let pending = Box::new((
             self.clone(),
             (identity, client, budget_key),
             expires_at,
-            (global, per_ip),
-            (tracing::Span::current(), peer),
+            permits,
+            (parent, peer),
         ));
         // This task only waits for the upgrade; the session then runs as a task of its own,
         // so what the wait needed is not kept in every session's future (idle memory).
@@ -657,7 +725,7 @@ impl<B: Backplane> Transport<B> {
             let transport = transport.clone();
             async move {
                 Ok::<_, Infallible>(if req.uri().path() == "/ws" {
-                    transport.upgrade(req, peer)
+                    transport.upgrade(req, peer).await
                 } else {
                     reject(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
                 })
@@ -817,22 +885,6 @@ mod tests {
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ="));
         assert!(!is_valid_key(b"dGhlIHNhbXBsZSBub25j!Q=="));
         assert!(!is_valid_key(b""));
-    }
-
-    #[test]
-    fn tokens_come_from_the_query_or_a_bearer_header() {
-        let req = Request::get("/ws?a=1&token=abc%2Edef").body(()).unwrap();
-        assert_eq!(token_of(&req).as_deref(), Some("abc.def"));
-        let req = Request::get("/ws")
-            .header("authorization", "Bearer xyz")
-            .body(())
-            .unwrap();
-        assert_eq!(token_of(&req).as_deref(), Some("xyz"));
-        let req = Request::get("/ws")
-            .header("authorization", "Basic xyz")
-            .body(())
-            .unwrap();
-        assert_eq!(token_of(&req), None);
     }
 }
 

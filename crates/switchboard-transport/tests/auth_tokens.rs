@@ -123,7 +123,7 @@ async fn es256_tokens_verify_with_the_public_key_and_hs_rs_confusion_is_refused(
         .unwrap()
         .with_public_key_pem(public_pem.as_bytes())
         .unwrap();
-    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let server = Server::start(TransportConfig::default(), Authenticator::jwt(verifier)).await;
 
     let es = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
@@ -145,7 +145,7 @@ async fn es256_tokens_verify_with_the_public_key_and_hs_rs_confusion_is_refused(
     // A public-key-only server refuses HS256 outright.
     let only_public = Server::start(
         TransportConfig::default(),
-        Authenticator::Jwt(TokenVerifier::public_key_pem(public_pem.as_bytes()).unwrap()),
+        Authenticator::jwt(TokenVerifier::public_key_pem(public_pem.as_bytes()).unwrap()),
     )
     .await;
     assert_eq!(
@@ -174,6 +174,67 @@ async fn channel_claims_limit_what_the_connection_may_do() {
     assert_eq!(c.subscribe("tasks:team/1").await["type"], "subscribed");
 }
 
+#[tokio::test]
+async fn a_tokens_other_claims_reach_the_authorizer() {
+    // Tenants by the token's own `tenant` claim: `t:<tenant>:*`.
+    let hub = switchboard_hub::Hub::builder(switchboard_backplane::MemoryBackplane::new(
+        switchboard_backplane::MemoryBackplaneConfig::default(),
+    ))
+    .authorizer(
+        |identity: &switchboard_hub::Identity,
+         _: switchboard_hub::Action,
+         channel: &switchboard_protocol::ChannelName| {
+            let tenant = identity.claim("tenant").and_then(|t| t.as_str());
+            tenant.is_some_and(|t| channel.starts_with(&format!("t:{t}:")))
+        },
+    )
+    .build();
+    let transport =
+        switchboard_transport::Transport::new(hub, jwt_verifier(), TransportConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn({
+        let transport = transport.clone();
+        async move { transport.serve(listener).await }
+    });
+    let server = Server { addr, transport };
+    let t = token(&json!({"sub": "u", "exp": unix_now() + 60, "tenant": "acme", "role": 3}));
+    assert_eq!(
+        subscribe_answer(&server, &t, "t:acme:orders").await,
+        "subscribed"
+    );
+    assert_eq!(
+        subscribe_answer(&server, &t, "t:globex:orders").await,
+        "forbidden"
+    );
+    let without = token(&json!({"sub": "u", "exp": unix_now() + 60}));
+    assert_eq!(
+        subscribe_answer(&server, &without, "t:acme:orders").await,
+        "forbidden"
+    );
+}
+
+#[test]
+fn verified_identities_keep_the_claims_their_fields_do_not_carry() {
+    let verifier = TokenVerifier::hs256(SECRET).unwrap();
+    let exp = unix_now() + 60;
+    let identity = verifier
+        .verify(&token(&json!({
+            "sub": "u", "exp": exp, "channels": ["a:*"], "tenant": "acme", "roles": ["admin"]
+        })))
+        .unwrap();
+    assert_eq!(identity.user_id.as_deref(), Some("u"));
+    let mut kept: Vec<&str> = identity.claims().keys().map(String::as_str).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, ["roles", "tenant"]);
+    assert_eq!(identity.claim("roles"), Some(&json!(["admin"])));
+    // A token with nothing else keeps no map.
+    let bare = verifier
+        .verify(&token(&json!({"sub": "u", "exp": exp})))
+        .unwrap();
+    assert!(bare.claims().is_empty());
+}
+
 /// What a subscribe to `channel` with `token` is answered: `subscribed` or an error code.
 async fn subscribe_answer(server: &Server, token: &str, channel: &str) -> String {
     let mut c = Client::connect(&format!("{}?token={token}", server.url())).await;
@@ -194,7 +255,7 @@ async fn tokens_without_a_channels_claim_get_the_default_channels_not_everything
         .unwrap()
         .default_channels(["public:*"]);
     assert!(!verifier.default_channels_unrestricted());
-    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let server = Server::start(TransportConfig::default(), Authenticator::jwt(verifier)).await;
     for claims in [
         json!({"sub": "u", "exp": unix_now() + 60}),
         json!({"sub": "u", "exp": unix_now() + 60, "channels": null}),
@@ -235,7 +296,7 @@ async fn audience_and_issuer_when_configured_must_match_and_nbf_is_enforced() {
         .unwrap()
         .audience("switchboard")
         .issuer("https://auth.example");
-    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let server = Server::start(TransportConfig::default(), Authenticator::jwt(verifier)).await;
     let exp = unix_now() + 60;
     let good = json!({"sub": "u", "exp": exp, "aud": "switchboard", "iss": "https://auth.example"});
     assert_eq!(status_for(&server, &token(&good)).await, 101);
@@ -273,7 +334,7 @@ async fn an_expiring_token_closes_the_connection_with_4001() {
     let verifier = TokenVerifier::hs256(SECRET)
         .unwrap()
         .leeway(std::time::Duration::ZERO);
-    let server = Server::start(TransportConfig::default(), Authenticator::Jwt(verifier)).await;
+    let server = Server::start(TransportConfig::default(), Authenticator::jwt(verifier)).await;
     let t = token(&json!({"sub": "u", "exp": unix_now() + 1}));
     let mut c = Client::connect(&format!("{}?token={t}", server.url())).await;
     assert_eq!(

@@ -28,7 +28,7 @@ async fn connections_messages_errors_and_rejections_are_counted() {
         .metrics(metrics.clone())
         .build();
     let transport = Transport::builder(hub)
-        .auth(Authenticator::Open)
+        .auth(Authenticator::open())
         .config(TransportConfig::default().max_connections_per_ip(NonZeroU32::new(1)))
         .metrics(metrics.clone())
         .build();

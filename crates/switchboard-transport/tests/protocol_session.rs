@@ -190,10 +190,10 @@ async fn two_servers_over_one_memory_backplane_share_channels() {
     let one = Server::on(
         shared.new_instance(),
         TransportConfig::default(),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
-    let two = Server::on(shared, TransportConfig::default(), Authenticator::Open).await;
+    let two = Server::on(shared, TransportConfig::default(), Authenticator::open()).await;
     let mut a = one.connect().await;
     let mut b = two.connect().await;
     a.subscribe("x").await;
@@ -211,8 +211,11 @@ async fn redaction_applies_before_anything_leaves_the_server() {
     let hub = Hub::builder(MemoryBackplane::new(MemoryBackplaneConfig::default()))
         .config(HubConfig::default().redact_fields(["token"]))
         .build();
-    let transport =
-        switchboard_transport::Transport::new(hub, Authenticator::Open, TransportConfig::default());
+    let transport = switchboard_transport::Transport::new(
+        hub,
+        Authenticator::open(),
+        TransportConfig::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = transport.clone();

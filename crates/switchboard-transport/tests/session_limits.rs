@@ -69,7 +69,7 @@ async fn large_pings_spend_the_message_budget() {
         TransportConfig::default().rate_limit(
             switchboard_limiter::Quota::new(100, 1, Duration::from_secs(3600)).unwrap(),
         ),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut c = server.connect().await;
@@ -110,7 +110,7 @@ async fn sustained_abuse_closes_with_1008() {
 async fn a_message_at_the_limit_is_accepted_and_one_byte_more_closes_with_1009() {
     let server = Server::start(
         TransportConfig::default().max_message_bytes(1024),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut c = server.connect().await;
@@ -131,7 +131,7 @@ async fn an_idle_connection_is_closed_with_4000() {
         TransportConfig::default()
             .idle_timeout(Duration::from_millis(300))
             .heartbeat(Duration::from_secs(3600)),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut c = server.connect().await;
@@ -148,7 +148,7 @@ async fn a_client_that_keeps_sending_outlives_many_idle_timeouts_then_idles_out(
         TransportConfig::default()
             .idle_timeout(idle)
             .heartbeat(Duration::from_secs(3600)),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut c = server.connect().await;
@@ -171,7 +171,7 @@ async fn a_client_that_keeps_sending_outlives_many_idle_timeouts_then_idles_out(
 async fn a_slow_consumer_loses_low_priority_first_and_a_critical_overflow_closes_with_4008() {
     let server = Server::start(
         TransportConfig::default().outbound_capacity(NonZeroUsize::new(4).unwrap()),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut slow = server.connect().await;
@@ -199,7 +199,7 @@ async fn a_slow_consumer_loses_low_priority_first_and_a_critical_overflow_closes
 async fn shutdown_closes_every_session_with_1001_within_the_drain_window() {
     let server = Server::start(
         TransportConfig::default().drain_window(Duration::from_millis(200)),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut clients = Vec::new();
@@ -262,7 +262,7 @@ async fn the_user_budget_survives_reconnects_and_is_per_user_or_per_address() {
     assert_eq!(acked_of(&mut other, 10).await, 10);
 
     // Without a user (open mode), the client address is the key.
-    let open = Server::start(config, Authenticator::Open).await;
+    let open = Server::start(config, Authenticator::open()).await;
     let mut a = open.connect().await;
     assert_eq!(acked_of(&mut a, 100).await, 100);
     let mut b = open.connect().await;
@@ -298,7 +298,7 @@ async fn the_server_pings_every_heartbeat_and_a_client_that_only_answers_is_not_
         TransportConfig::default()
             .heartbeat(heartbeat)
             .idle_timeout(idle),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut c = server.connect().await;

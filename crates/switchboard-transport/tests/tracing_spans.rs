@@ -82,7 +82,7 @@ async fn a_session_runs_in_a_span_whose_parent_is_the_hosts_request_span() {
     let config =
         TransportConfig::default().rate_limit(Quota::new(1, 1, Duration::from_secs(3600)).unwrap());
     let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
-    let transport = Transport::new(hub, Authenticator::Open, config);
+    let transport = Transport::new(hub, Authenticator::open(), config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // A host's own HTTP handling: it answers the upgrade inside its request span.
@@ -93,7 +93,7 @@ async fn a_session_runs_in_a_span_whose_parent_is_the_hosts_request_span() {
             let transport = host.clone();
             async move {
                 let span = tracing::info_span!("host_request", path = "/ws");
-                Ok::<_, Infallible>(span.in_scope(|| transport.upgrade(req, peer)))
+                Ok::<_, Infallible>(span.in_scope(|| transport.upgrade(req, peer)).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new()

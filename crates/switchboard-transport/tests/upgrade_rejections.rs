@@ -68,7 +68,7 @@ async fn unknown_paths_are_404() {
 async fn a_foreign_origin_is_403_but_no_origin_is_allowed() {
     let server = Server::start(
         TransportConfig::default().allowed_origins(Some(vec!["https://app.example".into()])),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut request = server.url().into_client_request().unwrap();
@@ -121,7 +121,7 @@ async fn several_origin_headers_are_403_even_without_an_allowlist() {
 async fn the_per_ip_cap_answers_429_with_retry_after_and_frees_on_disconnect() {
     let server = Server::start(
         TransportConfig::default().max_connections_per_ip(NonZeroU32::new(2)),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let mut events = server.transport.hub().events();
@@ -151,7 +151,7 @@ async fn the_global_cap_answers_503_before_the_per_ip_cap() {
         TransportConfig::default()
             .max_connections(NonZeroU32::new(1))
             .max_connections_per_ip(NonZeroU32::new(1)),
-        Authenticator::Open,
+        Authenticator::open(),
     )
     .await;
     let _only = server.connect().await;

@@ -11,7 +11,7 @@ use switchboard_protocol::{ChannelName, EventType, Payload};
 use switchboard_transport::{Authenticator, TransportConfig};
 
 async fn burst_arrives_whole_and_in_order(config: TransportConfig) {
-    let server = Server::start(config, Authenticator::Open).await;
+    let server = Server::start(config, Authenticator::open()).await;
     let mut subscribers = Vec::new();
     for _ in 0..3 {
         let mut c = server.connect().await;

@@ -56,7 +56,7 @@ impl Server {
     pub async fn open() -> Self {
         Self::with(
             MemoryBackplaneConfig::default(),
-            Authenticator::Open,
+            Authenticator::open(),
             transport_config(),
             "127.0.0.1:0".parse().unwrap(),
         )

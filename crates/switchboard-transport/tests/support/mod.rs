@@ -33,7 +33,7 @@ impl Server {
     }
 
     pub async fn open() -> Self {
-        Self::start(TransportConfig::default(), Authenticator::Open).await
+        Self::start(TransportConfig::default(), Authenticator::open()).await
     }
 
     pub async fn on(
@@ -61,7 +61,7 @@ impl Server {
 }
 
 pub fn jwt_verifier() -> Authenticator {
-    Authenticator::Jwt(TokenVerifier::hs256(SECRET).unwrap())
+    Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap())
 }
 
 pub fn unix_now() -> u64 {
