@@ -128,8 +128,21 @@ impl Malformed {
     }
 }
 
-/// Checks the upgrade request itself and returns its `Sec-WebSocket-Key`.
-fn validate_handshake<Body>(req: &Request<Body>) -> Result<HeaderValue, Malformed> {
+/// How the client asked for a WebSocket, and so how the upgrade is answered.
+enum Handshake {
+    /// HTTP/1.1 (RFC 6455): `101 Switching Protocols` with the key's accept value.
+    Http1 { key: HeaderValue },
+    /// HTTP/2 extended CONNECT (RFC 8441): `200 OK`, and the stream carries the frames.
+    #[cfg(feature = "http2")]
+    Http2,
+}
+
+/// Checks the upgrade request itself.
+fn validate_handshake<Body>(req: &Request<Body>) -> Result<Handshake, Malformed> {
+    #[cfg(feature = "http2")]
+    if req.method() == Method::CONNECT {
+        return validate_extended_connect(req);
+    }
     if req.method() != Method::GET {
         return Err(Malformed("a WebSocket upgrade must be a GET"));
     }
@@ -150,7 +163,34 @@ fn validate_handshake<Body>(req: &Request<Body>) -> Result<HeaderValue, Malforme
         .get(header::SEC_WEBSOCKET_KEY)
         .filter(|k| is_valid_key(k.as_bytes()))
         .cloned()
+        .map(|key| Handshake::Http1 { key })
         .ok_or(Malformed("`Sec-WebSocket-Key` must be 16 bytes in base64"))
+}
+
+/// An HTTP/2 WebSocket (RFC 8441, section 4): `CONNECT` with `:protocol = websocket` and
+/// `Sec-WebSocket-Version: 13`; no key, no `Upgrade`/`Connection` (HTTP/2 has neither).
+#[cfg(feature = "http2")]
+fn validate_extended_connect<Body>(req: &Request<Body>) -> Result<Handshake, Malformed> {
+    if req.version() != http::Version::HTTP_2 {
+        return Err(Malformed("CONNECT opens a WebSocket only over HTTP/2"));
+    }
+    if req
+        .extensions()
+        .get::<hyper::ext::Protocol>()
+        .is_none_or(|p| !p.as_str().eq_ignore_ascii_case("websocket"))
+    {
+        return Err(Malformed(
+            "an extended CONNECT must carry `:protocol: websocket`",
+        ));
+    }
+    if req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(Malformed("`Sec-WebSocket-Version` must be 13"));
+    }
+    Ok(Handshake::Http2)
 }
 
 /// A valid key is the base64 of 16 bytes: 22 characters of the alphabet and `==`.
@@ -183,7 +223,7 @@ struct Prepared {
     /// The request without its body, which the authenticator reads.
     parts: http::request::Parts,
     peer: SocketAddr,
-    key: HeaderValue,
+    handshake: Handshake,
     on_upgrade: hyper::upgrade::OnUpgrade,
     permits: (
         switchboard_limiter::ConnectionPermit,
@@ -438,7 +478,7 @@ impl<B: Backplane> Transport<B> {
         peer: SocketAddr,
     ) -> Result<Prepared, Response<ResponseBody>> {
         let inner = &self.inner;
-        let key = validate_handshake(&req).map_err(Malformed::into_response)?;
+        let handshake = validate_handshake(&req).map_err(Malformed::into_response)?;
         // One browser request has one Origin; several are a forged request, and checking
         // only the first would let the others through.
         if req
@@ -514,7 +554,7 @@ impl<B: Backplane> Transport<B> {
         Ok(Prepared {
             parts,
             peer,
-            key,
+            handshake,
             on_upgrade,
             permits: (global, per_ip),
             client,
@@ -536,7 +576,7 @@ impl<B: Backplane> Transport<B> {
         let Prepared {
             parts: _,
             peer,
-            key,
+            handshake,
             on_upgrade,
             permits,
             client,
@@ -620,14 +660,19 @@ impl<B: Backplane> Transport<B> {
             }
         });
 
-        let mut response = Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::UPGRADE, "websocket")
-            .header(header::CONNECTION, "Upgrade")
-            .header(
-                header::SEC_WEBSOCKET_ACCEPT,
-                derive_accept_key(key.as_bytes()),
-            );
+        let mut response = match handshake {
+            Handshake::Http1 { key } => Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header(header::UPGRADE, "websocket")
+                .header(header::CONNECTION, "Upgrade")
+                .header(
+                    header::SEC_WEBSOCKET_ACCEPT,
+                    derive_accept_key(key.as_bytes()),
+                ),
+            // RFC 8441, section 5: a 2xx opens the stream for the WebSocket's frames.
+            #[cfg(feature = "http2")]
+            Handshake::Http2 => Response::builder().status(StatusCode::OK),
+        };
         // Only the protocol is selected, never the token's carrier. A client that offered
         // neither gets no header, as RFC 6455 has it.
         if selects_protocol {
