@@ -14,6 +14,10 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn instance(redis: &RedisServer) -> String {
+    instance_with_hub(redis).await.0
+}
+
+async fn instance_with_hub(redis: &RedisServer) -> (String, Hub<RedisBackplane>) {
     let backplane = RedisBackplane::connect(redis.url(), RedisBackplaneConfig::default())
         .await
         .unwrap();
@@ -25,21 +29,28 @@ async fn instance(redis: &RedisServer) -> String {
     .await
     .expect("backplane up in time")
     .unwrap();
+    let hub = Hub::new(backplane);
     let transport = Transport::new(
-        Hub::new(backplane),
+        hub.clone(),
         Authenticator::open(),
         TransportConfig::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { transport.serve(listener).await });
-    url
+    (url, hub)
 }
 
 async fn connect(url: &str) -> Ws {
+    connect_with_id(url).await.0
+}
+
+/// A connection and its connection id.
+async fn connect_with_id(url: &str) -> (Ws, String) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert_eq!(recv(&mut ws).await["type"], "welcome");
-    ws
+    let welcome = recv(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    (ws, welcome["connectionId"].as_str().unwrap().to_owned())
 }
 
 async fn recv(ws: &mut Ws) -> serde_json::Value {
@@ -106,4 +117,96 @@ async fn clients_on_two_instances_share_one_order_and_recover_across_instances()
         replayed.push(recv(&mut back).await["offset"].as_u64().unwrap());
     }
     assert_eq!(replayed, [3, 4, 5, 6]);
+}
+
+/// The next application message (`said`), skipping answers.
+async fn said(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        let frame = recv(ws).await;
+        if frame["type"] == "said" {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn excluded_connections_are_skipped_on_every_instance_and_only_they() {
+    let redis = RedisServer::start();
+    let ((one, hub_one), two) = (instance_with_hub(&redis).await, instance(&redis).await);
+    let (mut a1, _) = connect_with_id(&one).await;
+    let (mut a2, _) = connect_with_id(&one).await;
+    let (mut b, b_id) = connect_with_id(&two).await;
+    for ws in [&mut a1, &mut a2, &mut b] {
+        send(ws, r#"{"type":"subscribe","channel":"room"}"#).await;
+        assert_eq!(recv(ws).await["type"], "subscribed");
+    }
+
+    // 1: b, on instance two, excludes itself: the ack carries the offset, the others get it.
+    send(
+        &mut b,
+        r#"{"type":"said","channel":"room","payload":1,"id":"b1","excludeSelf":true}"#,
+    )
+    .await;
+    // The ack, and the `excluded` frame the backplane delivers for b's own subscription,
+    // in whichever order they come.
+    let mut answers = vec![recv(&mut b).await, recv(&mut b).await];
+    answers.sort_by_key(|f| f["type"].as_str().unwrap_or("").to_owned());
+    assert_eq!(
+        answers,
+        [
+            serde_json::json!({"type": "ack", "id": "b1", "offset": 1}),
+            serde_json::json!({"type": "excluded", "channel": "room", "offset": 1}),
+        ]
+    );
+    // 2: server-side code on instance one excludes b (a connection of instance two).
+    let receipt = hub_one
+        .publish(
+            switchboard_hub::ServerMessage::new(
+                switchboard_protocol::ChannelName::new("room").unwrap(),
+                switchboard_protocol::EventType::new("said").unwrap(),
+                switchboard_protocol::Payload::from_value(&serde_json::json!(2)),
+            )
+            .excluding([b_id.clone()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.offset, 2);
+    // 3: a1 excludes itself, on instance one.
+    send(
+        &mut a1,
+        r#"{"type":"said","channel":"room","payload":3,"id":"a3","excludeSelf":true}"#,
+    )
+    .await;
+    // 4: nobody is excluded.
+    send(&mut a2, r#"{"type":"said","channel":"room","payload":4}"#).await;
+
+    let offsets = |messages: Vec<serde_json::Value>| -> Vec<u64> {
+        messages
+            .iter()
+            .map(|m| m["offset"].as_u64().unwrap())
+            .collect()
+    };
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(said(&mut a1).await);
+    }
+    assert_eq!(
+        offsets(got),
+        [1, 2, 4],
+        "a1 skips only its own excluded publish"
+    );
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(said(&mut a2).await);
+    }
+    assert_eq!(offsets(got), [1, 2, 3, 4], "a2 is excluded from nothing");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(said(&mut b).await);
+    }
+    assert_eq!(
+        offsets(got),
+        [3, 4],
+        "b skips its own publish and the one excluding it"
+    );
 }

@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 
 use crate::connect::Endpoint;
 use crate::driver::{Command, Driver, Settings, Shared};
-use crate::publish::{Outbox, PublishOutcome, QueuedPublish};
+use crate::publish::{Outbox, PublishOptions, PublishOutcome, QueuedPublish};
 use crate::quality::QualityTracker;
 use crate::{
     Backoff, ClientError, ConnectionState, DisconnectReason, Heartbeat, PublishHandle, Quality,
@@ -156,6 +156,31 @@ impl Client {
         payload: impl Into<Payload>,
         priority: Priority,
     ) -> Result<PublishHandle> {
+        self.publish_with(
+            channel,
+            event,
+            payload,
+            PublishOptions::default().priority(priority),
+        )
+    }
+
+    /// [`publish`](Self::publish) with every option: the priority, and whether this
+    /// connection's own subscription skips the message
+    /// ([`PublishOptions::exclude_self`]).
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish).
+    pub fn publish_with(
+        &self,
+        channel: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+        options: PublishOptions,
+    ) -> Result<PublishHandle> {
+        let PublishOptions {
+            priority,
+            exclude_self,
+        } = options;
         let channel = ChannelName::new(channel)?;
         let event = EventType::new(event)?;
         if self.is_closed() {
@@ -169,6 +194,7 @@ impl Client {
             payload: payload.into(),
             id: Some(id.clone()),
             priority,
+            exclude_self,
         })
         .encode();
         let max = self.0.max_publish_bytes;

@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use rand::RngExt;
 use rand::rngs::SmallRng;
 use switchboard_protocol::{
-    ChannelName, ClientFrame, ErrorCode, ErrorFrame, Message, Ping, PresenceEvent, PresenceUpdate,
-    ServerFrame, StreamPosition, Subscribe, Subscribed, Unsubscribe, Welcome,
+    ChannelName, ClientFrame, ErrorCode, ErrorFrame, Excluded, Message, Ping, PresenceEvent,
+    PresenceUpdate, ServerFrame, StreamPosition, Subscribe, Subscribed, Unsubscribe, Welcome,
 };
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -539,6 +539,7 @@ impl Driver {
                 }
             }
             ServerFrame::Error(error) => self.on_error(error),
+            ServerFrame::Excluded(excluded) => self.on_excluded(&excluded),
             _ => {}
         }
     }
@@ -582,28 +583,48 @@ impl Driver {
     }
 
     fn on_message(&mut self, message: Message) {
-        let Some(entry) = self.channels.get_mut(&message.channel) else {
-            return;
+        if self.advance(&message.channel, message.offset) {
+            let Some(entry) = self.channels.get_mut(&message.channel) else {
+                return;
+            };
+            let event = SubscriptionEvent::Message(message);
+            entry
+                .listeners
+                .retain(|listener| listener.deliver(event.clone()));
+        }
+    }
+
+    /// An offset this connection was excluded from: it advances the position like a message
+    /// and delivers nothing.
+    fn on_excluded(&mut self, excluded: &Excluded) {
+        self.advance(&excluded.channel, excluded.offset);
+    }
+
+    /// Moves a live channel's position to `offset` when it is the next one and says so; a
+    /// repeated offset is dropped, and a gap resubscribes from the position to recover what
+    /// is missing from history.
+    fn advance(&mut self, channel: &ChannelName, offset: u64) -> bool {
+        let Some(entry) = self.channels.get_mut(channel) else {
+            return false;
         };
         if entry.phase != Phase::Live {
-            return;
+            return false;
         }
         let Some(position) = entry.position.as_mut() else {
-            return;
+            return false;
         };
-        if message.offset <= position.offset {
-            tracing::trace!(channel = %message.channel, offset = message.offset, "dropping a duplicate");
-            return;
+        if offset <= position.offset {
+            tracing::trace!(%channel, offset, "dropping a duplicate");
+            return false;
         }
-        if message.offset > position.offset + 1 {
+        if offset > position.offset + 1 {
             // Something between was evicted or lost: recover it from history.
             tracing::debug!(
-                channel = %message.channel,
+                %channel,
                 expected = position.offset + 1,
-                got = message.offset,
+                got = offset,
                 "gap in a channel's offsets; recovering"
             );
-            let channel = message.channel;
             self.out.push(
                 ClientFrame::Unsubscribe(Unsubscribe {
                     channel: channel.clone(),
@@ -611,14 +632,11 @@ impl Driver {
                 })
                 .encode(),
             );
-            self.send_subscribe(&channel);
-            return;
+            self.send_subscribe(channel);
+            return false;
         }
-        position.offset = message.offset;
-        let event = SubscriptionEvent::Message(message);
-        entry
-            .listeners
-            .retain(|listener| listener.deliver(event.clone()));
+        position.offset = offset;
+        true
     }
 
     fn on_presence(&mut self, event: PresenceEvent) {

@@ -14,7 +14,7 @@ mod subscription;
 pub use client::{Client, ClientBuilder};
 pub use config::{Backoff, Heartbeat, Jitter, QualityConfig, QueueConfig};
 pub use error::{ClientError, DisconnectReason, PublishError, Result};
-pub use publish::{Acked, PublishHandle, PublishOutcome};
+pub use publish::{Acked, PublishHandle, PublishOptions, PublishOutcome};
 pub use quality::{Quality, QualityClass};
 pub use state::ConnectionState;
 pub use subscription::{Subscription, SubscriptionEvent};

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use switchboard_queue::{DeliveryQueue, EntryId, Lease, Nacked, PushError};
 use tokio::sync::{broadcast, oneshot, watch};
 
+use switchboard_protocol::Priority;
+
 use crate::{ClientError, PublishError};
 
 /// A publish acknowledged by the server.
@@ -264,5 +266,34 @@ impl Outbox {
         for (_, waiter) in self.waiters.drain() {
             let _ = waiter.send(Err(PublishError::Closed));
         }
+    }
+}
+
+/// How [`Client::publish_with`](crate::Client::publish_with) publishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// The priority (default normal): in the offline queue, and on the server.
+    pub priority: Priority,
+    /// Whether the publishing connection's own subscription to the channel skips the
+    /// message (Protocol v1 `excludeSelf`; default `false`). Every other subscriber gets it,
+    /// and the acknowledgement and offset are as for any publish. A recovery from history
+    /// after a reconnect does include it.
+    pub exclude_self: bool,
+}
+
+impl PublishOptions {
+    /// Sets [`PublishOptions::priority`].
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets [`PublishOptions::exclude_self`].
+    #[must_use]
+    pub fn exclude_self(mut self, exclude_self: bool) -> Self {
+        self.exclude_self = exclude_self;
+        self
     }
 }

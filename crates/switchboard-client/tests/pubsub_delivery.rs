@@ -252,3 +252,56 @@ async fn presence_announced_by_one_client_reaches_the_others_subscriptions() {
     assert_eq!(event.action, switchboard_protocol::PresenceAction::Join);
     assert_eq!(event.member.status, "busy");
 }
+
+#[tokio::test]
+async fn a_publish_excluding_self_skips_only_the_publishers_own_subscription() {
+    let server = Server::open().await;
+    let me = fast_client(&server.url()).build().unwrap();
+    let other = fast_client(&server.url()).build().unwrap();
+    let mut mine = me.subscribe("chat:room").unwrap();
+    let mut theirs = other.subscribe("chat:room").unwrap();
+    for feed in [&mut mine, &mut theirs] {
+        assert!(matches!(
+            next_event(feed).await,
+            SubscriptionEvent::Subscribed { .. }
+        ));
+    }
+
+    let quiet = me
+        .publish_with(
+            "chat:room",
+            "chat.typing",
+            serde_json::json!({}),
+            switchboard_client::PublishOptions::default().exclude_self(true),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(quiet.offset, 1);
+    let loud = me
+        .publish(
+            "chat:room",
+            "chat.message",
+            serde_json::json!({}),
+            Priority::Normal,
+        )
+        .unwrap()
+        .await
+        .unwrap();
+
+    // The other subscriber gets both; the publisher's own feed only the second.
+    for expected in ["chat.typing", "chat.message"] {
+        let SubscriptionEvent::Message(message) = next_event(&mut theirs).await else {
+            panic!("expected {expected}")
+        };
+        assert_eq!(message.event, expected);
+    }
+    let event = next_event(&mut mine).await;
+    let SubscriptionEvent::Message(message) = event else {
+        panic!("expected the publisher's second message, got {event:?}")
+    };
+    assert_eq!(
+        (message.event.as_str(), message.offset),
+        ("chat.message", loud.offset)
+    );
+}

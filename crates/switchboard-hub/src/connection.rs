@@ -350,7 +350,10 @@ impl<B: Backplane> Connection<B> {
             Some(envelopes) => {
                 let replay: Option<Vec<_>> = envelopes
                     .iter()
-                    .map(|e| decode_envelope(&e.data, e.offset).map(|d| (d.frame, d.priority)))
+                    .map(|e| {
+                        decode_envelope(&e.data, e.offset, &self.hub.ids)
+                            .map(|d| (d.frame, d.priority))
+                    })
                     .collect();
                 match replay {
                     Some(replay) => (recovery.position, true, replay),
@@ -512,9 +515,15 @@ impl<B: Backplane> Connection<B> {
                     client: self.client.clone(),
                 };
                 let answer_id = f.id.clone();
-                let publishing = self
-                    .hub
-                    .publish(publisher, f.channel, f.event, f.payload, f.id, f.priority);
+                let own_id: &str = &self.id;
+                let exclude: &[&str] = if f.exclude_self {
+                    std::slice::from_ref(&own_id)
+                } else {
+                    &[]
+                };
+                let publishing = self.hub.publish(
+                    publisher, f.channel, f.event, f.payload, f.id, f.priority, exclude,
+                );
                 (answer_id, publishing)
             });
         async move {

@@ -3,26 +3,55 @@
 use bytes::Bytes;
 use switchboard_protocol::{EncodedDraft, EncodedFrame, MessageDraft, Priority};
 
+use crate::ids::IdGenerator;
+
 /// Length of the header the hub puts before each draft in the backplane.
 const HEADER_LEN: usize = 9;
+
+/// The bit of the first byte that says a list of excluded connections follows the header.
+const EXCLUDES: u8 = 0x80;
+
+/// The most connections one message may exclude (ids are at most 255 bytes each).
+pub(crate) const MAX_EXCLUDED: usize = 64;
 
 /// What the hub stores in the backplane: a header of one priority byte and the publish time
 /// (ms since the epoch, 8 bytes big-endian), then the encoded draft. Both travel outside the
 /// JSON so fan-out never parses it, and the receiving instance can measure backplane lag.
 /// The draft is encoded straight after the header: one buffer, sized once.
+///
+/// A message that skips some connections (`excludeSelf`, the API's `exclude`) sets the
+/// priority byte's top bit, and the header is followed by the count of connection ids
+/// (one byte) and each id (a length byte, then the id). Every instance reads the list and
+/// skips the ids it gave. At most [`MAX_EXCLUDED`] ids of at most 255 bytes: callers check.
 pub(crate) fn encode_envelope(
     draft: &MessageDraft,
     priority: Priority,
     published_ms: u64,
+    exclude: &[&str],
 ) -> Bytes {
-    let mut buf = Vec::with_capacity(HEADER_LEN + draft.encoded_len_hint());
-    buf.push(match priority {
-        Priority::Low => 0,
-        Priority::Normal => 1,
-        Priority::High => 2,
-        Priority::Critical => 3,
-    });
+    debug_assert!(exclude.len() <= MAX_EXCLUDED);
+    let listed: usize = exclude.iter().map(|id| 1 + id.len()).sum();
+    let mut buf = Vec::with_capacity(
+        HEADER_LEN + usize::from(!exclude.is_empty()) + listed + draft.encoded_len_hint(),
+    );
+    let flag = if exclude.is_empty() { 0 } else { EXCLUDES };
+    buf.push(
+        flag | match priority {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Critical => 3,
+        },
+    );
     buf.extend_from_slice(&published_ms.to_be_bytes());
+    if !exclude.is_empty() {
+        buf.push(u8::try_from(exclude.len()).unwrap_or(u8::MAX));
+        for id in exclude {
+            let len = u8::try_from(id.len()).unwrap_or(u8::MAX);
+            buf.push(len);
+            buf.extend_from_slice(&id.as_bytes()[..usize::from(len)]);
+        }
+    }
     draft.encode_into(&mut buf);
     Bytes::from(buf)
 }
@@ -32,14 +61,17 @@ pub(crate) struct Delivery {
     pub(crate) frame: EncodedFrame,
     pub(crate) priority: Priority,
     pub(crate) published_ms: u64,
+    /// The keys of this hub's connections the message skips (usually none: no allocation).
+    pub(crate) exclude: Vec<u64>,
 }
 
-/// The delivered frame of an envelope, or `None` for data no hub wrote.
-pub(crate) fn decode_envelope(data: &Bytes, offset: u64) -> Option<Delivery> {
+/// The delivered frame of an envelope, or `None` for data no hub wrote. `ids` are this
+/// hub's: an excluded connection of another instance is not in [`Delivery::exclude`].
+pub(crate) fn decode_envelope(data: &Bytes, offset: u64, ids: &IdGenerator) -> Option<Delivery> {
     if data.len() < HEADER_LEN {
         return None;
     }
-    let priority = match data[0] {
+    let priority = match data[0] & !EXCLUDES {
         0 => Priority::Low,
         1 => Priority::Normal,
         2 => Priority::High,
@@ -47,9 +79,65 @@ pub(crate) fn decode_envelope(data: &Bytes, offset: u64) -> Option<Delivery> {
         _ => return None,
     };
     let published_ms = u64::from_be_bytes(data[1..HEADER_LEN].try_into().ok()?);
+    let mut at = HEADER_LEN;
+    let mut exclude = Vec::new();
+    if data[0] & EXCLUDES != 0 {
+        let count = *data.get(at)?;
+        at += 1;
+        for _ in 0..count {
+            let len = usize::from(*data.get(at)?);
+            let id = std::str::from_utf8(data.get(at + 1..at + 1 + len)?).ok()?;
+            at += 1 + len;
+            exclude.extend(ids.local_key(id));
+        }
+    }
     Some(Delivery {
-        frame: EncodedDraft::from_bytes(data.slice(HEADER_LEN..)).finish(offset),
+        frame: EncodedDraft::from_bytes(data.slice(at..)).finish(offset),
         priority,
         published_ms,
+        exclude,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_protocol::{ChannelName, EventType, Payload, Sender};
+
+    fn draft() -> MessageDraft {
+        MessageDraft {
+            event: EventType::new("e").unwrap(),
+            payload: Payload::from_value(&serde_json::json!({"a": 1})),
+            id: "m1".into(),
+            timestamp: 7,
+            priority: Priority::High,
+            from: Sender {
+                user_id: None,
+                connection_id: "c".into(),
+            },
+            channel: ChannelName::new("ch").unwrap(),
+        }
+    }
+
+    #[test]
+    fn excluded_connections_travel_with_the_message_and_each_hub_reads_its_own() {
+        let here = IdGenerator::new();
+        let there = IdGenerator::new();
+        let (mine, theirs) = (here.connection_id(5), there.connection_id(9));
+        let plain =
+            decode_envelope(&encode_envelope(&draft(), Priority::High, 7, &[]), 3, &here).unwrap();
+        let data = encode_envelope(&draft(), Priority::High, 7, &[&mine, &theirs]);
+        let at_here = decode_envelope(&data, 3, &here).unwrap();
+        let at_there = decode_envelope(&data, 3, &there).unwrap();
+        assert_eq!(at_here.exclude, [5]);
+        assert_eq!(at_there.exclude, [9]);
+        // The same frame and header either way.
+        for delivery in [&at_here, &at_there] {
+            assert_eq!(delivery.frame.as_bytes(), plain.frame.as_bytes());
+            assert_eq!(delivery.priority, Priority::High);
+            assert_eq!(delivery.published_ms, 7);
+        }
+        // A list cut short is refused, not misread.
+        assert!(decode_envelope(&data.slice(..HEADER_LEN + 3), 3, &here).is_none());
+    }
 }

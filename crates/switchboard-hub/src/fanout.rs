@@ -43,29 +43,32 @@ pub(crate) fn connect<B: Backplane>(hub: &Arc<HubInner<B>>) {
 /// Hands one backplane event to the local subscribers.
 fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
     match event {
-        Event::Message(envelope) => match decode_envelope(&envelope.data, envelope.offset) {
-            Some(delivery) => {
-                hub.metrics.backplane_received();
-                hub.metrics.backplane_lag(Duration::from_millis(
-                    now_ms().saturating_sub(delivery.published_ms),
-                ));
-                hub.registry.deliver(
-                    &envelope.channel,
-                    Some(envelope.offset),
-                    &delivery.frame,
-                    delivery.priority,
-                );
+        Event::Message(envelope) => {
+            match decode_envelope(&envelope.data, envelope.offset, &hub.ids) {
+                Some(delivery) => {
+                    hub.metrics.backplane_received();
+                    hub.metrics.backplane_lag(Duration::from_millis(
+                        now_ms().saturating_sub(delivery.published_ms),
+                    ));
+                    hub.registry.deliver(
+                        &envelope.channel,
+                        Some(envelope.offset),
+                        &delivery.frame,
+                        delivery.priority,
+                        &delivery.exclude,
+                    );
+                }
+                None => tracing::warn!(
+                    channel = %envelope.channel,
+                    offset = envelope.offset,
+                    "dropping a backplane message that was not written by a switchboard hub"
+                ),
             }
-            None => tracing::warn!(
-                channel = %envelope.channel,
-                offset = envelope.offset,
-                "dropping a backplane message that was not written by a switchboard hub"
-            ),
-        },
+        }
         Event::Presence(change) => {
             if let Some(frame) = presence_frame(&change) {
                 hub.registry
-                    .deliver(&change.channel, None, &frame, Priority::High);
+                    .deliver(&change.channel, None, &frame, Priority::High, &[]);
             }
         }
         Event::Reset { channel, reason } => {

@@ -34,6 +34,10 @@ pub enum HubError {
     /// The backplane could not do it; see [`BackplaneError::is_retryable`].
     #[error(transparent)]
     Backplane(#[from] BackplaneError),
+    /// A [`ServerMessage`] excludes more than 64 connections, or an id longer than 255
+    /// bytes (no connection has one).
+    #[error("a message may exclude at most 64 connections, each id at most 255 bytes")]
+    TooManyExcluded,
 }
 
 /// The receipt of a publish.
@@ -66,6 +70,8 @@ pub struct ServerMessage {
     pub id: Option<String>,
     /// The priority (default normal).
     pub priority: Priority,
+    /// Connections (by id) that do not receive it, on any instance: at most 64.
+    pub exclude: Vec<String>,
 }
 
 impl ServerMessage {
@@ -78,7 +84,20 @@ impl ServerMessage {
             payload,
             id: None,
             priority: Priority::Normal,
+            exclude: Vec::new(),
         }
+    }
+
+    /// Skips the connections with these ids (at most 64), wherever they are connected;
+    /// every other subscriber receives the message.
+    #[must_use]
+    pub fn excluding<I, S>(mut self, connection_ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude = connection_ids.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Sets the message id.
@@ -233,7 +252,7 @@ impl<B: Backplane> Hub<B> {
     /// also cleans up, in a spawned task).
     pub fn connect(&self, identity: Identity, outbox: Arc<dyn Outbox>) -> Connection<B> {
         let key = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let id: Arc<str> = self.inner.ids.next_unguessable('c').into();
+        let id: Arc<str> = self.inner.ids.connection_id(key).into();
         self.inner.connections.fetch_add(1, Ordering::Relaxed);
         let _ = self.inner.events.send(HubEvent::Connected {
             connection_id: Arc::clone(&id),
@@ -246,8 +265,15 @@ impl<B: Backplane> Hub<B> {
     /// `"from": {"userId": null, "connectionId": "$server"}`.
     ///
     /// # Errors
-    /// [`HubError::Backplane`] when the backplane could not publish it.
+    /// [`HubError::Backplane`] when the backplane could not publish it;
+    /// [`HubError::TooManyExcluded`] for an exclusion list over the limits.
     pub async fn publish(&self, message: ServerMessage) -> Result<PublishReceipt, HubError> {
+        if message.exclude.len() > crate::envelope::MAX_EXCLUDED
+            || message.exclude.iter().any(|id| id.len() > 255)
+        {
+            return Err(HubError::TooManyExcluded);
+        }
+        let exclude: Vec<&str> = message.exclude.iter().map(String::as_str).collect();
         Ok(self
             .inner
             .publish(
@@ -257,6 +283,7 @@ impl<B: Backplane> Hub<B> {
                 message.payload,
                 message.id,
                 message.priority,
+                &exclude,
             )
             .await?)
     }
@@ -296,7 +323,9 @@ impl<B: Backplane> Hub<B> {
             messages: recovery.messages.map(|envelopes| {
                 envelopes
                     .iter()
-                    .filter_map(|e| decode_envelope(&e.data, e.offset).map(|d| d.frame))
+                    .filter_map(|e| {
+                        decode_envelope(&e.data, e.offset, &self.inner.ids).map(|d| d.frame)
+                    })
                     .collect()
             }),
         })

@@ -7,7 +7,7 @@ const TAG_CHARS: usize = 8;
 
 /// Generates ids as `<node><kind><counter>`: the node part is random per hub, so ids from
 /// different instances never collide, and the counter keeps them short. Connection ids add
-/// 48 unguessable bits ([`next_unguessable`](Self::next_unguessable)).
+/// 48 unguessable bits ([`connection_id`](Self::connection_id)).
 #[derive(Debug)]
 pub(crate) struct IdGenerator {
     node: String,
@@ -46,24 +46,43 @@ impl IdGenerator {
         id
     }
 
-    /// Like [`next`](Self::next), followed by 8 characters (48 bits) of a keyed hash of the
-    /// counter: still unique (the counter part), and no id can be guessed from the ones seen
-    /// before. Short on purpose: connection ids travel in every delivered message's `from`.
-    pub(crate) fn next_unguessable(&self, kind: char) -> String {
+    /// The id of the connection registered under `key` (unique in this hub): the node,
+    /// `c`, the key in hexadecimal, then 8 characters (48 bits) of a keyed hash of the key —
+    /// unique (the key part), and no id can be guessed from the ones seen before. Short on
+    /// purpose: connection ids travel in every delivered message's `from`. The hub reads the
+    /// key back with [`local_key`](Self::local_key).
+    pub(crate) fn connection_id(&self, key: u64) -> String {
+        let mut id = String::with_capacity(self.node.len() + 1 + 16 + TAG_CHARS);
+        id.push_str(&self.node);
+        id.push('c');
+        push_hex(&mut id, key);
+        self.push_tag(&mut id, key);
+        id
+    }
+
+    fn push_tag(&self, id: &mut String, key: u64) {
         use std::hash::BuildHasher;
         const ALPHABET: &[u8; 64] =
             b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut tag = self.secret.hash_one(n);
-        let mut id = String::with_capacity(self.node.len() + 1 + 16 + TAG_CHARS);
-        id.push_str(&self.node);
-        id.push(kind);
-        push_hex(&mut id, n);
+        let mut tag = self.secret.hash_one(key);
         for _ in 0..TAG_CHARS {
             id.push(char::from(ALPHABET[(tag & 63) as usize]));
             tag >>= 6;
         }
-        id
+    }
+
+    /// The key of one of this hub's connections from its id; `None` for an id this hub
+    /// did not give (another instance's, or made up).
+    pub(crate) fn local_key(&self, id: &str) -> Option<u64> {
+        let rest = id.strip_prefix(self.node.as_str())?.strip_prefix('c')?;
+        let hex = rest.get(..rest.len().checked_sub(TAG_CHARS)?)?;
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let key = u64::from_str_radix(hex, 16).ok()?;
+        let mut expected = String::with_capacity(TAG_CHARS);
+        self.push_tag(&mut expected, key);
+        (rest[hex.len()..] == expected).then_some(key)
     }
 }
 
@@ -106,7 +125,7 @@ mod tests {
     #[test]
     fn unguessable_ids_are_unique_and_not_a_sequence() {
         let ids = IdGenerator::new();
-        let made: Vec<String> = (0..1000).map(|_| ids.next_unguessable('c')).collect();
+        let made: Vec<String> = (1..=1000).map(|key| ids.connection_id(key)).collect();
         let distinct: std::collections::HashSet<_> = made.iter().collect();
         assert_eq!(distinct.len(), made.len());
         // The tails of consecutive ids share no simple relation: about half their bits differ.
@@ -130,6 +149,32 @@ mod tests {
         assert!((18.0..30.0).contains(&mean), "mean differing bits {mean}");
         // Another generator (another instance) draws other tails for the same counters.
         let other = IdGenerator::new();
-        assert_ne!(tail(&other.next_unguessable('c')), tail(&made[0]));
+        assert_ne!(tail(&other.connection_id(1)), tail(&made[0]));
+    }
+
+    #[test]
+    fn a_hub_reads_the_key_back_from_its_own_connection_ids_only() {
+        let ids = IdGenerator::new();
+        for key in [1, 2, 255, 0xdead_beef, u64::MAX] {
+            assert_eq!(ids.local_key(&ids.connection_id(key)), Some(key));
+        }
+        let id = ids.connection_id(42);
+        // Another instance's id, a forged tag, a message id, junk: not ours.
+        assert_eq!(IdGenerator::new().local_key(&id), None);
+        let mut forged = id.clone();
+        forged.pop();
+        forged.push(if id.ends_with('x') { 'y' } else { 'x' });
+        assert_eq!(ids.local_key(&forged), None);
+        assert_eq!(ids.local_key(&ids.next('m')), None);
+        assert_eq!(
+            ids.local_key(&format!(
+                "{}c+2a{}",
+                ids.node(),
+                &id[id.len() - TAG_CHARS..]
+            )),
+            None
+        );
+        assert_eq!(ids.local_key(""), None);
+        assert_eq!(ids.local_key(ids.node()), None);
     }
 }

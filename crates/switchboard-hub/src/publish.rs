@@ -39,15 +39,20 @@ impl<B: Backplane> HubInner<B> {
     /// The message is encoded when this is called; the future only carries the encoded bytes
     /// and what the answer needs across the backplane's await, which keeps the future every
     /// client publish allocates small.
-    pub(crate) fn publish(
-        &self,
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one publish, each moved into the draft once"
+    )]
+    pub(crate) fn publish<'a>(
+        &'a self,
         publisher: Publisher,
         channel: ChannelName,
         event: EventType,
         payload: Payload,
         id: Option<String>,
         priority: Priority,
-    ) -> impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + '_ {
+        exclude: &[&str],
+    ) -> impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + use<'a, B> {
         // Only an id the publisher chose can come back in a retry; generated ones are unique.
         let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
         let draft = MessageDraft {
@@ -62,7 +67,7 @@ impl<B: Backplane> HubInner<B> {
             },
             channel,
         };
-        let data = encode_envelope(&draft, priority, draft.timestamp);
+        let data = encode_envelope(&draft, priority, draft.timestamp, exclude);
         let MessageDraft { id, channel, .. } = draft;
         let Publisher {
             connection_id,

@@ -38,6 +38,18 @@ struct Channel {
 type Shard = Mutex<HashMap<Arc<str>, Channel>>;
 
 /// The channel → local subscribers map, sharded so unrelated channels do not contend.
+/// The `excluded` frame for `offset` in `channel` (a registered channel name, so valid).
+fn excluded_frame(channel: &str, offset: u64) -> Option<EncodedFrame> {
+    let channel = switchboard_protocol::ChannelName::new(channel).ok()?;
+    Some(
+        switchboard_protocol::ServerFrame::Excluded(switchboard_protocol::Excluded {
+            channel,
+            offset,
+        })
+        .encode(),
+    )
+}
+
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
@@ -138,13 +150,26 @@ impl Registry {
         offset: Option<u64>,
         frame: &EncodedFrame,
         priority: Priority,
+        exclude: &[u64],
     ) -> usize {
         let mut shard = self.shard(channel).lock();
         let Some(entry) = shard.get_mut(channel) else {
             return 0;
         };
         let mut delivered = 0;
+        // For a subscriber the message skips (`excludeSelf`, the API's `exclude`): the
+        // `excluded` frame in its place, built once, so its offsets stay contiguous.
+        let mut excluded: Option<Option<EncodedFrame>> = None;
         for sub in &mut entry.subscribers {
+            let frame = if !exclude.is_empty() && exclude.contains(&sub.conn) {
+                let Some(offset) = offset else { continue };
+                match excluded.get_or_insert_with(|| excluded_frame(channel, offset)) {
+                    Some(excluded) => &*excluded,
+                    None => continue,
+                }
+            } else {
+                frame
+            };
             if let Some(held) = &mut sub.held {
                 if held.len() < self.hold_limit {
                     held.push(Held {

@@ -108,6 +108,10 @@ pub struct Publish {
     /// Priority (default normal).
     #[serde(skip_serializing_if = "is_normal")]
     pub priority: Priority,
+    /// `excludeSelf`: every subscriber but the publishing connection receives it (the
+    /// `ack` and the offset are as for any publish).
+    #[serde(rename = "excludeSelf", skip_serializing_if = "std::ops::Not::not")]
+    pub exclude_self: bool,
 }
 
 fn is_normal(p: &Priority) -> bool {
@@ -223,6 +227,8 @@ struct RawFrame<'a> {
     payload: Option<&'a RawValue>,
     #[serde(borrow)]
     priority: Option<&'a RawValue>,
+    #[serde(rename = "excludeSelf", borrow)]
+    exclude_self: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -512,12 +518,18 @@ impl ClientFrame {
                         ))
                     })?,
                 };
+                let exclude_self = match fields.raw.exclude_self.map(RawValue::get) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(_) => return Err(fields.err("`excludeSelf` must be true or false")),
+                };
                 Ok(Self::Publish(Publish {
                     event,
                     channel,
                     payload: Payload::from_raw(payload.to_owned()),
                     id: fields.id(),
                     priority,
+                    exclude_self,
                 }))
             }
         }

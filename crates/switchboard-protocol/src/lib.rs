@@ -18,7 +18,7 @@ pub use name::{
 };
 pub use payload::{Payload, Priority};
 pub use server::{
-    Ack, EncodedDraft, EncodedFrame, ErrorFrame, Member, Message, MessageDraft, Pong,
+    Ack, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message, MessageDraft, Pong,
     PresenceAction, PresenceEvent, PresenceList, Sender, ServerDecodeError, ServerFrame,
     Subscribed, Unsubscribed, Welcome,
 };

@@ -289,6 +289,7 @@ impl EventType {
         "unsubscribed",
         "ack",
         "error",
+        "excluded",
     ];
 
     /// Validates `name` as an application event type.

@@ -75,6 +75,17 @@ pub struct Pong {
     pub server_time: u64,
 }
 
+/// `excluded`: the message at `offset` in `channel` was published without this connection
+/// (`excludeSelf`, or the API's `exclude`). It keeps the connection's offsets contiguous, so a
+/// client tells a skipped offset from a lost one and does not recover it from history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excluded {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The offset this connection skips.
+    pub offset: u64,
+}
+
 /// `ack`: confirms a publish that carried an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
@@ -426,6 +437,8 @@ pub enum ServerFrame {
     PresenceUpdate(PresenceEvent),
     /// `error`.
     Error(ErrorFrame),
+    /// `excluded`.
+    Excluded(Excluded),
     /// An application message.
     Message(Message),
 }
@@ -441,6 +454,7 @@ enum Tagged<'a> {
     Presence(&'a PresenceList),
     PresenceUpdate(&'a PresenceEvent),
     Error(&'a ErrorFrame),
+    Excluded(&'a Excluded),
 }
 
 impl Serialize for ServerFrame {
@@ -454,6 +468,7 @@ impl Serialize for ServerFrame {
             Self::Presence(f) => Tagged::Presence(f).serialize(serializer),
             Self::PresenceUpdate(f) => Tagged::PresenceUpdate(f).serialize(serializer),
             Self::Error(f) => Tagged::Error(f).serialize(serializer),
+            Self::Excluded(f) => Tagged::Excluded(f).serialize(serializer),
             Self::Message(f) => f.serialize(serializer),
         }
     }
@@ -491,6 +506,7 @@ impl ServerFrame {
             "presence" => Self::Presence(serde_json::from_str(text)?),
             "presence-update" => Self::PresenceUpdate(serde_json::from_str(text)?),
             "error" => Self::Error(serde_json::from_str(text)?),
+            "excluded" => Self::Excluded(serde_json::from_str(text)?),
             _ => Self::Message(serde_json::from_str(text)?),
         })
     }
@@ -515,6 +531,7 @@ into_server_frame!(
     PresenceList => Presence,
     PresenceEvent => PresenceUpdate,
     ErrorFrame => Error,
+    Excluded => Excluded,
     Message => Message
 );
 

@@ -88,17 +88,19 @@ fn arb_client_frame() -> impl Strategy<Value = ClientFrame> {
             arb_channel(),
             arb_json(3),
             arb_id(),
-            arb_priority()
+            arb_priority(),
+            any::<bool>()
         )
-            .prop_map(
-                |(event, channel, payload, id, priority)| ClientFrame::Publish(Publish {
+            .prop_map(|(event, channel, payload, id, priority, exclude_self)| {
+                ClientFrame::Publish(Publish {
                     event,
                     channel,
                     payload: Payload::from_value(&payload),
                     id,
                     priority,
+                    exclude_self,
                 })
-            ),
+            }),
     ]
 }
 

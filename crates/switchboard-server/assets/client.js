@@ -243,6 +243,7 @@
       case "subscribed": return this._onSubscribed(frame);
       case "unsubscribed": return this._settle(frame.id, frame, "unsubscribed");
       case "ack": return this._onAck(frame);
+      case "excluded": return this._onExcluded(frame);
       case "error": return this._onError(frame);
       case "presence": return this._settle(frame.id, frame, null);
       case "presence-update": return this._emit("presence", frame);
@@ -314,6 +315,18 @@
     st.offset = 0;
     this._send({ type: "unsubscribe", channel: channel });
     this._send({ type: "subscribe", channel: channel, since: { offset: 0, epoch: st.epoch } });
+  };
+
+  /** An offset this connection was excluded from (excludeSelf): the position moves on. */
+  SwitchboardClient.prototype._onExcluded = function (frame) {
+    var st = this._channels.get(frame.channel);
+    if (st && typeof frame.offset === "number") {
+      if (st.resyncing || frame.offset === st.offset + 1) st.offset = Math.max(st.offset, frame.offset);
+      else if (frame.offset > st.offset + 1) {
+        this._emit("gap", { channel: frame.channel, expected: st.offset + 1, got: frame.offset });
+        st.offset = frame.offset;
+      }
+    }
   };
 
   SwitchboardClient.prototype._onMessage = function (frame) {
@@ -393,12 +406,14 @@
   /**
    * Publishes an event. It is queued (and persisted) until the server acknowledges it, so a
    * message sent while offline is delivered after reconnecting. Returns the message id.
-   * @param {object} [opts] {priority: "low"|"normal"|"high"|"critical", id}
+   * @param {object} [opts] {priority: "low"|"normal"|"high"|"critical", id, excludeSelf}
+   *   excludeSelf: every subscriber but this connection receives it.
    */
   SwitchboardClient.prototype.publish = function (channel, type, payload, opts) {
     opts = opts || {};
     var priority = PRIORITY_RANK.hasOwnProperty(opts.priority) ? opts.priority : "normal";
     var frame = { type: type, channel: channel, payload: payload === undefined ? null : payload, id: opts.id || randomId("m-"), priority: priority };
+    if (opts.excludeSelf) frame.excludeSelf = true;
     this._enqueue({ frame: frame, priority: priority, seq: ++this._seq, sent: false });
     this._flush();
     return frame.id;

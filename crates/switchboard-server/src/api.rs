@@ -164,9 +164,40 @@ async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseB
         }
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.message()),
     };
+    // What only the API takes beside the protocol's publish frame.
+    #[derive(serde::Deserialize)]
+    struct ApiFields {
+        #[serde(default)]
+        exclude: Option<Vec<String>>,
+    }
+    let exclude = match serde_json::from_slice::<ApiFields>(&body) {
+        Ok(fields) => fields.exclude.unwrap_or_default(),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "`exclude` must be an array of connection ids",
+            );
+        }
+    };
+    if publish.exclude_self {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`excludeSelf` names the publishing connection, and the API has none: use `exclude`",
+        );
+    }
+    if exclude.len() > 64 || exclude.iter().any(|id| id.len() > 255) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`exclude` takes at most 64 connection ids",
+        );
+    }
     let channel = publish.channel.clone();
     let mut message = ServerMessage::new(publish.channel, publish.event, publish.payload)
-        .with_priority(publish.priority);
+        .with_priority(publish.priority)
+        .excluding(exclude);
     if let Some(id) = publish.id {
         message = message.with_id(id);
     }

@@ -315,3 +315,81 @@ async fn history_answers_the_messages_after_an_offset_exactly_as_delivered() {
     assert_eq!(other_epoch["messages"], json!([]));
     assert_eq!(other_epoch["epoch"], epoch);
 }
+
+#[tokio::test]
+async fn publish_skips_the_excluded_connections_and_a_websocket_may_exclude_itself() {
+    let server = start_with_api().await;
+    let (mut a, a_welcome) = connect(&server.ws_url()).await;
+    let (mut b, _) = connect(&server.ws_url()).await;
+    subscribe(&mut a, "room").await;
+    subscribe(&mut b, "room").await;
+    let a_id = a_welcome["connectionId"].as_str().unwrap();
+
+    // Offset 1 skips a; offset 2 (a's own, excludeSelf) skips a too; offset 3 reaches both.
+    let answer = publish(
+        server.local_addr(),
+        &format!(r#"{{"channel":"room","type":"said","payload":1,"exclude":["{a_id}","nobody"]}}"#),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["offset"], 1);
+    send_json(
+        &mut a,
+        &json!({"type": "said", "channel": "room", "payload": 2, "id": "mine", "excludeSelf": true}),
+    )
+    .await;
+    let answer = publish(
+        server.local_addr(),
+        r#"{"channel":"room","type":"said","payload":3}"#,
+    )
+    .await;
+    assert_eq!(answer.json()["offset"], 3);
+
+    // `a` reads, in place of each message it was excluded from, where that offset went; its
+    // own publish is acknowledged; the only message it gets is offset 3.
+    let mut frames = Vec::new();
+    loop {
+        let frame = support::next_json(&mut a).await;
+        let last = frame["type"] == "said";
+        frames.push(frame);
+        if last {
+            break;
+        }
+    }
+    let said = frames.pop().unwrap();
+    assert_eq!(said["offset"], 3);
+    frames.retain(|f| f["type"] != "pong");
+    frames.sort_by_key(|f| {
+        (
+            f["type"].as_str().unwrap_or("").to_owned(),
+            f["offset"].as_u64(),
+        )
+    });
+    assert_eq!(
+        frames,
+        [
+            json!({"type": "ack", "id": "mine", "offset": 2}),
+            json!({"type": "excluded", "channel": "room", "offset": 1}),
+            json!({"type": "excluded", "channel": "room", "offset": 2}),
+        ]
+    );
+    for offset in 1..=3 {
+        assert_eq!(next_of_type(&mut b, "said").await["offset"], offset);
+    }
+}
+
+#[tokio::test]
+async fn publish_refuses_a_malformed_or_oversized_exclude_list_with_400() {
+    let server = start_with_api().await;
+    let too_many: Vec<String> = (0..65).map(|i| format!("c{i}")).collect();
+    for body in [
+        r#"{"channel":"room","type":"said","payload":1,"exclude":"c1"}"#.to_owned(),
+        r#"{"channel":"room","type":"said","payload":1,"exclude":[1]}"#.to_owned(),
+        r#"{"channel":"room","type":"said","payload":1,"excludeSelf":true}"#.to_owned(),
+        json!({"channel": "room", "type": "said", "payload": 1, "exclude": too_many}).to_string(),
+    ] {
+        let answer = publish(server.local_addr(), &body).await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text());
+        assert_eq!(answer.json()["error"], "bad_request");
+    }
+}
