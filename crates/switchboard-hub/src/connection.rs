@@ -379,9 +379,45 @@ impl<B: Backplane> Connection<B> {
             &ServerFrame::Unsubscribed(Unsubscribed {
                 channel: f.channel,
                 id: f.id,
+                reason: None,
             }),
             Priority::High,
         );
+    }
+
+    /// Runs the connection on refreshed credentials from now on: `identity` replaces the
+    /// one it had (the caller checks that it is the same user), and every subscription the
+    /// new identity may no longer have ends as a client `unsubscribe` would, the client told
+    /// with `unsubscribed` and `"reason": "forbidden"`. Returns the channels it lost.
+    pub async fn reauthorize(&mut self, identity: Identity) -> Vec<ChannelName> {
+        self.identity = identity;
+        let revoked: Vec<ChannelName> = self
+            .subscriptions
+            .keys()
+            .filter(|channel| {
+                !self
+                    .hub
+                    .authorizer
+                    .allows(&self.identity, Action::Subscribe, channel)
+            })
+            .cloned()
+            .collect();
+        for channel in &revoked {
+            let Some(state) = self.subscriptions.remove(channel) else {
+                continue;
+            };
+            self.audit_denied(Action::Subscribe, channel);
+            self.leave(channel, state).await;
+            self.send(
+                &ServerFrame::Unsubscribed(Unsubscribed {
+                    channel: channel.clone(),
+                    id: None,
+                    reason: Some("forbidden".to_owned()),
+                }),
+                Priority::High,
+            );
+        }
+        revoked
     }
 
     async fn leave(&self, channel: &ChannelName, state: SubscriptionState) {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::histogram::{HistogramReading, LatencyHistogram};
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel, Label,
-    PriorityLabel, RecoveryResult,
+    PriorityLabel, RecoveryResult, RefreshResult,
 };
 
 /// One counter per value of a bounded label, resolved at construction: recording is an index
@@ -124,6 +124,7 @@ pub(crate) struct Values {
     pub(crate) presence_members: AtomicI64,
     pub(crate) recoveries: LabelledCounters<RecoveryResult>,
     pub(crate) client_reconnects: AtomicU64,
+    pub(crate) token_refreshes: LabelledCounters<RefreshResult>,
 }
 
 impl Values {
@@ -238,6 +239,11 @@ impl Values {
             "websocket_client_reconnects_total",
             "Connections that resumed after a previous connection of the same client.",
             self.client_reconnects.load(Relaxed),
+        )?;
+        v.labelled_counter(
+            "websocket_token_refreshes_total",
+            "Token refreshes on open connections, by result.",
+            &self.token_refreshes,
         )
     }
 }

@@ -12,7 +12,7 @@ use crate::error::MetricsError;
 use crate::exposition::Exposition;
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel,
-    PriorityLabel, RecoveryResult,
+    PriorityLabel, RecoveryResult, RefreshResult,
 };
 use crate::snapshot::MetricsSnapshot;
 
@@ -308,6 +308,19 @@ impl Metrics {
                 RecoveryResult::Recovered
             } else {
                 RecoveryResult::NotRecovered
+            });
+        }
+    }
+
+    /// A connection asked to refresh its token; `refreshed` when it now runs on the new one
+    /// (`websocket_token_refreshes_total{result}`).
+    #[inline]
+    pub fn token_refresh(&self, refreshed: bool) {
+        if let Some(v) = self.values() {
+            v.token_refreshes.inc(if refreshed {
+                RefreshResult::Refreshed
+            } else {
+                RefreshResult::Refused
             });
         }
     }

@@ -199,6 +199,17 @@ label_enum! {
 }
 
 label_enum! {
+    /// The outcome of a token refresh (label `result` of `websocket_token_refreshes_total`).
+    pub(crate) enum RefreshResult as "result" {
+        /// `refreshed`: the connection runs on the new credentials.
+        Refreshed = "refreshed",
+        /// `refused`: the new token did not verify, named another user, or refresh is not
+        /// supported; the connection keeps its old credentials.
+        Refused = "refused",
+    }
+}
+
+label_enum! {
     /// The outcome of a recovery from history (label `result` of `websocket_recoveries_total`).
     pub(crate) enum RecoveryResult as "result" {
         /// `recovered`: every missed message was replayed.

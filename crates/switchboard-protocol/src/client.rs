@@ -118,6 +118,18 @@ fn is_normal(p: &Priority) -> bool {
     *p == Priority::Normal
 }
 
+/// `refresh`: new credentials for this connection, without reconnecting. They must verify
+/// and name the same user; the server answers `refreshed`, or `error` `unauthorized` and
+/// the connection keeps its old credentials (and their expiry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refresh {
+    /// The new token.
+    pub token: String,
+    /// Request id, echoed in the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// A frame sent by a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -132,6 +144,8 @@ pub enum ClientFrame {
     PresenceUpdate(PresenceUpdate),
     /// `presence`.
     Presence(PresenceQuery),
+    /// `refresh`.
+    Refresh(Refresh),
     /// Any other type: an application message.
     Publish(Publish),
 }
@@ -229,6 +243,8 @@ struct RawFrame<'a> {
     priority: Option<&'a RawValue>,
     #[serde(rename = "excludeSelf", borrow)]
     exclude_self: Option<&'a RawValue>,
+    #[serde(borrow)]
+    token: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -500,6 +516,13 @@ impl ClientFrame {
                 channel: fields.channel()?,
                 id: fields.id(),
             })),
+            "refresh" => Ok(Self::Refresh(Refresh {
+                token: fields
+                    .owned_string("token", fields.raw.token)?
+                    .filter(|token| !token.is_empty())
+                    .ok_or_else(|| fields.err("`token` is required"))?,
+                id: fields.id(),
+            })),
             other if EventType::is_reserved(other) => {
                 Err(fields.err(format!("type {other:?} is sent by the server only")))
             }
@@ -543,6 +566,7 @@ impl ClientFrame {
             Self::Unsubscribe(f) => f.id.as_deref(),
             Self::Ping(f) => f.id.as_deref(),
             Self::Presence(f) => f.id.as_deref(),
+            Self::Refresh(f) => f.id.as_deref(),
             Self::Publish(f) => f.id.as_deref(),
             Self::PresenceUpdate(_) => None,
         }
@@ -557,6 +581,7 @@ impl ClientFrame {
             Self::Ping(_) => "ping",
             Self::PresenceUpdate(_) => "presence-update",
             Self::Presence(_) => "presence",
+            Self::Refresh(_) => "refresh",
             Self::Publish(p) => p.event.as_str(),
         }
     }
@@ -572,6 +597,7 @@ impl ClientFrame {
             Ping(&'a Ping),
             PresenceUpdate(&'a PresenceUpdate),
             Presence(&'a PresenceQuery),
+            Refresh(&'a Refresh),
         }
         let result = match self {
             Self::Subscribe(f) => serde_json::to_string(&Tagged::Subscribe(f)),
@@ -579,12 +605,18 @@ impl ClientFrame {
             Self::Ping(f) => serde_json::to_string(&Tagged::Ping(f)),
             Self::PresenceUpdate(f) => serde_json::to_string(&Tagged::PresenceUpdate(f)),
             Self::Presence(f) => serde_json::to_string(&Tagged::Presence(f)),
+            Self::Refresh(f) => serde_json::to_string(&Tagged::Refresh(f)),
             Self::Publish(f) => serde_json::to_string(f),
         };
         result.expect("client frames always serialize")
     }
 }
 
+impl From<Refresh> for ClientFrame {
+    fn from(f: Refresh) -> Self {
+        Self::Refresh(f)
+    }
+}
 impl From<Subscribe> for ClientFrame {
     fn from(f: Subscribe) -> Self {
         Self::Subscribe(f)

@@ -8,8 +8,8 @@ mod server;
 
 pub use client::{
     ClientFrame, DecodeError, DecodeLimits, MAX_EPOCH_LEN, MAX_FEATURE_LEN, MAX_META_BYTES,
-    MAX_STATUS_LEN, Ping, PresenceQuery, PresenceUpdate, Publish, StreamPosition, Subscribe,
-    Unsubscribe,
+    MAX_STATUS_LEN, Ping, PresenceQuery, PresenceUpdate, Publish, Refresh, StreamPosition,
+    Subscribe, Unsubscribe,
 };
 pub use codes::{CloseCode, ErrorCode};
 pub use name::{
@@ -19,7 +19,7 @@ pub use name::{
 pub use payload::{Payload, Priority};
 pub use server::{
     Ack, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message, MessageDraft, Pong,
-    PresenceAction, PresenceEvent, PresenceList, Sender, ServerDecodeError, ServerFrame,
+    PresenceAction, PresenceEvent, PresenceList, Refreshed, Sender, ServerDecodeError, ServerFrame,
     Subscribed, Unsubscribed, Welcome,
 };
 

@@ -290,6 +290,8 @@ impl EventType {
         "ack",
         "error",
         "excluded",
+        "refresh",
+        "refreshed",
     ];
 
     /// Validates `name` as an application event type.

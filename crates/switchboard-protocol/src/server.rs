@@ -22,6 +22,11 @@ pub struct Welcome {
     pub heartbeat_ms: u64,
     /// Server time, ms since the epoch.
     pub timestamp: u64,
+    /// When the connection's credentials expire, ms since the epoch (the token's `exp`):
+    /// refresh before it (`refresh`), or the connection closes with 4001. Absent when they
+    /// do not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// `subscribed`: the answer to `subscribe`.
@@ -59,6 +64,22 @@ pub struct Unsubscribed {
     /// The request's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Why the server ended the subscription itself: `"forbidden"` when refreshed
+    /// credentials no longer allow it. Absent in the answer to a client's `unsubscribe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `refreshed`: the answer to `refresh`; the connection now runs on the new credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refreshed {
+    /// The request's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// When the new credentials expire, ms since the epoch; absent when they do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// `pong`: the answer to `ping`.
@@ -439,6 +460,8 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     /// `excluded`.
     Excluded(Excluded),
+    /// `refreshed`.
+    Refreshed(Refreshed),
     /// An application message.
     Message(Message),
 }
@@ -455,6 +478,7 @@ enum Tagged<'a> {
     PresenceUpdate(&'a PresenceEvent),
     Error(&'a ErrorFrame),
     Excluded(&'a Excluded),
+    Refreshed(&'a Refreshed),
 }
 
 impl Serialize for ServerFrame {
@@ -469,6 +493,7 @@ impl Serialize for ServerFrame {
             Self::PresenceUpdate(f) => Tagged::PresenceUpdate(f).serialize(serializer),
             Self::Error(f) => Tagged::Error(f).serialize(serializer),
             Self::Excluded(f) => Tagged::Excluded(f).serialize(serializer),
+            Self::Refreshed(f) => Tagged::Refreshed(f).serialize(serializer),
             Self::Message(f) => f.serialize(serializer),
         }
     }
@@ -507,6 +532,7 @@ impl ServerFrame {
             "presence-update" => Self::PresenceUpdate(serde_json::from_str(text)?),
             "error" => Self::Error(serde_json::from_str(text)?),
             "excluded" => Self::Excluded(serde_json::from_str(text)?),
+            "refreshed" => Self::Refreshed(serde_json::from_str(text)?),
             _ => Self::Message(serde_json::from_str(text)?),
         })
     }
@@ -532,6 +558,7 @@ into_server_frame!(
     PresenceEvent => PresenceUpdate,
     ErrorFrame => Error,
     Excluded => Excluded,
+    Refreshed => Refreshed,
     Message => Message
 );
 
@@ -546,6 +573,7 @@ into_server_frame!(
 /// let frame = ServerFrame::Unsubscribed(Unsubscribed {
 ///     channel: ChannelName::new("chat").unwrap(),
 ///     id: None,
+///     reason: None,
 /// })
 /// .encode();
 /// assert_eq!(frame.as_bytes(), br#"{"type":"unsubscribed","channel":"chat"}"#);

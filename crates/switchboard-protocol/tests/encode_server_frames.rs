@@ -29,6 +29,7 @@ fn welcome_carries_connection_user_heartbeat_and_time() {
         user_id: None,
         heartbeat_ms: 30_000,
         timestamp: 5,
+        expires_at: None,
     });
     assert_eq!(
         j,
@@ -52,8 +53,18 @@ fn subscribed_omits_a_missing_id_but_always_says_recovered() {
     let j = json_of(Unsubscribed {
         channel: ChannelName::new("c").unwrap(),
         id: Some("u".into()),
+        reason: None,
     });
     assert_eq!(j, json!({"type":"unsubscribed","channel":"c","id":"u"}));
+    let j = json_of(Unsubscribed {
+        channel: ChannelName::new("c").unwrap(),
+        id: None,
+        reason: Some("forbidden".into()),
+    });
+    assert_eq!(
+        j,
+        json!({"type":"unsubscribed","channel":"c","reason":"forbidden"})
+    );
 }
 
 #[test]

@@ -142,6 +142,7 @@ fn arb_server_frame() -> impl Strategy<Value = ServerFrame> {
                     connection_id,
                     user_id,
                     heartbeat_ms,
+                    expires_at: timestamp.checked_mul(3),
                     timestamp,
                 })
             }),
@@ -161,8 +162,13 @@ fn arb_server_frame() -> impl Strategy<Value = ServerFrame> {
                     recovered,
                 })
             }),
-        (arb_channel(), arb_id())
-            .prop_map(|(channel, id)| ServerFrame::Unsubscribed(Unsubscribed { channel, id })),
+        (arb_channel(), arb_id()).prop_map(|(channel, id)| ServerFrame::Unsubscribed(
+            Unsubscribed {
+                reason: id.as_ref().map(|_| "forbidden".to_owned()),
+                channel,
+                id,
+            }
+        )),
         (arb_id(), proptest::option::of(any::<u64>()), any::<u64>()).prop_map(
             |(id, timestamp, server_time)| ServerFrame::Pong(Pong {
                 id,

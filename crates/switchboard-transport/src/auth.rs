@@ -115,6 +115,22 @@ impl Rejection {
         }
     }
 
+    /// Refreshing credentials over the connection is not something this authenticator does.
+    pub(crate) fn unsupported() -> Self {
+        Self {
+            reason: "unsupported",
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "this server does not refresh credentials over the connection",
+            )
+        }
+    }
+
+    /// Whether this is [`Rejection::unsupported`].
+    pub(crate) fn is_unsupported(&self) -> bool {
+        self.reason == "unsupported"
+    }
+
     /// A 401: the request carries no credentials, or ones that do not prove who it is.
     #[must_use]
     pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
@@ -284,6 +300,16 @@ pub trait Authenticate: Send + Sync + 'static {
         &self,
         request: &AuthRequest<'_>,
     ) -> impl Future<Output = Result<Identity, Rejection>> + Send;
+
+    /// Verifies `token`, which an open connection sent in a `refresh` frame to go on with
+    /// new credentials (Protocol v1). The identity must name the connection's user, which
+    /// the transport checks; it then replaces the connection's identity, and its
+    /// `expires_at` the connection's expiry. The default refuses: the client is answered
+    /// `error` `unsupported`, and the connection keeps its credentials.
+    fn refresh(&self, token: &str) -> impl Future<Output = Result<Identity, Rejection>> + Send {
+        let _ = token;
+        std::future::ready(Err(Rejection::unsupported()))
+    }
 }
 
 /// A shared authenticator authenticates as the one it shares (the host keeps a handle on
@@ -295,6 +321,10 @@ impl<T: Authenticate> Authenticate for Arc<T> {
     ) -> impl Future<Output = Result<Identity, Rejection>> + Send {
         T::authenticate(self, request)
     }
+
+    fn refresh(&self, token: &str) -> impl Future<Output = Result<Identity, Rejection>> + Send {
+        T::refresh(self, token)
+    }
 }
 
 /// What a transport needs from an [`Authenticate`] implementation, object-safe.
@@ -302,6 +332,11 @@ trait ErasedAuthenticate: Send + Sync + 'static {
     fn authenticate<'a>(
         &'a self,
         request: &'a AuthRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>>;
+
+    fn refresh<'a>(
+        &'a self,
+        token: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>>;
 }
 
@@ -311,6 +346,13 @@ impl<T: Authenticate> ErasedAuthenticate for T {
         request: &'a AuthRequest<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>> {
         Box::pin(Authenticate::authenticate(self, request))
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Identity, Rejection>> + Send + 'a>> {
+        Box::pin(Authenticate::refresh(self, token))
     }
 }
 
@@ -394,6 +436,22 @@ impl Authenticator {
             _ => self
                 .authenticate_now(request)
                 .expect("open and JWT authentication do not wait"),
+        }
+    }
+
+    /// Verifies the token of a connection's `refresh` frame (see [`Authenticate::refresh`]):
+    /// JWT verifies it as at the upgrade; open mode refuses, as does a host's authenticator
+    /// that does not implement it.
+    ///
+    /// # Errors
+    /// The [`Rejection`] the client is answered with (`error` `unauthorized`, or
+    /// `unsupported`).
+    pub async fn refresh(&self, token: &str) -> Result<Identity, Rejection> {
+        match &self.0 {
+            Kind::Open => Err(Rejection::unsupported()),
+            #[cfg(feature = "jwt")]
+            Kind::Jwt(verifier) => verifier.verify(token).map_err(Rejection::from),
+            Kind::Custom(auth) => auth.refresh(token).await,
         }
     }
 

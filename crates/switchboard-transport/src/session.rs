@@ -110,6 +110,8 @@ pub(crate) struct Session<B: Backplane, P> {
     /// When the credentials expire, plus the leeway, on the monotonic clock
     /// ([`deadline_for`]).
     pub(crate) expiry: Option<Instant>,
+    /// Verifies the tokens of `refresh` frames.
+    pub(crate) auth: crate::auth::Authenticator,
     /// Connection-cap permits, released when the session ends, whatever the way.
     pub(crate) permits: P,
 }
@@ -460,7 +462,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                     // Boxed: the hub's future (a publish, a Redis round
                                     // trip…) inline would size every idle session's task.
                                     Admitted::Handle(frame) => {
+                                        let expiry = self.expiry;
                                         Box::pin(self.handle(frame, now)).await;
+                                        // A refresh moved the expiry: the timer follows.
+                                        if self.expiry != expiry {
+                                            timer.as_mut().reset(deadlines.next(self.expiry));
+                                        }
                                         false
                                     }
                                     Admitted::Done { abusive } => abusive,
@@ -637,9 +644,73 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// `started` is when the frame was read.
     async fn handle(&mut self, frame: ClientFrame, started: Instant) {
         self.outbox.cork(true);
-        self.connection.handle(frame).await;
+        match frame {
+            // The transport's: the hub knows identities, not tokens. Boxed: rare.
+            ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
+            frame => self.connection.handle(frame).await,
+        }
         self.outbox.cork(false);
         self.outbox.metrics().observe_latency(started.elapsed());
+    }
+
+    /// `refresh`: verifies the new token (bounded by the handshake timeout) and, when it
+    /// names the same user, runs the connection on it: the hub re-authorizes every
+    /// subscription (`unsubscribed` `"reason": "forbidden"` for each it lost), the expiry
+    /// moves, and the client gets `refreshed`. Otherwise `error` `unauthorized` (or
+    /// `unsupported`), and nothing changes: the old credentials still expire when they did.
+    async fn refresh(&mut self, frame: switchboard_protocol::Refresh) {
+        let switchboard_protocol::Refresh { token, id } = frame;
+        let outcome =
+            tokio::time::timeout(self.config.handshake_timeout, self.auth.refresh(&token)).await;
+        let refused = match outcome {
+            Err(_elapsed) => Some((
+                ErrorCode::Unavailable,
+                "refresh timed out; retry".to_owned(),
+            )),
+            Ok(Err(rejection)) if rejection.is_unsupported() => {
+                Some((ErrorCode::Unsupported, rejection.message().to_owned()))
+            }
+            Ok(Err(rejection)) => Some((ErrorCode::Unauthorized, rejection.message().to_owned())),
+            Ok(Ok(identity)) if identity.user_id != self.connection.identity().user_id => Some((
+                ErrorCode::Unauthorized,
+                "the new token is for another user".to_owned(),
+            )),
+            Ok(Ok(identity)) => {
+                let expires_at = identity.expires_at;
+                let leeway = self.auth.leeway();
+                self.expiry =
+                    expires_at.map(|at| deadline_for(at.checked_add(leeway).unwrap_or(at)));
+                let revoked = self.connection.reauthorize(identity).await;
+                self.outbox.metrics().token_refresh(true);
+                tracing::info!(
+                    target: "switchboard::audit",
+                    event = "token_refreshed",
+                    connection_id = self.connection.id(),
+                    user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
+                    revoked = revoked.len(),
+                );
+                self.outbox.push(
+                    &ServerFrame::Refreshed(switchboard_protocol::Refreshed {
+                        id: id.clone(),
+                        expires_at: expires_at.map(crate::transport::unix_ms),
+                    })
+                    .encode(),
+                    Priority::High,
+                );
+                None
+            }
+        };
+        if let Some((code, message)) = refused {
+            self.outbox.metrics().token_refresh(false);
+            tracing::warn!(
+                target: "switchboard::audit",
+                event = "refresh_refused",
+                connection_id = self.connection.id(),
+                user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
+                reason = %message,
+            );
+            self.reply_error(code, message, id);
+        }
     }
 
     /// Admits a text frame that decoded to `decoded`, `len` bytes long: charges it to the

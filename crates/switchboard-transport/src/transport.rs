@@ -716,6 +716,7 @@ impl<B: Backplane> Transport<B> {
         ));
         let accounting = Accounting::start(Arc::clone(&outbox), Arc::clone(&inner.live));
         let user_id = identity.user_id.as_deref().map(str::to_owned);
+        let credentials_expire = identity.expires_at.map(unix_ms);
         let mut connection = inner.hub.connect(
             identity,
             Arc::clone(&outbox) as Arc<dyn switchboard_hub::Outbox>,
@@ -730,6 +731,7 @@ impl<B: Backplane> Transport<B> {
                 user_id,
                 heartbeat_ms: u64::try_from(inner.config.heartbeat.as_millis()).unwrap_or(u64::MAX),
                 timestamp: now_ms(),
+                expires_at: credentials_expire,
             })
             .encode(),
             switchboard_protocol::Priority::Critical,
@@ -751,6 +753,7 @@ impl<B: Backplane> Transport<B> {
             outbox,
             config: Arc::clone(&inner.config),
             expiry: expires_at.map(deadline_for),
+            auth: inner.auth.clone(),
             permits,
         };
         InSpan::new(span, session.run(reader, write))
@@ -897,8 +900,12 @@ impl<B: Backplane> Transport<B> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+    unix_ms(SystemTime::now())
+}
+
+/// `at` in ms since the Unix epoch (0 before it).
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
