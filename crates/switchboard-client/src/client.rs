@@ -17,7 +17,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::http::Uri;
 
-use crate::connect::Endpoint;
+use crate::connect::{Endpoint, Token};
 use crate::driver::{Command, Driver, Settings, Shared};
 use crate::publish::{Outbox, PublishOptions, PublishOutcome, QueuedPublish};
 use crate::quality::QualityTracker;
@@ -324,7 +324,7 @@ enum TlsRoots {
 #[must_use]
 pub struct ClientBuilder {
     url: String,
-    token: Option<String>,
+    token: Token,
     connect_timeout: Duration,
     backoff: Backoff,
     heartbeat: Heartbeat,
@@ -345,7 +345,14 @@ impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "token",
+                &match self.token {
+                    Token::None => "none",
+                    Token::Fixed(_) => "[redacted]",
+                    Token::Source(_) => "source",
+                },
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("backoff", &self.backoff)
             .field("heartbeat", &self.heartbeat)
@@ -359,7 +366,7 @@ impl ClientBuilder {
     fn new(url: String) -> Self {
         Self {
             url,
-            token: None,
+            token: Token::None,
             connect_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             heartbeat: Heartbeat::default(),
@@ -378,9 +385,32 @@ impl ClientBuilder {
     }
 
     /// A JWT sent as `Authorization: Bearer …` with every connection attempt. Default none
-    /// (open mode). It never appears in `Debug` output.
+    /// (open mode). It never appears in `Debug` output. A token that expires ends the
+    /// connection (4001) and every later attempt is refused: use
+    /// [`token_source`](Self::token_source) for tokens that expire.
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.token = Token::Fixed(token.into());
+        self
+    }
+
+    /// Where tokens come from: `source` is called for every connection attempt, and again
+    /// before the token in use expires — at four fifths of its remaining lifetime, as the
+    /// server's `expiresAt` says — whose result is sent as a `refresh` on the open
+    /// connection, so it never closes for an expired token (Protocol v1 `refresh`). `None`
+    /// means no token now: an attempt goes without one, a refresh is tried again 5 s later.
+    /// Replaces [`token`](Self::token).
+    ///
+    /// ```
+    /// # async fn login() -> Option<String> { Some("a.jwt.token".into()) }
+    /// let builder = switchboard_client::Client::builder("ws://127.0.0.1:5200/ws")
+    ///     .token_source(|| async { login().await });
+    /// ```
+    pub fn token_source<F, Fut>(mut self, source: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Option<String>> + Send + 'static,
+    {
+        self.token = Token::Source(Arc::new(move || Box::pin(source())));
         self
     }
 

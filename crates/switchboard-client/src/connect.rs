@@ -1,5 +1,8 @@
 //! One connection attempt: TCP, TLS, the WebSocket upgrade and the `welcome` frame.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,10 +18,46 @@ use crate::DisconnectReason;
 
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A function that fetches a token: on every connection attempt, and before the token in use
+/// expires (see [`ClientBuilder::token_source`](crate::ClientBuilder::token_source)).
+pub(crate) type TokenSource =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+
+/// Where connections get their token.
+#[derive(Clone, Default)]
+pub(crate) enum Token {
+    /// Open mode.
+    #[default]
+    None,
+    /// The same token every time.
+    Fixed(String),
+    /// Fetched for every attempt, and refreshed on the connection before it expires.
+    Source(TokenSource),
+}
+
+impl Token {
+    /// The token for the next attempt (`None` when there is none, or the source had none).
+    pub(crate) async fn fetch(&self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Fixed(token) => Some(token.clone()),
+            Self::Source(source) => source().await,
+        }
+    }
+
+    /// The source, if tokens are refreshed.
+    pub(crate) fn source(&self) -> Option<&TokenSource> {
+        match self {
+            Self::Source(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
 /// What every attempt needs, fixed at build time.
 pub(crate) struct Endpoint {
     pub(crate) url: String,
-    pub(crate) token: Option<String>,
+    pub(crate) token: Token,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_message_bytes: usize,
     pub(crate) connector: Connector,
@@ -28,26 +67,40 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
             .field("url", &self.url)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "token",
+                &match self.token {
+                    Token::None => "none",
+                    Token::Fixed(_) => "[redacted]",
+                    Token::Source(_) => "source",
+                },
+            )
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// Connects and reads the `welcome` frame, all within the connect timeout.
+/// Fetches the token, connects and reads the `welcome` frame, all within the connect
+/// timeout.
 pub(crate) async fn connect(endpoint: &Endpoint) -> Result<(Ws, Welcome), DisconnectReason> {
-    tokio::time::timeout(endpoint.connect_timeout, attempt(endpoint))
-        .await
-        .unwrap_or(Err(DisconnectReason::ConnectTimeout))
+    tokio::time::timeout(endpoint.connect_timeout, async {
+        let token = endpoint.token.fetch().await;
+        attempt(endpoint, token.as_deref()).await
+    })
+    .await
+    .unwrap_or(Err(DisconnectReason::ConnectTimeout))
 }
 
-async fn attempt(endpoint: &Endpoint) -> Result<(Ws, Welcome), DisconnectReason> {
+async fn attempt(
+    endpoint: &Endpoint,
+    token: Option<&str>,
+) -> Result<(Ws, Welcome), DisconnectReason> {
     let mut request = endpoint.url.as_str().into_client_request().map_err(|e| {
         DisconnectReason::ConnectFailed {
             message: e.to_string(),
         }
     })?;
-    if let Some(token) = &endpoint.token {
+    if let Some(token) = token {
         let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
             DisconnectReason::ConnectFailed {
                 message: "the token is not a valid header value".into(),

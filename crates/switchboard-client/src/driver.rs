@@ -13,7 +13,8 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 use switchboard_protocol::{
     ChannelName, ClientFrame, ErrorCode, ErrorFrame, Excluded, Message, Ping, PresenceEvent,
-    PresenceUpdate, ServerFrame, StreamPosition, Subscribe, Subscribed, Unsubscribe, Welcome,
+    PresenceUpdate, Refresh, ServerFrame, StreamPosition, Subscribe, Subscribed, Unsubscribe,
+    Welcome,
 };
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -122,7 +123,15 @@ pub(crate) struct Driver {
     connected: bool,
     /// Frames to write at the next flush.
     out: Vec<String>,
+    /// When to fetch a token and send it as a `refresh` (with a token source only).
+    refresh_at: Option<Instant>,
 }
+
+/// How long before trying again when a refresh found no token or was refused.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
+
+/// The prefix of `refresh` request ids.
+const REFRESH_ID: &str = "refresh-";
 
 impl Driver {
     pub(crate) fn new(
@@ -147,6 +156,7 @@ impl Driver {
             connected_before: false,
             connected: false,
             out: Vec::new(),
+            refresh_at: None,
         }
     }
 
@@ -273,6 +283,7 @@ impl Driver {
         self.connected_before = true;
         self.paused_until = None;
         self.requests.clear();
+        self.refresh_at = self.refresh_due(welcome.expires_at, now);
         self.set_state(ConnectionState::Connected {
             connection_id: welcome.connection_id,
             user_id: welcome.user_id,
@@ -289,6 +300,9 @@ impl Driver {
 
         let heartbeat = self.settings.heartbeat;
         let mut next_ping = now;
+        // Tokens fetched for a refresh come back here (the fetch runs as a task of its own,
+        // so a slow token service never holds up the connection).
+        let (fetched_tx, mut fetched) = mpsc::channel::<Option<String>>(1);
         let ended = loop {
             if let Err(reason) = self.pump(&mut ws).await {
                 break Ended::Lost(reason);
@@ -312,8 +326,18 @@ impl Driver {
                     }
                 }
                 () = self.shared.wake.notified() => {}
+                Some(token) = fetched.recv() => self.send_refresh(token),
                 () = tokio::time::sleep_until(deadline) => {
                     let now = Instant::now();
+                    if self.refresh_at.is_some_and(|at| at <= now) {
+                        self.refresh_at = None;
+                        if let Some(source) = self.settings.endpoint.token.source() {
+                            let (source, fetched_tx) = (Arc::clone(source), fetched_tx.clone());
+                            tokio::spawn(async move {
+                                let _ = fetched_tx.send(source().await).await;
+                            });
+                        }
+                    }
                     if now >= next_ping {
                         let id = self.quality.ping(now);
                         self.out.push(ClientFrame::Ping(Ping { id: Some(id), timestamp: Some(unix_ms()) }).encode());
@@ -409,6 +433,7 @@ impl Driver {
             }
         };
         consider(self.quality.next_expiry());
+        consider(self.refresh_at);
         consider(self.inflight.values().min().copied());
         consider(self.channels.values().filter_map(|c| c.retry_at).min());
         if self.paused_until.is_some() {
@@ -540,6 +565,10 @@ impl Driver {
             }
             ServerFrame::Error(error) => self.on_error(error),
             ServerFrame::Excluded(excluded) => self.on_excluded(&excluded),
+            ServerFrame::Refreshed(refreshed) => {
+                tracing::debug!(expires_at = refreshed.expires_at, "token refreshed");
+                self.refresh_at = self.refresh_due(refreshed.expires_at, Instant::now());
+            }
             _ => {}
         }
     }
@@ -592,6 +621,33 @@ impl Driver {
                 .listeners
                 .retain(|listener| listener.deliver(event.clone()));
         }
+    }
+
+    /// When to refresh a token that expires at `expires_at` (ms since the epoch): at four
+    /// fifths of its remaining lifetime. `None` without a token source or an expiry.
+    fn refresh_due(&self, expires_at: Option<u64>, now: Instant) -> Option<Instant> {
+        self.settings.endpoint.token.source()?;
+        let remaining = expires_at?.saturating_sub(unix_ms());
+        Some(now + Duration::from_millis(remaining / 5 * 4))
+    }
+
+    /// Sends a freshly fetched token as a `refresh`; without one, tries again later.
+    fn send_refresh(&mut self, token: Option<String>) {
+        if !self.connected {
+            return;
+        }
+        let Some(token) = token else {
+            self.refresh_at = Some(Instant::now() + REFRESH_RETRY);
+            return;
+        };
+        self.next_request += 1;
+        self.out.push(
+            ClientFrame::Refresh(Refresh {
+                token,
+                id: Some(format!("{REFRESH_ID}{}", self.next_request)),
+            })
+            .encode(),
+        );
     }
 
     /// An offset this connection was excluded from: it advances the position like a message
@@ -658,6 +714,15 @@ impl Driver {
             return;
         };
         let now = Instant::now();
+        if id.starts_with(REFRESH_ID) {
+            // The connection keeps its token until it expires (then 4001 and a reconnect
+            // with a fresh one); meanwhile, try again.
+            tracing::warn!(code = %error.code, message = error.message, "token refresh refused");
+            if error.code != ErrorCode::Unsupported {
+                self.refresh_at = Some(now + REFRESH_RETRY);
+            }
+            return;
+        }
         let retry_after = error.retry_after_ms.map(Duration::from_millis);
         if let Some(channel) = self.requests.remove(&id) {
             let Some(entry) = self.channels.get_mut(&channel) else {

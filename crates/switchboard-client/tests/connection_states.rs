@@ -125,3 +125,84 @@ async fn client_reconnects_by_itself_when_the_server_goes_away() {
         .expect("reconnected in time")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_token_source_refreshes_the_token_on_the_open_connection_before_it_expires() {
+    // No leeway: a token that is not refreshed closes the connection at its `exp`.
+    let server = Server::with(
+        MemoryBackplaneConfig::default(),
+        Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap().leeway(Duration::ZERO)),
+        transport_config(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    // Each token lives 2 s (a whole number of seconds: at least 1 s left when issued).
+    let (issued_tx, mut issued) = tokio::sync::mpsc::unbounded_channel();
+    let client = fast_client(&server.url())
+        .token_source(move || {
+            let issued_tx = issued_tx.clone();
+            async move {
+                let exp = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    + 2;
+                let _ = issued_tx.send(exp);
+                Some(
+                    jsonwebtoken::encode(
+                        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                        &serde_json::json!({ "sub": "ada", "exp": exp }),
+                        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+                    )
+                    .unwrap(),
+                )
+            }
+        })
+        .build()
+        .unwrap();
+    let ConnectionState::Connected { connection_id, .. } =
+        wait_state(&client, ConnectionState::is_connected).await
+    else {
+        unreachable!()
+    };
+    let mut states = client.state();
+    states.mark_unchanged();
+
+    // The token of the attempt, then two refreshes, each issued before the previous one
+    // expired: the connection outlives the first two tokens.
+    let mut exps = Vec::new();
+    for _ in 0..3 {
+        exps.push(
+            tokio::time::timeout(Duration::from_secs(10), issued.recv())
+                .await
+                .expect("a token fetched in time")
+                .unwrap(),
+        );
+    }
+    // The third token is fetched at four fifths of the second's life, at least 0.4 s after
+    // the first one's `exp`, when the server would have closed an unrefreshed connection
+    // with 4001.
+    assert!(
+        !states.has_changed().unwrap(),
+        "never disconnected: {:?}",
+        *states.borrow()
+    );
+    let ConnectionState::Connected {
+        connection_id: still,
+        ..
+    } = client.state().borrow().clone()
+    else {
+        panic!("disconnected")
+    };
+    assert_eq!(still, connection_id, "the same connection throughout");
+    assert!(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            >= exps[0],
+        "the first token has expired by now: {exps:?}"
+    );
+    assert_eq!(server.transport.connection_count(), 1);
+    client.close().await;
+}
