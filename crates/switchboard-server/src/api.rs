@@ -26,6 +26,7 @@ pub(crate) async fn handle(
     };
     let route = match path {
         "/api/publish" => Route::Publish,
+        "/api/broadcast" => Route::Broadcast,
         _ => match path
             .strip_prefix("/api/channels/")
             .and_then(|rest| rest.rsplit_once('/'))
@@ -36,7 +37,7 @@ pub(crate) async fn handle(
         },
     };
     let expected = match route {
-        Route::Publish => Method::POST,
+        Route::Publish | Route::Broadcast => Method::POST,
         Route::Presence(_) | Route::History(_) => Method::GET,
     };
     if req.method() != expected {
@@ -55,6 +56,7 @@ pub(crate) async fn handle(
     }
     let channel = match route {
         Route::Publish => return publish(state, req).await,
+        Route::Broadcast => return broadcast(state, req).await,
         Route::Presence(channel) | Route::History(channel) => match channel_of(channel) {
             Ok(channel) => channel,
             Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
@@ -68,6 +70,7 @@ pub(crate) async fn handle(
 
 enum Route<'a> {
     Publish,
+    Broadcast,
     Presence(&'a str),
     History(&'a str),
 }
@@ -122,34 +125,9 @@ struct Published<'a> {
 }
 
 async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
-    let limit = state.config.max_message_bytes.get();
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            &format!("the body is larger than MAX_MESSAGE_BYTES ({limit} bytes)"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return too_large();
-    }
-    // The limit applies while reading: a body without (or lying about) its length is cut off
-    // at the limit, never buffered past it.
-    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return too_large(),
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("could not read the body: {err}"),
-            );
-        }
+    let body = match read_body(state, req).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     // The body is the publish frame of the protocol, parsed as JSON whatever its
     // Content-Type, with the protocol's validation.
@@ -213,6 +191,160 @@ async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseB
         ),
         Err(err) => unavailable(&err),
     }
+}
+
+/// The body of a POST, up to `MAX_MESSAGE_BYTES` (413 past it, whatever its declared
+/// length); the error is the answer.
+async fn read_body(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<Bytes, Response<ResponseBody>> {
+    let limit = state.config.max_message_bytes.get();
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than MAX_MESSAGE_BYTES ({limit} bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    // The limit applies while reading: a body without (or lying about) its length is cut off
+    // at the limit, never buffered past it.
+    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<LengthLimitError>() => return Err(too_large()),
+        Err(err) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("could not read the body: {err}"),
+            ));
+        }
+    };
+    Ok(body)
+}
+
+/// The most channels one broadcast may name.
+const MAX_BROADCAST_CHANNELS: usize = 1000;
+
+/// `POST /api/broadcast` `{"channels": [...], "type", "payload", "id"?, "priority"?,
+/// "exclude"?}`: one independent publish per channel, as `POST /api/publish` would make
+/// each (the same validation; an `id` deduplicates per channel), concurrently. Answers
+/// `{"results": [...]}` in the order of `channels`: `{"channel", "id", "offset",
+/// "duplicate"}` for a publish, `{"channel", "error", "message"}` for a channel that failed
+/// (an invalid name: `bad_request`; the backplane: `unavailable`). Centrifugo's `broadcast`.
+async fn broadcast(state: &AppState, req: Request<Incoming>) -> Response<ResponseBody> {
+    let body = match read_body(state, req).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    #[derive(serde::Deserialize)]
+    struct Channels {
+        channels: Vec<String>,
+        #[serde(default)]
+        exclude: Option<Vec<String>>,
+    }
+    let Ok(Channels { channels, exclude }) = serde_json::from_slice::<Channels>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`channels` must be an array of channel names, and `exclude` of connection ids",
+        );
+    };
+    if channels.is_empty() || channels.len() > MAX_BROADCAST_CHANNELS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("`channels` names 1 to {MAX_BROADCAST_CHANNELS} channels"),
+        );
+    }
+    let exclude = exclude.unwrap_or_default();
+    if exclude.len() > 64 || exclude.iter().any(|id| id.len() > 255) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "`exclude` takes at most 64 connection ids",
+        );
+    }
+    // The rest is a publish frame: validated as one, once, with a placeholder channel.
+    let mut frame: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&body)
+    {
+        Ok(frame) => frame,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("invalid JSON: {err}"),
+            );
+        }
+    };
+    frame.remove("channels");
+    frame.remove("exclude");
+    frame.insert("channel".into(), serde_json::Value::from("broadcast"));
+    let publish = match ClientFrame::decode(&serde_json::Value::Object(frame).to_string()) {
+        Ok(ClientFrame::Publish(publish)) if !publish.exclude_self => publish,
+        Ok(ClientFrame::Publish(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "`excludeSelf` names the publishing connection, and the API has none: use `exclude`",
+            );
+        }
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "`type` must be an application event type, not a system frame type",
+            );
+        }
+        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.message()),
+    };
+    let results = futures_util::future::join_all(channels.iter().map(|name| {
+        let publish = &publish;
+        let exclude = &exclude;
+        async move {
+            let channel = match ChannelName::new(name) {
+                Ok(channel) => channel,
+                Err(err) => {
+                    return serde_json::json!({
+                        "channel": name, "error": "bad_request", "message": err.to_string(),
+                    });
+                }
+            };
+            let mut message =
+                ServerMessage::new(channel, publish.event.clone(), publish.payload.clone())
+                    .with_priority(publish.priority)
+                    .excluding(exclude.iter().cloned());
+            if let Some(id) = &publish.id {
+                message = message.with_id(id.clone());
+            }
+            match state.hub.publish(message).await {
+                Ok(receipt) => serde_json::json!({
+                    "channel": name,
+                    "id": receipt.id,
+                    "offset": receipt.offset,
+                    "duplicate": receipt.duplicate,
+                }),
+                Err(err) => {
+                    tracing::warn!(channel = %name, %err, "a broadcast publish failed in the backplane");
+                    serde_json::json!({
+                        "channel": name,
+                        "error": "unavailable",
+                        "message": "the backplane is unavailable; retry later",
+                    })
+                }
+            }
+        }
+    }))
+    .await;
+    json_value(StatusCode::OK, &serde_json::json!({ "results": results }))
 }
 
 fn unavailable(err: &switchboard_hub::HubError) -> Response<ResponseBody> {

@@ -18,6 +18,7 @@ async fn without_an_api_key_every_api_route_answers_404() {
     let server = start(test_config()).await;
     for path in [
         "/api/publish",
+        "/api/broadcast",
         "/api/channels/room/presence",
         "/api/channels/room/history",
         "/api",
@@ -74,6 +75,9 @@ async fn api_routes_answer_405_with_allow_for_other_methods() {
     let get_publish = api_get(server.local_addr(), "/api/publish").await;
     assert_eq!(get_publish.status, 405);
     assert_eq!(get_publish.header("allow"), Some("POST"));
+    let get_broadcast = api_get(server.local_addr(), "/api/broadcast").await;
+    assert_eq!(get_broadcast.status, 405);
+    assert_eq!(get_broadcast.header("allow"), Some("POST"));
     let post_history = request(
         server.local_addr(),
         http::Request::post("/api/channels/room/history")
@@ -392,4 +396,83 @@ async fn publish_refuses_a_malformed_or_oversized_exclude_list_with_400() {
         assert_eq!(answer.status, 400, "{body}: {}", answer.text());
         assert_eq!(answer.json()["error"], "bad_request");
     }
+}
+
+#[tokio::test]
+async fn broadcast_publishes_to_each_channel_independently_and_answers_per_channel() {
+    let server = start_with_api().await;
+    let (mut a, _) = connect(&server.ws_url()).await;
+    let (mut b, _) = connect(&server.ws_url()).await;
+    subscribe(&mut a, "news:a").await;
+    subscribe(&mut b, "news:b").await;
+    // `news:b` already has a message, so the channels' offsets differ.
+    publish(
+        server.local_addr(),
+        r#"{"channel":"news:b","type":"x","payload":0}"#,
+    )
+    .await;
+
+    let body = r#"{"channels":["news:a","news:b","not a channel"],"type":"headline","payload":{"t":"hi"},"id":"h-1"}"#;
+    let answer = broadcast(server.local_addr(), body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let results = answer.json()["results"].clone();
+    assert_eq!(
+        results[0],
+        json!({"channel": "news:a", "id": "h-1", "offset": 1, "duplicate": false})
+    );
+    assert_eq!(
+        results[1],
+        json!({"channel": "news:b", "id": "h-1", "offset": 2, "duplicate": false})
+    );
+    assert_eq!(results[2]["channel"], "not a channel");
+    assert_eq!(results[2]["error"], "bad_request");
+    for ws in [&mut a, &mut b] {
+        let message = next_of_type(ws, "headline").await;
+        assert_eq!(
+            (message["id"].as_str(), &message["payload"]),
+            (Some("h-1"), &json!({"t": "hi"}))
+        );
+    }
+
+    // A retry is deduplicated per channel: acknowledged with the first offsets, not sent.
+    let retry = broadcast(server.local_addr(), body).await.json()["results"].clone();
+    assert_eq!(
+        retry[0],
+        json!({"channel": "news:a", "id": "h-1", "offset": 1, "duplicate": true})
+    );
+    assert_eq!(
+        retry[1],
+        json!({"channel": "news:b", "id": "h-1", "offset": 2, "duplicate": true})
+    );
+}
+
+#[tokio::test]
+async fn broadcast_refuses_a_request_that_names_no_channels_or_no_valid_publish_with_400() {
+    let server = start_with_api().await;
+    let too_many: Vec<String> = (0..1001).map(|i| format!("c{i}")).collect();
+    for body in [
+        r#"{"type":"headline","payload":1}"#.to_owned(),
+        r#"{"channels":[],"type":"headline","payload":1}"#.to_owned(),
+        r#"{"channels":"news","type":"headline","payload":1}"#.to_owned(),
+        r#"{"channels":["news"],"type":"subscribe","payload":1}"#.to_owned(),
+        r#"{"channels":["news"],"type":"headline"}"#.to_owned(),
+        json!({"channels": too_many, "type": "headline", "payload": 1}).to_string(),
+    ] {
+        let answer = broadcast(server.local_addr(), &body).await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text());
+        assert_eq!(answer.json()["error"], "bad_request");
+    }
+}
+
+/// `POST /api/broadcast` with the API key.
+async fn broadcast(addr: std::net::SocketAddr, body: &str) -> support::Answer {
+    request(
+        addr,
+        http::Request::post("/api/broadcast")
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap(),
+    )
+    .await
 }
