@@ -345,14 +345,7 @@ impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url)
-            .field(
-                "token",
-                &match self.token {
-                    Token::None => "none",
-                    Token::Fixed(_) => "[redacted]",
-                    Token::Source(_) => "source",
-                },
-            )
+            .field("token", &self.token)
             .field("connect_timeout", &self.connect_timeout)
             .field("backoff", &self.backoff)
             .field("heartbeat", &self.heartbeat)

@@ -23,7 +23,7 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub(crate) type TokenSource =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
 
-/// Where connections get their token.
+/// Where connections get their token. Its `Debug` never shows a token.
 #[derive(Clone, Default)]
 pub(crate) enum Token {
     /// Open mode.
@@ -33,6 +33,16 @@ pub(crate) enum Token {
     Fixed(String),
     /// Fetched for every attempt, and refreshed on the connection before it expires.
     Source(TokenSource),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Fixed(_) => "[redacted]",
+            Self::Source(_) => "source",
+        })
+    }
 }
 
 impl Token {
@@ -67,14 +77,7 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
             .field("url", &self.url)
-            .field(
-                "token",
-                &match self.token {
-                    Token::None => "none",
-                    Token::Fixed(_) => "[redacted]",
-                    Token::Source(_) => "source",
-                },
-            )
+            .field("token", &self.token)
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 use switchboard_hub::ServerMessage;
-use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits};
+use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits, Publish};
 use switchboard_transport::ResponseBody;
 
 use crate::routes::{error, json, json_value, method_not_allowed, not_found};
@@ -131,47 +131,10 @@ async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseB
     };
     // The body is the publish frame of the protocol, parsed as JSON whatever its
     // Content-Type, with the protocol's validation.
-    let publish = match ClientFrame::decode_bytes(&body, DecodeLimits::default()) {
-        Ok(ClientFrame::Publish(publish)) => publish,
-        Ok(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "`type` must be an application event type, not a system frame type",
-            );
-        }
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.message()),
+    let (publish, exclude) = match api_publish(&body) {
+        Ok(parsed) => parsed,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
-    // What only the API takes beside the protocol's publish frame.
-    #[derive(serde::Deserialize)]
-    struct ApiFields {
-        #[serde(default)]
-        exclude: Option<Vec<String>>,
-    }
-    let exclude = match serde_json::from_slice::<ApiFields>(&body) {
-        Ok(fields) => fields.exclude.unwrap_or_default(),
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "`exclude` must be an array of connection ids",
-            );
-        }
-    };
-    if publish.exclude_self {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "`excludeSelf` names the publishing connection, and the API has none: use `exclude`",
-        );
-    }
-    if exclude.len() > 64 || exclude.iter().any(|id| id.len() > 255) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "`exclude` takes at most 64 connection ids",
-        );
-    }
     let channel = publish.channel.clone();
     let mut message = ServerMessage::new(publish.channel, publish.event, publish.payload)
         .with_priority(publish.priority)
@@ -191,6 +154,40 @@ async fn publish(state: &AppState, req: Request<Incoming>) -> Response<ResponseB
         ),
         Err(err) => unavailable(&err),
     }
+}
+
+/// A publish frame sent to the API, with what only the API takes beside it: `exclude`, at
+/// most 64 connection ids (`excludeSelf` names the publishing connection, which the API has
+/// not). The error is the message of the 400.
+fn api_publish(body: &[u8]) -> Result<(Publish, Vec<String>), String> {
+    let publish = match ClientFrame::decode_bytes(body, DecodeLimits::default()) {
+        Ok(ClientFrame::Publish(publish)) => publish,
+        Ok(_) => {
+            return Err(
+                "`type` must be an application event type, not a system frame type".to_owned(),
+            );
+        }
+        Err(err) => return Err(err.message().to_owned()),
+    };
+    if publish.exclude_self {
+        return Err(
+            "`excludeSelf` names the publishing connection, and the API has none: use `exclude`"
+                .to_owned(),
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct ApiFields {
+        #[serde(default)]
+        exclude: Option<Vec<String>>,
+    }
+    let exclude = serde_json::from_slice::<ApiFields>(body)
+        .map_err(|_| "`exclude` must be an array of connection ids".to_owned())?
+        .exclude
+        .unwrap_or_default();
+    if exclude.len() > 64 || exclude.iter().any(|id| id.len() > 255) {
+        return Err("`exclude` takes at most 64 connection ids".to_owned());
+    }
+    Ok((publish, exclude))
 }
 
 /// The body of a POST, up to `MAX_MESSAGE_BYTES` (413 past it, whatever its declared
@@ -248,14 +245,12 @@ async fn broadcast(state: &AppState, req: Request<Incoming>) -> Response<Respons
     #[derive(serde::Deserialize)]
     struct Channels {
         channels: Vec<String>,
-        #[serde(default)]
-        exclude: Option<Vec<String>>,
     }
-    let Ok(Channels { channels, exclude }) = serde_json::from_slice::<Channels>(&body) else {
+    let Ok(Channels { channels }) = serde_json::from_slice::<Channels>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "`channels` must be an array of channel names, and `exclude` of connection ids",
+            "`channels` must be an array of channel names",
         );
     };
     if channels.is_empty() || channels.len() > MAX_BROADCAST_CHANNELS {
@@ -265,46 +260,32 @@ async fn broadcast(state: &AppState, req: Request<Incoming>) -> Response<Respons
             &format!("`channels` names 1 to {MAX_BROADCAST_CHANNELS} channels"),
         );
     }
-    let exclude = exclude.unwrap_or_default();
-    if exclude.len() > 64 || exclude.iter().any(|id| id.len() > 255) {
+    // The rest is a publish frame: validated as one, once, with a placeholder channel. The
+    // fields are kept as the text that arrived, so the payload is delivered byte for byte
+    // as `/api/publish` would (no number rewritten by a round trip through a JSON tree).
+    let Ok(mut fields) = serde_json::from_slice::<
+        std::collections::BTreeMap<String, &serde_json::value::RawValue>,
+    >(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "`exclude` takes at most 64 connection ids",
+            "the body must be a JSON object",
         );
-    }
-    // The rest is a publish frame: validated as one, once, with a placeholder channel.
-    let mut frame: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&body)
-    {
-        Ok(frame) => frame,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("invalid JSON: {err}"),
-            );
-        }
     };
-    frame.remove("channels");
-    frame.remove("exclude");
-    frame.insert("channel".into(), serde_json::Value::from("broadcast"));
-    let publish = match ClientFrame::decode(&serde_json::Value::Object(frame).to_string()) {
-        Ok(ClientFrame::Publish(publish)) if !publish.exclude_self => publish,
-        Ok(ClientFrame::Publish(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "`excludeSelf` names the publishing connection, and the API has none: use `exclude`",
-            );
-        }
-        Ok(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "`type` must be an application event type, not a system frame type",
-            );
-        }
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_request", err.message()),
+    fields.remove("channels");
+    fields.remove("channel");
+    let mut frame = String::with_capacity(body.len());
+    frame.push_str(r#"{"channel":"broadcast""#);
+    for (name, value) in &fields {
+        frame.push(',');
+        frame.push_str(&serde_json::Value::from(name.as_str()).to_string());
+        frame.push(':');
+        frame.push_str(value.get());
+    }
+    frame.push('}');
+    let (publish, exclude) = match api_publish(frame.as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
     let results = futures_util::future::join_all(channels.iter().map(|name| {
         let publish = &publish;

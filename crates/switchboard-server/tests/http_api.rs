@@ -434,6 +434,27 @@ async fn broadcast_publishes_to_each_channel_independently_and_answers_per_chann
         );
     }
 
+    // The payload goes out as the text that came in, as through /api/publish.
+    let exact = r#"{"n":12345678901234567890123,"f":1E2}"#;
+    let answer = broadcast(
+        server.local_addr(),
+        &format!(r#"{{"channels":["news:a"],"type":"exact","payload":{exact}}}"#),
+    )
+    .await;
+    assert_eq!(
+        answer.json()["results"][0]["offset"],
+        2,
+        "{}",
+        answer.text()
+    );
+    let text = loop {
+        let text = support::next_text(&mut a).await;
+        if text.contains(r#""type":"exact""#) {
+            break text;
+        }
+    };
+    assert!(text.contains(&format!(r#""payload":{exact}"#)), "{text}");
+
     // A retry is deduplicated per channel: acknowledged with the first offsets, not sent.
     let retry = broadcast(server.local_addr(), body).await.json()["results"].clone();
     assert_eq!(
@@ -466,13 +487,5 @@ async fn broadcast_refuses_a_request_that_names_no_channels_or_no_valid_publish_
 
 /// `POST /api/broadcast` with the API key.
 async fn broadcast(addr: std::net::SocketAddr, body: &str) -> support::Answer {
-    request(
-        addr,
-        http::Request::post("/api/broadcast")
-            .header("authorization", format!("Bearer {API_KEY}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap(),
-    )
-    .await
+    support::api_post(addr, "/api/broadcast", body).await
 }

@@ -117,9 +117,14 @@ pub async fn api_get(addr: SocketAddr, path: &str) -> Answer {
 
 /// `POST /api/publish` with the test API key.
 pub async fn publish(addr: SocketAddr, body: &str) -> Answer {
+    api_post(addr, "/api/publish", body).await
+}
+
+/// A JSON `POST` to an API route with the test API key.
+pub async fn api_post(addr: SocketAddr, path: &str, body: &str) -> Answer {
     request(
         addr,
-        http::Request::post("/api/publish")
+        http::Request::post(path)
             .header("authorization", format!("Bearer {API_KEY}"))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_owned())))
