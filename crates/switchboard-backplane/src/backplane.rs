@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -163,6 +164,27 @@ pub trait Backplane: Send + Sync + 'static {
         channel: &str,
     ) -> impl Future<Output = Result<Vec<PresenceEntry>>> + Send;
 
+    /// Takes, or renews, `holder`'s lease among the holders of `key`: granted when `holder`
+    /// already holds one or fewer than `limit` unexpired leases are held, by any instance.
+    /// A lease lasts `ttl` from the last grant unless released. Returns whether `holder`
+    /// holds a lease now. This is what counts one user's connections across instances.
+    ///
+    /// # Errors
+    /// When the store is unreachable: a caller decides whether to go on without the count.
+    fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives `holder`'s lease under `key` back (nothing when it holds none).
+    ///
+    /// # Errors
+    /// When the store is unreachable (the lease then ends at its expiry).
+    fn lease_release(&self, key: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// The current health; changes are published on the returned watch.
     fn health(&self) -> watch::Receiver<Health>;
 
@@ -213,6 +235,14 @@ pub trait DynBackplane: Send + Sync + 'static {
         &'a self,
         channel: &'a str,
     ) -> BoxFuture<'a, Result<Vec<PresenceEntry>>>;
+    fn lease_acquire_dyn<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        limit: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn lease_release_dyn<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>>;
     fn health_dyn(&self) -> watch::Receiver<Health>;
     fn kind_dyn(&self) -> &'static str;
 }
@@ -276,6 +306,18 @@ impl<B: Backplane> DynBackplane for B {
         channel: &'a str,
     ) -> BoxFuture<'a, Result<Vec<PresenceEntry>>> {
         Box::pin(self.presence_list(channel))
+    }
+    fn lease_acquire_dyn<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        limit: u32,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.lease_acquire(key, holder, limit, ttl))
+    }
+    fn lease_release_dyn<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.lease_release(key, holder))
     }
     fn health_dyn(&self) -> watch::Receiver<Health> {
         self.health()
@@ -352,6 +394,18 @@ impl Backplane for BoxBackplane {
     }
     async fn presence_list(&self, channel: &str) -> Result<Vec<PresenceEntry>> {
         self.0.presence_list_dyn(channel).await
+    }
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.0.lease_acquire_dyn(key, holder, limit, ttl).await
+    }
+    async fn lease_release(&self, key: &str, holder: &str) -> Result<()> {
+        self.0.lease_release_dyn(key, holder).await
     }
     fn health(&self) -> watch::Receiver<Health> {
         self.0.health_dyn()

@@ -175,6 +175,8 @@ struct Store {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
     next_instance: AtomicU64,
+    /// Leases by key: holder → expiry. Shared by the instances of the store, as Redis is.
+    leases: Mutex<HashMap<String, HashMap<String, Instant>>>,
     // Dropped with the store, which ends the sweep task.
     _sweeper: watch::Sender<()>,
 }
@@ -328,6 +330,7 @@ impl MemoryBackplane {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             next_instance: AtomicU64::new(0),
+            leases: Mutex::new(HashMap::new()),
             _sweeper: stop_tx,
         });
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
@@ -585,6 +588,39 @@ impl Backplane for MemoryBackplane {
         let now = Instant::now();
         if let Some(slot) = self.inner.store.shard(channel).lock().get_mut(channel) {
             slot.presence.touch(connection_id, now, ttl);
+        }
+        Ok(())
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut leases = self.inner.store.leases.lock();
+        let holders = leases.entry(key.to_owned()).or_default();
+        holders.retain(|_, expires| *expires > now);
+        let granted = holders.contains_key(holder) || holders.len() < limit as usize;
+        if granted {
+            holders.insert(holder.to_owned(), now + ttl);
+        } else if holders.is_empty() {
+            leases.remove(key);
+        }
+        Ok(granted)
+    }
+
+    async fn lease_release(&self, key: &str, holder: &str) -> Result<()> {
+        self.check_open()?;
+        let mut leases = self.inner.store.leases.lock();
+        if let Some(holders) = leases.get_mut(key) {
+            holders.remove(holder);
+            if holders.is_empty() {
+                leases.remove(key);
+            }
         }
         Ok(())
     }

@@ -8,7 +8,11 @@
 //!   the window);
 //! - `P{ch}:presence`: hash, connection id → data;
 //! - `P{ch}:presence:expiry`: sorted set, connection id → expiry (ms);
-//! - `P{ch}:pubsub`: the pub/sub channel carrying messages and presence changes.
+//! - `P{ch}:pubsub`: the pub/sub channel carrying messages and presence changes;
+//! - `P{key}:leases`: sorted set, holder → expiry (ms), for [`Backplane::lease_acquire`]
+//!   (`key` is the caller's, e.g. `user:<id>`).
+//!
+//! [`Backplane::lease_acquire`]: crate::Backplane::lease_acquire
 //!
 //! Each instance also listens on `Pprobe:<node>`, outside the channel namespace.
 
@@ -52,6 +56,11 @@ impl Keys {
 
     pub(crate) fn presence_expiry(&self, channel: &str) -> String {
         self.key(channel, "presence:expiry")
+    }
+
+    /// The leases under `key` (a sorted set, holder → expiry in ms).
+    pub(crate) fn leases(&self, key: &str) -> String {
+        self.key(key, "leases")
     }
 
     pub(crate) fn pubsub(&self, channel: &str) -> String {

@@ -1099,6 +1099,43 @@ impl Backplane for RedisBackplane {
         }
     }
 
+    async fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Err(shared.unavailable());
+        };
+        let mut conn = live.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let acquire = scripts::lease_acquire(&mut conn, &shared.keys, key, holder, limit, ttl_ms);
+        match shared.call(live.generation, acquire).await {
+            Ok(granted) => Ok(granted),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(shared.unavailable()),
+        }
+    }
+
+    async fn lease_release(&self, key: &str, holder: &str) -> Result<()> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Err(shared.unavailable());
+        };
+        let mut conn = live.conn.clone();
+        let release = scripts::lease_release(&mut conn, &shared.keys, key, holder);
+        match shared.call(live.generation, release).await {
+            Ok(()) => Ok(()),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(shared.unavailable()),
+        }
+    }
+
     fn health(&self) -> watch::Receiver<Health> {
         self.handle.shared.health.subscribe()
     }

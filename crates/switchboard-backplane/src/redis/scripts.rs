@@ -206,6 +206,58 @@ if ARGV[2] == '1' then return redis.call('HGETALL', KEYS[1]) end
 return #expired
 ";
 
+/// Drops expired leases, then grants or renews `holder`'s when it holds one or fewer than
+/// `limit` are held; returns 1 when granted.
+///
+/// KEYS: leases. ARGV: holder, limit, ttl (ms).
+const LEASE_ACQUIRE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[3])), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
+static LEASE_ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(LEASE_ACQUIRE_LUA));
+
+/// Grants or renews a lease (see [`LEASE_ACQUIRE_LUA`]).
+pub(crate) async fn lease_acquire(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    key: &str,
+    holder: &str,
+    limit: u32,
+    ttl_ms: u64,
+) -> Result<bool, CallError> {
+    let granted: i64 = LEASE_ACQUIRE
+        .key(keys.leases(key))
+        .arg(holder)
+        .arg(limit)
+        .arg(ttl_ms.max(1))
+        .invoke_async(conn)
+        .await?;
+    Ok(granted == 1)
+}
+
+/// Gives a lease back.
+pub(crate) async fn lease_release(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    key: &str,
+    holder: &str,
+) -> Result<(), CallError> {
+    let _: i64 = redis::cmd("ZREM")
+        .arg(keys.leases(key))
+        .arg(holder)
+        .query_async(conn)
+        .await?;
+    Ok(())
+}
+
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_LUA));
 static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
 static NEW_EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(NEW_EPOCH_LUA));

@@ -543,6 +543,59 @@ pub async fn every_attached_sink_gets_every_event_and_never_lags<C: Cluster>() {
     }
 }
 
+pub async fn leases_are_counted_across_instances_up_to_the_limit<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let ttl = Duration::from_secs(60);
+    assert!(a.lease_acquire("user:ada", "c1", 2, ttl).await.unwrap());
+    assert!(b.lease_acquire("user:ada", "c2", 2, ttl).await.unwrap());
+    // The third holder, on either instance, is over the limit; another key is not.
+    assert!(!a.lease_acquire("user:ada", "c3", 2, ttl).await.unwrap());
+    assert!(!b.lease_acquire("user:ada", "c3", 2, ttl).await.unwrap());
+    assert!(b.lease_acquire("user:bob", "c3", 2, ttl).await.unwrap());
+    // A holder renews its own lease whatever the count.
+    assert!(b.lease_acquire("user:ada", "c1", 2, ttl).await.unwrap());
+    // A released lease frees its place, from any instance; releasing twice is harmless.
+    b.lease_release("user:ada", "c1").await.unwrap();
+    b.lease_release("user:ada", "c1").await.unwrap();
+    assert!(a.lease_acquire("user:ada", "c3", 2, ttl).await.unwrap());
+    assert!(!a.lease_acquire("user:ada", "c4", 2, ttl).await.unwrap());
+}
+
+pub async fn an_unrenewed_lease_expires_and_frees_its_place<C: Cluster>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    assert!(
+        a.lease_acquire("user:ada", "gone", 1, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.lease_acquire("user:ada", "next", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    // The holder's instance stopped renewing (it died): the place frees at the expiry.
+    timeout(WAIT, async {
+        while !b
+            .lease_acquire("user:ada", "next", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the expired lease frees its place");
+    assert!(
+        !a.lease_acquire("user:ada", "gone", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+}
+
 pub async fn health_is_up_while_the_store_is_reachable<C: Cluster>() {
     let mut cluster = C::start(Options::default()).await;
     let a = cluster.instance().await;
@@ -573,6 +626,8 @@ macro_rules! contract_tests {
             idle_presence_expires_with_a_leave_and_touched_presence_stays,
             a_receiver_that_falls_behind_is_told_it_lagged,
             every_attached_sink_gets_every_event_and_never_lags,
+            leases_are_counted_across_instances_up_to_the_limit,
+            an_unrenewed_lease_expires_and_frees_its_place,
             health_is_up_while_the_store_is_reachable,
         );
     };
