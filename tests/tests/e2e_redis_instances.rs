@@ -18,6 +18,14 @@ async fn instance(redis: &RedisServer) -> String {
 }
 
 async fn instance_with_hub(redis: &RedisServer) -> (String, Hub<RedisBackplane>) {
+    instance_with(redis, Authenticator::open(), TransportConfig::default()).await
+}
+
+async fn instance_with(
+    redis: &RedisServer,
+    auth: Authenticator,
+    config: TransportConfig,
+) -> (String, Hub<RedisBackplane>) {
     let backplane = RedisBackplane::connect(redis.url(), RedisBackplaneConfig::default())
         .await
         .unwrap();
@@ -30,11 +38,7 @@ async fn instance_with_hub(redis: &RedisServer) -> (String, Hub<RedisBackplane>)
     .expect("backplane up in time")
     .unwrap();
     let hub = Hub::new(backplane);
-    let transport = Transport::new(
-        hub.clone(),
-        Authenticator::open(),
-        TransportConfig::default(),
-    );
+    let transport = Transport::new(hub.clone(), auth, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { transport.serve(listener).await });
@@ -209,4 +213,62 @@ async fn excluded_connections_are_skipped_on_every_instance_and_only_they() {
         [3, 4],
         "b skips its own publish and the one excluding it"
     );
+}
+
+const SECRET: &str = "e2e-secret-which-is-long-enough!";
+
+fn user_url(url: &str, user: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": user, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    format!("{url}?token={token}")
+}
+
+#[tokio::test]
+async fn a_users_connections_are_counted_across_instances() {
+    let redis = RedisServer::start();
+    let limited = || {
+        (
+            Authenticator::jwt(switchboard_transport::TokenVerifier::hs256(SECRET).unwrap()),
+            TransportConfig::default().max_connections_per_user(std::num::NonZeroU32::new(1)),
+        )
+    };
+    let (auth, config) = limited();
+    let (one, _) = instance_with(&redis, auth, config).await;
+    let (auth, config) = limited();
+    let (two, _) = instance_with(&redis, auth, config).await;
+
+    let ada = connect(&user_url(&one, "ada")).await;
+    // Her second connection, on the other instance, is over her limit of one.
+    match tokio_tungstenite::connect_async(user_url(&two, "ada")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!("expected 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    let _bob = connect(&user_url(&two, "bob")).await;
+
+    // Her connection ends: the other instance admits her (the lease was given back).
+    drop(ada);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if tokio_tungstenite::connect_async(user_url(&two, "ada"))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("admitted once her first connection ended");
 }

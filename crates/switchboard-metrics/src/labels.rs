@@ -126,6 +126,8 @@ label_enum! {
         PerIp = "per_ip",
         /// `global`: the server already holds its maximum of connections.
         Global = "global",
+        /// `per_user`: the user already holds its maximum of connections, on all instances.
+        PerUser = "per_user",
     }
 }
 

@@ -392,6 +392,7 @@ fn transport_config(config: &ServerConfig) -> Result<TransportConfig, ConfigErro
         .user_rate_limit(config.user_rate_limit()?)
         .max_connections(config.max_connections)
         .max_connections_per_ip(config.max_connections_per_ip)
+        .max_connections_per_user(config.max_connections_per_user)
         .allowed_origins(config.allowed_origins.clone())
         .drain_window(config.drain_window))
 }

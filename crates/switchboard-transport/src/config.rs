@@ -38,6 +38,15 @@ pub struct TransportConfig {
     pub max_connections: Option<NonZeroU32>,
     /// Concurrent connections per client IP; `None` is unlimited (default 10).
     pub max_connections_per_ip: Option<NonZeroU32>,
+    /// Concurrent connections of one user (`sub`), counted on every instance of the
+    /// backplane; `None` is unlimited (default). Each connection holds a lease renewed every
+    /// third of [`user_lease_ttl`](Self::user_lease_ttl): a crashed instance's connections
+    /// stop counting when their leases expire. While the backplane cannot count (Redis
+    /// down), connections are admitted, with a warning: refusing every user would turn a
+    /// Redis outage into a full one.
+    pub max_connections_per_user: Option<NonZeroU32>,
+    /// How long a connection's lease lasts without renewal (default 60 s).
+    pub user_lease_ttl: Duration,
     /// `Retry-After` sent with a 429 for the per-IP cap (default 10 s).
     pub retry_after: Duration,
     /// Allowed `Origin` values; `None` allows any (default). Requests without `Origin`
@@ -75,6 +84,8 @@ impl Default for TransportConfig {
             outbound_max_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
             max_connections: None,
             max_connections_per_ip: NonZeroU32::new(10),
+            max_connections_per_user: None,
+            user_lease_ttl: Duration::from_secs(60),
             retry_after: Duration::from_secs(10),
             allowed_origins: None,
             drain_window: Duration::from_secs(5),
@@ -119,6 +130,10 @@ setters! {
     max_connections: Option<NonZeroU32>,
     /// Sets [`TransportConfig::max_connections_per_ip`].
     max_connections_per_ip: Option<NonZeroU32>,
+    /// Sets [`TransportConfig::max_connections_per_user`].
+    max_connections_per_user: Option<NonZeroU32>,
+    /// Sets [`TransportConfig::user_lease_ttl`].
+    user_lease_ttl: Duration,
     /// Sets [`TransportConfig::retry_after`].
     retry_after: Duration,
     /// Sets [`TransportConfig::allowed_origins`].

@@ -8,6 +8,7 @@ mod frames;
 mod io;
 #[cfg(feature = "jwt")]
 mod jwt;
+mod lease;
 mod live;
 mod outbox;
 mod request;

@@ -51,6 +51,8 @@ struct Inner<B: Backplane> {
     pending_ip_cap: KeyedConnectionCap<IpAddr>,
     /// When an accept error was last logged, and how many were not logged since.
     accept_errors: parking_lot::Mutex<(Option<std::time::Instant>, u64)>,
+    /// The per-user connection leases, when a per-user limit is set.
+    leases: Option<Arc<crate::lease::Leases<B>>>,
     /// The per-user (or per-address) message budget, shared by a user's connections.
     user_limiter: Option<Arc<UserLimiter>>,
     shutdown: watch::Sender<bool>,
@@ -347,6 +349,9 @@ impl<B: Backplane> Transport<B> {
         metrics: Metrics,
     ) -> Self {
         let (shutdown, _) = watch::channel(false);
+        let leases = config
+            .max_connections_per_user
+            .map(|limit| crate::lease::Leases::start(hub.clone(), limit, config.user_lease_ttl));
         Self {
             inner: Arc::new(Inner {
                 hub,
@@ -362,6 +367,7 @@ impl<B: Backplane> Transport<B> {
                     std::collections::hash_map::RandomState::new(),
                 ),
                 accept_errors: parking_lot::Mutex::new((None, 0)),
+                leases,
                 user_limiter: config.user_rate_limit.map(|quota| {
                     Arc::new(UserLimiter::with_clock(
                         KeyedLimiterConfig::default().quota(quota),
@@ -419,7 +425,7 @@ impl<B: Backplane> Transport<B> {
         };
         let request = AuthRequest::new(&prepared.parts, peer);
         if let Some(outcome) = self.inner.auth.authenticate_now(&request) {
-            return UpgradeFuture::ready(self.finish(prepared, outcome));
+            return self.complete(prepared, outcome);
         }
         let transport = self.clone();
         UpgradeFuture(Answer::Waiting(Box::pin(async move {
@@ -435,7 +441,49 @@ impl<B: Backplane> Transport<B> {
                     "authentication timed out",
                 ))
             });
-            transport.finish(prepared, outcome)
+            transport.complete(prepared, outcome).await
+        })))
+    }
+
+    /// Answers an authenticated (or refused) upgrade: at once, unless a per-user limit
+    /// makes it count the user's connections first.
+    fn complete(
+        &self,
+        prepared: Prepared,
+        outcome: Result<switchboard_hub::Identity, Rejection>,
+    ) -> UpgradeFuture {
+        let user = match (&outcome, &self.inner.leases) {
+            (Ok(identity), Some(_)) => identity.user_id.clone(),
+            _ => None,
+        };
+        let (Some(user), Some(leases)) = (user, self.inner.leases.clone()) else {
+            return UpgradeFuture::ready(self.finish(prepared, outcome, None));
+        };
+        let transport = self.clone();
+        UpgradeFuture(Answer::Waiting(Box::pin(async move {
+            let lease = match leases.acquire(&user).await {
+                Ok(Some(lease)) => Some(lease),
+                Ok(None) => {
+                    let peer = prepared.peer;
+                    tracing::warn!(target: "switchboard::audit", event = "user_cap", %peer, user_id = &*user, "upgrade refused");
+                    transport.inner.metrics.cap_rejected(CapKind::PerUser);
+                    let mut response = reject(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        "too many connections for this user",
+                    );
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        HeaderValue::from(transport.inner.config.retry_after.as_secs().max(1)),
+                    );
+                    return response;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, user_id = &*user, "the backplane cannot count this user's connections; admitting it uncounted");
+                    None
+                }
+            };
+            transport.finish(prepared, outcome, lease)
         })))
     }
 
@@ -456,13 +504,13 @@ impl<B: Backplane> Transport<B> {
         req: Request<Body>,
         peer: SocketAddr,
         identity: switchboard_hub::Identity,
-    ) -> Response<ResponseBody> {
+    ) -> UpgradeFuture {
         match self.prepare(req, peer) {
             Ok(mut prepared) => {
                 prepared.leeway = Duration::ZERO;
-                self.finish(prepared, Ok(identity))
+                self.complete(prepared, Ok(identity))
             }
-            Err(response) => response,
+            Err(response) => UpgradeFuture::ready(response),
         }
     }
 
@@ -571,6 +619,7 @@ impl<B: Backplane> Transport<B> {
         &self,
         prepared: Prepared,
         outcome: Result<switchboard_hub::Identity, Rejection>,
+        lease: Option<crate::lease::LeaseGuard<B>>,
     ) -> Response<ResponseBody> {
         let inner = &self.inner;
         let Prepared {
@@ -607,7 +656,7 @@ impl<B: Backplane> Transport<B> {
             self.clone(),
             (identity, client, budget_key),
             expires_at,
-            permits,
+            (permits, lease),
             (parent, peer),
         ));
         // This task only waits for the upgrade; the session then runs as a task of its own,

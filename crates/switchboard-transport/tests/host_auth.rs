@@ -283,7 +283,7 @@ async fn a_host_that_resolved_the_user_itself_upgrades_with_that_identity() {
                         suspended: false,
                     };
                     let identity = Identity::user("carol").with_data(account);
-                    Ok::<_, Infallible>(transport.upgrade_with(req, peer, identity))
+                    Ok::<_, Infallible>(transport.upgrade_with(req, peer, identity).await)
                 }
             });
         let _ = hyper::server::conn::http1::Builder::new()

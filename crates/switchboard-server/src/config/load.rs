@@ -272,6 +272,9 @@ where
         max_connections_per_ip: src
             .get("max_connections_per_ip", parse_cap)?
             .unwrap_or(defaults.max_connections_per_ip),
+        max_connections_per_user: src
+            .get("max_connections_per_user", parse_cap)?
+            .unwrap_or(defaults.max_connections_per_user),
         max_connections: src
             .get("max_connections", parse_cap)?
             .unwrap_or(defaults.max_connections),

@@ -134,6 +134,9 @@ pub struct ServerConfig {
     /// Concurrent connections per client IP; `None` is unlimited (`MAX_CONNECTIONS_PER_IP`,
     /// default 10).
     pub max_connections_per_ip: Option<NonZeroU32>,
+    /// Concurrent connections of one user (the token's `sub`), counted on every instance;
+    /// `None` is unlimited (`MAX_CONNECTIONS_PER_USER`, default 0: off).
+    pub max_connections_per_user: Option<NonZeroU32>,
     /// Concurrent connections in total; `None` is unlimited (`MAX_CONNECTIONS`, default).
     pub max_connections: Option<NonZeroU32>,
     /// Largest WebSocket message and `/api/publish` body (`MAX_MESSAGE_BYTES`, default 65536).
@@ -213,6 +216,7 @@ impl Default for ServerConfig {
             rate_limit_window: Duration::from_secs(60),
             rate_limit_user_max_messages: 1000,
             max_connections_per_ip: NonZeroU32::new(10),
+            max_connections_per_user: None,
             max_connections: None,
             max_message_bytes: NonZeroUsize::new(switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES)
                 .expect("non-zero"),
@@ -278,6 +282,8 @@ setters! {
     rate_limit_user_max_messages: u32,
     /// Sets [`ServerConfig::max_connections_per_ip`].
     max_connections_per_ip: Option<NonZeroU32>,
+    /// Sets [`ServerConfig::max_connections_per_user`].
+    max_connections_per_user: Option<NonZeroU32>,
     /// Sets [`ServerConfig::max_connections`].
     max_connections: Option<NonZeroU32>,
     /// Sets [`ServerConfig::max_message_bytes`].

@@ -343,6 +343,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "Concurrent WebSocket connections per client IP (0: unlimited)"
     ),
     setting!(
+        "max_connections_per_user",
+        "max-connections-per-user",
+        ["MAX_CONNECTIONS_PER_USER"],
+        Some("0"),
+        "",
+        "N",
+        LIMITS,
+        "Concurrent WebSocket connections per user (the token's sub), counted across instances (0: unlimited)"
+    ),
+    setting!(
         "max_connections",
         "max-connections",
         ["MAX_CONNECTIONS"],
