@@ -462,7 +462,7 @@ impl<B: Backplane> Transport<B> {
         let transport = self.clone();
         UpgradeFuture(Answer::Waiting(Box::pin(async move {
             let lease = match leases.acquire(&user).await {
-                Ok(Some(lease)) => Some(lease),
+                Ok(Some(lease)) => Some(Box::new(lease)),
                 Ok(None) => {
                     let peer = prepared.peer;
                     tracing::warn!(target: "switchboard::audit", event = "user_cap", %peer, user_id = &*user, "upgrade refused");
@@ -619,7 +619,8 @@ impl<B: Backplane> Transport<B> {
         &self,
         prepared: Prepared,
         outcome: Result<switchboard_hub::Identity, Rejection>,
-        lease: Option<crate::lease::LeaseGuard<B>>,
+        // Boxed: kept by every session, where an unused `None` then costs one word.
+        lease: Option<Box<crate::lease::LeaseGuard<B>>>,
     ) -> Response<ResponseBody> {
         let inner = &self.inner;
         let Prepared {
