@@ -452,11 +452,15 @@ impl<B: Backplane> Transport<B> {
         prepared: Prepared,
         outcome: Result<switchboard_hub::Identity, Rejection>,
     ) -> UpgradeFuture {
-        let user = match (&outcome, &self.inner.leases) {
-            (Ok(identity), Some(_)) => identity.user_id.clone(),
+        // Counted only with a limit, and for a connection with a user.
+        let counted = match (&outcome, &self.inner.leases) {
+            (Ok(identity), Some(leases)) => identity
+                .user_id
+                .clone()
+                .map(|user| (user, Arc::clone(leases))),
             _ => None,
         };
-        let (Some(user), Some(leases)) = (user, self.inner.leases.clone()) else {
+        let Some((user, leases)) = counted else {
             return UpgradeFuture::ready(self.finish(prepared, outcome, None));
         };
         let transport = self.clone();

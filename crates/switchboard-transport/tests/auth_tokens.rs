@@ -191,13 +191,7 @@ async fn a_tokens_other_claims_reach_the_authorizer() {
     .build();
     let transport =
         switchboard_transport::Transport::new(hub, jwt_verifier(), TransportConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn({
-        let transport = transport.clone();
-        async move { transport.serve(listener).await }
-    });
-    let server = Server { addr, transport };
+    let server = Server::serving(transport).await;
     let t = token(&json!({"sub": "u", "exp": unix_now() + 60, "tenant": "acme", "role": 3}));
     assert_eq!(
         subscribe_answer(&server, &t, "t:acme:orders").await,

@@ -77,11 +77,7 @@ fn team_channels(
 }
 
 async fn serve(transport: &Transport<MemoryBackplane>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let serving = transport.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
-    format!("ws://{addr}/ws")
+    support::Server::serving(transport.clone()).await.url()
 }
 
 fn with_cookie(

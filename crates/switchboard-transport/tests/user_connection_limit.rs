@@ -36,13 +36,7 @@ async fn a_user_over_the_limit_is_refused_429_until_one_of_its_connections_ends(
         )
         .metrics(metrics.clone())
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn({
-        let transport = transport.clone();
-        async move { transport.serve(listener).await }
-    });
-    let server = Server { addr, transport };
+    let server = Server::serving(transport).await;
 
     let first = attempt(&server, "ada").await.expect("ada's first");
     let _second = attempt(&server, "ada").await.expect("ada's second");

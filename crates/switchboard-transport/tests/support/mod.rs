@@ -41,8 +41,12 @@ impl Server {
         config: TransportConfig,
         auth: Authenticator,
     ) -> Self {
-        let hub = Hub::new(backplane);
-        let transport = Transport::new(hub, auth, config);
+        Self::serving(Transport::new(Hub::new(backplane), auth, config)).await
+    }
+
+    /// Serves `transport` (built by the test, with its own hub, authorizer or metrics) on
+    /// 127.0.0.1.
+    pub async fn serving(transport: Transport<MemoryBackplane>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = transport.clone();
