@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::events::{EventReceiver, EventSink};
 use crate::types::{
     Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery,
+    Survey,
 };
 
 /// Cross-instance pub/sub with per-channel order, bounded history and presence.
@@ -185,6 +186,24 @@ pub trait Backplane: Send + Sync + 'static {
     /// When the store is unreachable (the lease then ends at its expiry).
     fn lease_release(&self, key: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Puts `request` to every instance — each attached sink's
+    /// [`answer`](EventSink::answer), this instance's included — and gathers the answers,
+    /// waiting at most `timeout` for instances to reply. This is how a question about the
+    /// whole cluster (which connections does a user have, who is on a channel) or an order
+    /// to all of it (close that user's connections) is put.
+    ///
+    /// Never fails for lack of answers: [`Survey::is_complete`] says whether every instance
+    /// replied. While the shared store is unreachable only this instance is asked, with
+    /// [`Scope::LocalOnly`](crate::Scope::LocalOnly).
+    ///
+    /// # Errors
+    /// [`BackplaneError::Closed`](crate::BackplaneError::Closed) after shutdown.
+    fn survey(
+        &self,
+        request: Bytes,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Survey>> + Send;
+
     /// The current health; changes are published on the returned watch.
     fn health(&self) -> watch::Receiver<Health>;
 
@@ -243,6 +262,7 @@ pub trait DynBackplane: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>>;
     fn lease_release_dyn<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn survey_dyn(&self, request: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Survey>>;
     fn health_dyn(&self) -> watch::Receiver<Health>;
     fn kind_dyn(&self) -> &'static str;
 }
@@ -318,6 +338,9 @@ impl<B: Backplane> DynBackplane for B {
     }
     fn lease_release_dyn<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.lease_release(key, holder))
+    }
+    fn survey_dyn(&self, request: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Survey>> {
+        Box::pin(self.survey(request, timeout))
     }
     fn health_dyn(&self) -> watch::Receiver<Health> {
         self.health()
@@ -406,6 +429,9 @@ impl Backplane for BoxBackplane {
     }
     async fn lease_release(&self, key: &str, holder: &str) -> Result<()> {
         self.0.lease_release_dyn(key, holder).await
+    }
+    async fn survey(&self, request: Bytes, timeout: Duration) -> Result<Survey> {
+        self.0.survey_dyn(request, timeout).await
     }
     fn health(&self) -> watch::Receiver<Health> {
         self.0.health_dyn()

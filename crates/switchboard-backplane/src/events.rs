@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -24,6 +25,15 @@ pub trait EventSink: Send + Sync + 'static {
     /// as [`Backplane`](crate::Backplane) describes; a sink is never sent
     /// [`Event::Lagged`], since nothing is buffered for it.
     fn deliver(&self, event: Event);
+
+    /// Answers a request another instance (or this one) put to every instance with
+    /// [`Backplane::survey`](crate::Backplane::survey); `None` says nothing. The same rules
+    /// as [`deliver`](Self::deliver) hold: quick, never blocking or awaiting, never calling
+    /// back into the backplane (spawn a task for work that must). The default: no answer.
+    fn answer(&self, request: &[u8]) -> Option<Bytes> {
+        let _ = request;
+        None
+    }
 
     /// Whether this sink has stopped consuming (its owner is gone). The backplane forgets
     /// closed sinks when another is attached. The default: never closed.
@@ -113,6 +123,18 @@ impl EventOutlet {
         }
         if let Some(sink) = self.first.get() {
             sink.deliver(event);
+        }
+    }
+}
+
+impl EventOutlet {
+    /// Puts `request` to every attached sink and adds their answers to `answers`.
+    pub(crate) fn answer(&self, request: &[u8], answers: &mut Vec<Bytes>) {
+        if let Some(sink) = self.first.get() {
+            answers.extend(sink.answer(request));
+        }
+        if self.has_more.load(Ordering::Acquire) {
+            answers.extend(self.more.read().iter().filter_map(|s| s.answer(request)));
         }
     }
 }

@@ -21,5 +21,5 @@ pub use redis::{
 };
 pub use types::{
     Envelope, Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange,
-    PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope,
+    PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope, Survey,
 };

@@ -20,7 +20,7 @@ use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
-    PublishOptions, Published, Recovery, Scope,
+    PublishOptions, Published, Recovery, Scope, Survey,
 };
 
 /// The default bound on one store's message history, all channels together: 256 MiB.
@@ -177,6 +177,8 @@ struct Store {
     next_instance: AtomicU64,
     /// Leases by key: holder → expiry. Shared by the instances of the store, as Redis is.
     leases: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    /// Every open instance's events, by instance id: who a survey asks.
+    outlets: Mutex<Vec<(u64, Weak<EventOutlet>)>>,
     // Dropped with the store, which ends the sweep task.
     _sweeper: watch::Sender<()>,
 }
@@ -331,6 +333,7 @@ impl MemoryBackplane {
             hasher: std::collections::hash_map::RandomState::new(),
             next_instance: AtomicU64::new(0),
             leases: Mutex::new(HashMap::new()),
+            outlets: Mutex::new(Vec::new()),
             _sweeper: stop_tx,
         });
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
@@ -350,6 +353,7 @@ impl MemoryBackplane {
         let id = store.next_instance.fetch_add(1, Ordering::Relaxed);
         let events = Arc::new(EventOutlet::new(store.config.event_capacity.get()));
         let (health, _) = watch::channel(Health::up());
+        store.outlets.lock().push((id, Arc::downgrade(&events)));
         Self {
             inner: Arc::new(Instance {
                 id,
@@ -406,6 +410,7 @@ impl Instance {
             state.events = None;
             state.refs.drain().map(|(channel, _)| channel).collect()
         };
+        self.store.outlets.lock().retain(|(id, _)| *id != self.id);
         self.store.unregister(self.id, channels);
     }
 }
@@ -636,6 +641,29 @@ impl Backplane for MemoryBackplane {
             .get(channel)
             .map(|slot| slot.presence.list(now))
             .unwrap_or_default())
+    }
+
+    async fn survey(&self, request: Bytes, _timeout: Duration) -> Result<Survey> {
+        self.check_open()?;
+        let outlets: Vec<Arc<EventOutlet>> = self
+            .inner
+            .store
+            .outlets
+            .lock()
+            .iter()
+            .filter_map(|(_, outlet)| outlet.upgrade())
+            .collect();
+        // Every instance is in this process: each answers at once, none can time out.
+        let mut answers = Vec::new();
+        for outlet in &outlets {
+            outlet.answer(&request, &mut answers);
+        }
+        Ok(Survey {
+            answers,
+            asked: outlets.len(),
+            replied: outlets.len(),
+            scope: Scope::Cluster,
+        })
     }
 
     fn health(&self) -> watch::Receiver<Health> {

@@ -101,6 +101,43 @@ pub enum Scope {
     LocalOnly,
 }
 
+/// The answers to a [`Backplane::survey`](crate::Backplane::survey): what every instance's
+/// attached sinks said to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Survey {
+    /// Every answer, from each sink of each instance that replied, in no particular order.
+    /// A sink that has nothing to say adds none.
+    pub answers: Vec<Bytes>,
+    /// How many instances were asked, this one included.
+    pub asked: usize,
+    /// How many of them replied before the timeout.
+    pub replied: usize,
+    /// [`Scope::LocalOnly`] when the shared store was unreachable: only this instance was
+    /// asked, and others may exist.
+    pub scope: Scope,
+}
+
+impl Survey {
+    /// A survey's outcome (for backplane implementations).
+    #[must_use]
+    pub fn new(answers: Vec<Bytes>, asked: usize, replied: usize, scope: Scope) -> Self {
+        Self {
+            answers,
+            asked,
+            replied,
+            scope,
+        }
+    }
+
+    /// Whether every instance of the cluster answered: the store was reachable and every
+    /// instance it reached replied in time.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.scope == Scope::Cluster && self.replied >= self.asked
+    }
+}
+
 /// The result of a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

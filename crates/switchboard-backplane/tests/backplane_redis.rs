@@ -274,6 +274,33 @@ async fn an_unreachable_redis_starts_degraded_and_serves_this_instance_locally()
         Err(BackplaneError::Unavailable(_))
     ));
     assert_eq!(bp.stats().degraded_publishes, 1);
+    // A survey asks this instance alone, and says that others may exist.
+    let survey = bp.survey("who".into(), Duration::from_secs(5)).await.unwrap();
+    assert_eq!((survey.asked, survey.scope), (1, Scope::LocalOnly));
+    assert!(!survey.is_complete());
+}
+
+#[tokio::test]
+async fn instances_that_shut_down_are_no_longer_surveyed() {
+    let mut cluster = Redis::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let c = cluster.instance().await;
+    assert_eq!(a.survey("q".into(), WAIT).await.unwrap().asked, 3);
+    b.shutdown().await;
+    c.shutdown().await;
+    let survey = tokio::time::timeout(WAIT, async {
+        loop {
+            let survey = a.survey("q".into(), WAIT).await.unwrap();
+            if survey.asked == 1 {
+                return survey;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("instances that shut down stop being asked");
+    assert!(survey.is_complete());
 }
 
 #[tokio::test]

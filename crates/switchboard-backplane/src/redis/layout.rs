@@ -14,7 +14,9 @@
 //!
 //! [`Backplane::lease_acquire`]: crate::Backplane::lease_acquire
 //!
-//! Each instance also listens on `Pprobe:<node>`, outside the channel namespace.
+//! Each instance also listens, outside the channel namespace, on `Pprobe:<node>` (its liveness
+//! probe), `Pcontrol` (survey requests, to every instance) and `Preply:<node>` (the replies to
+//! its own surveys).
 
 use std::sync::Arc;
 
@@ -65,6 +67,16 @@ impl Keys {
 
     pub(crate) fn pubsub(&self, channel: &str) -> String {
         self.key(channel, "pubsub")
+    }
+
+    /// Where survey requests go; every instance listens.
+    pub(crate) fn control(&self) -> String {
+        format!("{}control", self.prefix)
+    }
+
+    /// Where replies to `node`'s surveys go.
+    pub(crate) fn reply(&self, node: &str) -> String {
+        format!("{}reply:{node}", self.prefix)
     }
 
     pub(crate) fn probe(&self, node: &str) -> String {

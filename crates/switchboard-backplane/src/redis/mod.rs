@@ -5,6 +5,7 @@ mod continuity;
 mod layout;
 mod scripts;
 mod supervisor;
+mod survey;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -33,7 +34,7 @@ use crate::history::{History, HistoryBudget, HistoryLimits};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, PublishOptions,
-    Published, Recovery, ResetReason, Scope, rand_u64,
+    Published, Recovery, ResetReason, Scope, Survey, rand_u64,
 };
 
 /// How many channels one `SUBSCRIBE` carries when resubscribing after a reconnect.
@@ -107,6 +108,11 @@ pub(crate) struct Shared {
     limits: Limits,
     node: String,
     probe_channel: String,
+    /// Survey requests from every instance arrive here.
+    control_channel: String,
+    /// Replies to this instance's surveys arrive here.
+    reply_channel: String,
+    surveys: survey::Surveys,
     client: redis::Client,
     state: Mutex<State>,
     /// The local fallback's histories count their bytes here.
@@ -214,6 +220,9 @@ impl RedisBackplane {
         let wait = config.connect_timeout + 2 * config.command_timeout;
         let shared = Arc::new(Shared {
             probe_channel: keys.probe(&node),
+            control_channel: keys.control(),
+            reply_channel: keys.reply(&node),
+            surveys: survey::Surveys::default(),
             keys,
             limits,
             node,
@@ -434,6 +443,40 @@ impl Shared {
         }
         if let Some(outlet) = events {
             outlet.emit(event);
+        }
+    }
+
+    /// This instance's own answers to a survey `request`.
+    fn answer(&self, request: &[u8]) -> Vec<Bytes> {
+        let mut answers = Vec::new();
+        if let Some(outlet) = self.state.lock().events.as_ref() {
+            outlet.answer(request, &mut answers);
+        }
+        answers
+    }
+
+    /// A survey while Redis is unreachable: only this instance answers.
+    fn survey_locally(&self, request: &[u8]) -> Survey {
+        Survey::new(self.answer(request), 1, 1, Scope::LocalOnly)
+    }
+
+    /// Answers survey `id` of instance `node` on its reply channel. A reply that cannot be
+    /// sent is missing from that survey, which says so (`replied < asked`).
+    async fn reply(&self, node: &str, id: u64, answers: &[Bytes]) {
+        let Some(live) = self.live() else { return };
+        let mut conn = live.conn.clone();
+        let channel = self.keys.reply(node);
+        let payload = survey::reply(id, answers);
+        let publish = async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(CallError::from)
+        };
+        if let Err(err) = self.call(live.generation, publish).await {
+            tracing::debug!(node, id, error = err.reason(), "a survey reply was not sent");
         }
     }
 
@@ -1136,6 +1179,42 @@ impl Backplane for RedisBackplane {
         }
     }
 
+    async fn survey(&self, request: Bytes, timeout: Duration) -> Result<Survey> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Ok(shared.survey_locally(&request));
+        };
+        let open = shared.surveys.open();
+        let payload = survey::request(&shared.node, open.id(), &request);
+        let mut conn = live.conn.clone();
+        let channel = shared.control_channel.clone();
+        let publish = async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(CallError::from)
+        };
+        // Redis answers with how many instances listen on the control channel: each replies.
+        let asked = match shared.call(live.generation, publish).await {
+            Ok(listening) => usize::try_from(listening).unwrap_or(0),
+            Err(_) => return Ok(shared.survey_locally(&request)),
+        };
+        let deadline = Instant::now() + timeout;
+        while open.replied() < asked {
+            if tokio::time::timeout_at(deadline, open.next_reply())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let (answers, replied) = open.finish();
+        Ok(Survey::new(answers, asked, replied, Scope::Cluster))
+    }
+
     fn health(&self) -> watch::Receiver<Health> {
         self.handle.shared.health.subscribe()
     }
@@ -1187,6 +1266,14 @@ fn parse_push(shared: &Shared, generation: u64, push: redis::PushInfo) -> Option
             else {
                 return None;
             };
+            if name == shared.control_channel.as_bytes() {
+                let (node, id, request) = survey::parse_request(&Bytes::from(payload))?;
+                return Some(Pushed::Request { node, id, request });
+            }
+            if name == shared.reply_channel.as_bytes() {
+                let (id, answers) = survey::parse_reply(&Bytes::from(payload))?;
+                return Some(Pushed::Reply { id, answers });
+            }
             if name == shared.probe_channel.as_bytes() {
                 let echoed: u64 = std::str::from_utf8(&payload).ok()?.parse().ok()?;
                 return (echoed == generation).then_some(Pushed::Echo);
@@ -1208,5 +1295,16 @@ fn parse_push(shared: &Shared, generation: u64, push: redis::PushInfo) -> Option
 enum Pushed {
     Disconnected,
     Echo,
+    /// A survey request from instance `node` (this one included).
+    Request {
+        node: String,
+        id: u64,
+        request: Bytes,
+    },
+    /// A reply to one of this instance's surveys.
+    Reply {
+        id: u64,
+        answers: Vec<Bytes>,
+    },
     Channel(String, Incoming),
 }

@@ -129,10 +129,15 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
     };
     let live = Live { generation, conn };
     let mut probe = live.conn.clone();
-    let probe_channel = shared.probe_channel.clone();
+    // The probe, survey requests and replies to this instance's surveys.
+    let own_channels = [
+        shared.probe_channel.clone(),
+        shared.control_channel.clone(),
+        shared.reply_channel.clone(),
+    ];
     let subscribe_probe = async move {
         probe
-            .subscribe(&probe_channel)
+            .subscribe(&own_channels)
             .await
             .map_err(CallError::from)
     };
@@ -311,6 +316,18 @@ pub(super) async fn pump(
             Some(Pushed::Echo) => {
                 *shared.last_echo.lock() = Some((generation, Instant::now()));
                 shared.echo.notify_one();
+                None
+            }
+            Some(Pushed::Request { node, id, request }) => {
+                // Answered here, in order with the messages before it; the reply is sent off
+                // the pump.
+                let answers = shared.answer(&request);
+                let shared = Arc::clone(&shared);
+                syncs.spawn(async move { shared.reply(&node, id, &answers).await });
+                None
+            }
+            Some(Pushed::Reply { id, answers }) => {
+                shared.surveys.on_reply(id, answers);
                 None
             }
             Some(Pushed::Channel(

@@ -596,6 +596,74 @@ pub async fn an_unrenewed_lease_expires_and_frees_its_place<C: Cluster>() {
     );
 }
 
+/// A sink that answers surveys with its name and the request, and counts what it was asked.
+struct Answering {
+    name: &'static str,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl EventSink for Answering {
+    fn deliver(&self, _event: Event) {}
+
+    fn answer(&self, request: &[u8]) -> Option<Bytes> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (request != b"silence").then(|| {
+            let mut answer = format!("{}=", self.name).into_bytes();
+            answer.extend_from_slice(request);
+            Bytes::from(answer)
+        })
+    }
+}
+
+fn answering(name: &'static str) -> Arc<Answering> {
+    Arc::new(Answering {
+        name,
+        asked: std::sync::atomic::AtomicUsize::new(0),
+    })
+}
+
+pub async fn a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers<
+    C: Cluster,
+>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let (a1, a2, b1) = (answering("a1"), answering("a2"), answering("b1"));
+    a.attach(a1.clone()).unwrap();
+    a.attach(a2.clone()).unwrap();
+    b.attach(b1.clone()).unwrap();
+
+    // Bytes of any kind reach the sinks as sent, separators included.
+    let request = Bytes::from_static(b"who:\0:is:there");
+    let survey = timeout(WAIT, b.survey(request.clone(), WAIT))
+        .await
+        .expect("the survey ends within its timeout")
+        .unwrap();
+    assert!(survey.is_complete(), "{survey:?}");
+    assert_eq!((survey.asked, survey.replied), (2, 2));
+    let mut answers: Vec<Bytes> = survey.answers;
+    answers.sort();
+    let expected: Vec<Bytes> = ["a1", "a2", "b1"]
+        .iter()
+        .map(|n| {
+            let mut answer = format!("{n}=").into_bytes();
+            answer.extend_from_slice(&request);
+            Bytes::from(answer)
+        })
+        .collect();
+    assert_eq!(answers, expected);
+
+    // Sinks with nothing to say add no answer, yet their instance counts as replied.
+    let survey = a.survey(Bytes::from_static(b"silence"), WAIT).await.unwrap();
+    assert!(survey.is_complete() && survey.answers.is_empty(), "{survey:?}");
+    assert_eq!(survey.replied, 2);
+    for sink in [&a1, &a2, &b1] {
+        assert_eq!(sink.asked.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+
+    assert_eq!(a.survey(Bytes::new(), WAIT).await.unwrap().answers.len(), 3);
+}
+
 pub async fn health_is_up_while_the_store_is_reachable<C: Cluster>() {
     let mut cluster = C::start(Options::default()).await;
     let a = cluster.instance().await;
@@ -628,6 +696,7 @@ macro_rules! contract_tests {
             every_attached_sink_gets_every_event_and_never_lags,
             leases_are_counted_across_instances_up_to_the_limit,
             an_unrenewed_lease_expires_and_frees_its_place,
+            a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers,
             health_is_up_while_the_store_is_reachable,
         );
     };
