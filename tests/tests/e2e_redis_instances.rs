@@ -272,3 +272,87 @@ async fn a_users_connections_are_counted_across_instances() {
     .await
     .expect("admitted once her first connection ended");
 }
+
+/// The reason and code of the close frame that ends `ws`.
+async fn closed_with(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a close in time")
+            .expect("a close frame before the end")
+            .unwrap()
+        {
+            Message::Close(Some(frame)) => return (frame.code.into(), frame.reason.to_string()),
+            Message::Close(None) => panic!("a close without a code"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_server_side_acts_on_a_users_connections_on_every_instance() {
+    let redis = RedisServer::start();
+    let jwt = || Authenticator::jwt(switchboard_transport::TokenVerifier::hs256(SECRET).unwrap());
+    let (one, hub_one) = instance_with(&redis, jwt(), TransportConfig::default()).await;
+    let (two, hub_two) = instance_with(&redis, jwt(), TransportConfig::default()).await;
+    let mut ada_one = connect(&user_url(&one, "ada")).await;
+    let mut ada_two = connect(&user_url(&two, "ada")).await;
+    let mut bob_two = connect(&user_url(&two, "bob")).await;
+    let news = switchboard_protocol::ChannelName::new("news").unwrap();
+
+    // Instance one subscribes ada everywhere: her connection on instance two too.
+    let subscribed = hub_one.subscribe_user("ada", &news, None).await.unwrap();
+    assert_eq!((subscribed.value, subscribed.complete), (2, true));
+    for ws in [&mut ada_one, &mut ada_two] {
+        let frame = recv(ws).await;
+        assert_eq!(
+            (&frame["type"], &frame["server"]),
+            (&"subscribed".into(), &true.into())
+        );
+    }
+    send(&mut bob_two, r#"{"type":"subscribe","channel":"news"}"#).await;
+    assert_eq!(recv(&mut bob_two).await["server"], serde_json::Value::Null);
+
+    // Both instances see the whole cluster: three connections, two users.
+    for hub in [&hub_one, &hub_two] {
+        let occupancy = hub.occupancy(&news).await.unwrap();
+        assert!(occupancy.complete);
+        assert_eq!((occupancy.value.connections, occupancy.value.users), (3, 2));
+        let channels = hub.channels("ne").await.unwrap();
+        assert_eq!(channels.value.len(), 1);
+        assert_eq!(
+            (
+                channels.value[0].channel.as_str(),
+                channels.value[0].connections
+            ),
+            ("news", 3)
+        );
+    }
+
+    // Instance two unsubscribes her; a publish then reaches bob alone.
+    let unsubscribed = hub_two.unsubscribe_user("ada", &news).await.unwrap();
+    assert_eq!(unsubscribed.value, 2);
+    for ws in [&mut ada_one, &mut ada_two] {
+        assert_eq!(
+            recv(ws).await,
+            serde_json::json!({"type": "unsubscribed", "channel": "news", "reason": "server"})
+        );
+    }
+    send(
+        &mut bob_two,
+        r#"{"type":"said","channel":"news","payload":1}"#,
+    )
+    .await;
+    assert_eq!(said(&mut bob_two).await["payload"], 1);
+
+    // Instance two disconnects her: her connection on instance one closes too; bob stays.
+    let disconnected = hub_two.disconnect_user("ada", 4003, "bye").await.unwrap();
+    assert_eq!((disconnected.value, disconnected.complete), (2, true));
+    for ws in [&mut ada_one, &mut ada_two] {
+        assert_eq!(closed_with(ws).await, (4003, "bye".to_owned()));
+    }
+    send(&mut bob_two, r#"{"type":"ping","id":"still"}"#).await;
+    assert_eq!(recv(&mut bob_two).await["id"], "still");
+    let occupancy = hub_one.occupancy(&news).await.unwrap();
+    assert_eq!(occupancy.value.connections, 1);
+}

@@ -11,8 +11,7 @@ use tokio::sync::watch;
 use crate::error::Result;
 use crate::events::{EventReceiver, EventSink};
 use crate::types::{
-    Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery,
-    Survey,
+    Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery, Survey,
 };
 
 /// Cross-instance pub/sub with per-channel order, bounded history and presence.

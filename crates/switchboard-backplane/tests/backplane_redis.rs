@@ -275,7 +275,10 @@ async fn an_unreachable_redis_starts_degraded_and_serves_this_instance_locally()
     ));
     assert_eq!(bp.stats().degraded_publishes, 1);
     // A survey asks this instance alone, and says that others may exist.
-    let survey = bp.survey("who".into(), Duration::from_secs(5)).await.unwrap();
+    let survey = bp
+        .survey("who".into(), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!((survey.asked, survey.scope), (1, Scope::LocalOnly));
     assert!(!survey.is_complete());
 }

@@ -111,14 +111,15 @@ pub enum DisconnectReason {
 impl DisconnectReason {
     /// Whether reconnecting can help. `false` for an upgrade refused with a client error
     /// (4xx other than 408 and 429: bad credentials, forbidden origin, wrong path), for close
-    /// code 1008 (abuse: do not reconnect in a loop) and for [`ClientClosed`](Self::ClientClosed).
+    /// codes 1008 (abuse: do not reconnect in a loop) and 4003 (the server disconnected this
+    /// user on purpose), and for [`ClientClosed`](Self::ClientClosed).
     #[must_use]
     pub fn should_reconnect(&self) -> bool {
         match self {
             Self::Rejected { status, .. } => {
                 !(400..500).contains(status) || *status == 408 || *status == 429
             }
-            Self::Closed { code, .. } => *code != 1008,
+            Self::Closed { code, .. } => !matches!(code, 1008 | 4003),
             Self::ClientClosed => false,
             Self::ConnectFailed { .. }
             | Self::ConnectTimeout

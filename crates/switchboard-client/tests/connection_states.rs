@@ -100,6 +100,37 @@ async fn client_gives_up_with_error_when_the_server_refuses_its_credentials() {
 }
 
 #[tokio::test]
+async fn client_stays_away_when_the_server_disconnects_its_user() {
+    let server = Server::with(
+        MemoryBackplaneConfig::default(),
+        jwt_server_auth(),
+        transport_config(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    let client = fast_client(&server.url())
+        .token(token("alice"))
+        .build()
+        .unwrap();
+    client.connected().await.unwrap();
+    let disconnected = server
+        .hub
+        .disconnect_user("alice", 4003, "disconnected by server")
+        .await
+        .unwrap();
+    assert_eq!(disconnected.value, 1);
+    let state = wait_state(&client, ConnectionState::is_final).await;
+    let ConnectionState::Error { reason, .. } = state else {
+        panic!("expected Error, got {state:?}")
+    };
+    assert!(
+        matches!(&reason, DisconnectReason::Closed { code: 4003, .. }),
+        "{reason:?}"
+    );
+    assert!(!reason.should_reconnect(), "4003 means: do not come back");
+}
+
+#[tokio::test]
 async fn client_reconnects_by_itself_when_the_server_goes_away() {
     let server = Server::open().await;
     let client = fast_client(&server.url()).build().unwrap();

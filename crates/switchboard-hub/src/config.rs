@@ -24,6 +24,11 @@ pub struct HubConfig {
     /// Capacity of the lifecycle event stream (default 1024); a slower consumer sees
     /// `Lagged`.
     pub event_capacity: NonZeroUsize,
+    /// How long a question put to every instance (the user and channel operations of
+    /// [`Hub`](crate::Hub), such as [`Hub::disconnect_user`](crate::Hub::disconnect_user))
+    /// waits for their replies (default 2 s). An instance that does not reply in time is
+    /// missing from the answer, which says it is incomplete.
+    pub survey_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -34,6 +39,7 @@ impl Default for HubConfig {
             recovery_buffer: NonZeroUsize::new(1024).expect("non-zero"),
             presence_refresh: Duration::from_secs(300),
             event_capacity: NonZeroUsize::new(1024).expect("non-zero"),
+            survey_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -75,6 +81,13 @@ impl HubConfig {
     #[must_use]
     pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
         self.event_capacity = capacity;
+        self
+    }
+
+    /// Sets [`HubConfig::survey_timeout`].
+    #[must_use]
+    pub fn survey_timeout(mut self, timeout: Duration) -> Self {
+        self.survey_timeout = timeout;
         self
     }
 }

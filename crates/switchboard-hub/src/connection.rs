@@ -233,27 +233,73 @@ impl<B: Backplane> Connection<B> {
     }
 
     async fn subscribe(&mut self, f: Subscribe) {
-        let channel = f.channel;
         // Recovery re-runs authorization too: a token that lost the right gets nothing.
-        if !self.authorize(Action::Subscribe, &channel, f.id.as_ref()) {
+        if !self.authorize(Action::Subscribe, &f.channel, f.id.as_ref()) {
             return;
         }
+        self.join(f.channel, f.id, f.since, false).await;
+    }
+
+    /// Subscribes this connection to `channel` on the server's order (the session runs it
+    /// for a [`Command::Subscribe`](crate::Command::Subscribe)): as a client `subscribe`
+    /// would, recovering from `since` when given, but without authorization — the server
+    /// decided — and with `"server": true` in the `subscribed` the client gets. The
+    /// per-connection subscription limit still holds; what goes wrong is told to the client
+    /// as an `error` frame without an id.
+    pub async fn subscribe_by_server(
+        &mut self,
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+    ) {
+        self.join(channel, None, since, true).await;
+    }
+
+    /// Ends this connection's subscription to `channel` on the server's order (the session
+    /// runs it for a [`Command::Unsubscribe`](crate::Command::Unsubscribe)): as a client
+    /// `unsubscribe` would, the client told with `unsubscribed` and `"reason": "server"`.
+    /// Returns whether it was subscribed.
+    pub async fn unsubscribe_by_server(&mut self, channel: &ChannelName) -> bool {
+        let Some(state) = self.subscriptions.remove(channel) else {
+            return false;
+        };
+        self.leave(channel, state).await;
+        self.send(
+            &ServerFrame::Unsubscribed(Unsubscribed {
+                channel: channel.clone(),
+                id: None,
+                reason: Some("server".to_owned()),
+            }),
+            Priority::High,
+        );
+        true
+    }
+
+    /// Subscribes to `channel` (authorization is the caller's): `subscribed`, then the
+    /// recovered messages, then live ones.
+    async fn join(
+        &mut self,
+        channel: ChannelName,
+        id: Option<String>,
+        since: Option<StreamPosition>,
+        server: bool,
+    ) {
         if self.subscriptions.contains_key(&channel) {
             // Already live: report where the channel is; nothing is replayed twice.
             match self.hub.backplane.position(&channel).await {
                 Ok(position) => self.send(
                     &ServerFrame::Subscribed(Subscribed {
                         channel,
-                        id: f.id,
+                        id,
                         offset: position.offset,
                         epoch: position.epoch.to_string(),
                         recovered: false,
+                        server,
                     }),
                     Priority::Critical,
                 ),
                 Err(err) => {
                     let (code, message) = unavailable(&err);
-                    self.error(code, message, f.id);
+                    self.error(code, message, id);
                 }
             }
             return;
@@ -263,7 +309,7 @@ impl<B: Backplane> Connection<B> {
             self.error(
                 ErrorCode::BadRequest,
                 format!("subscription limit reached: at most {max} channels per connection"),
-                f.id,
+                id,
             );
             return;
         }
@@ -275,11 +321,11 @@ impl<B: Backplane> Connection<B> {
         if let Err(err) = self.hub.backplane.subscribe(&channel).await {
             self.hub.registry.remove(&channel, self.key);
             let (code, message) = unavailable(&err);
-            self.error(code, message, f.id);
+            self.error(code, message, id);
             return;
         }
 
-        let answer = match &f.since {
+        let answer = match &since {
             Some(since) => {
                 let answer = self.recover(&channel, since).await;
                 if let Ok((_, recovered, _)) = &answer {
@@ -300,7 +346,7 @@ impl<B: Backplane> Connection<B> {
                 self.hub.registry.remove(&channel, self.key);
                 let _ = self.hub.backplane.unsubscribe(&channel).await;
                 let (code, message) = unavailable(&err);
-                self.error(code, message, f.id);
+                self.error(code, message, id);
                 return;
             }
         };
@@ -309,10 +355,11 @@ impl<B: Backplane> Connection<B> {
         first.push((
             ServerFrame::Subscribed(Subscribed {
                 channel: channel.clone(),
-                id: f.id,
+                id,
                 offset: position.offset,
                 epoch: position.epoch.to_string(),
                 recovered,
+                server,
             })
             .encode(),
             Priority::Critical,
@@ -643,6 +690,9 @@ struct Cleanup<B: Backplane> {
 
 impl<B: Backplane> Cleanup<B> {
     async fn run(self, reason: DisconnectReason) {
+        if self.identity.user_id.is_some() {
+            self.hub.users.remove(self.key);
+        }
         for (channel, state) in self.subscriptions.into_entries() {
             leave_channel(
                 &self.hub,

@@ -25,6 +25,10 @@ impl<B: Backplane> EventSink for HubSink<B> {
         }
     }
 
+    fn answer(&self, request: &[u8]) -> Option<bytes::Bytes> {
+        crate::control::answer(&*self.0.upgrade()?, request)
+    }
+
     fn is_closed(&self) -> bool {
         self.0.strong_count() == 0
     }

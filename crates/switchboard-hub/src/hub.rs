@@ -38,6 +38,10 @@ pub enum HubError {
     /// bytes (no connection has one).
     #[error("a message may exclude at most 64 connections, each id at most 255 bytes")]
     TooManyExcluded,
+    /// [`Hub::disconnect_user`] was given a close code outside 4000–4999 or a reason
+    /// longer than 123 bytes.
+    #[error("a close code must be in 4000-4999 and its reason at most 123 bytes")]
+    InvalidClose,
 }
 
 /// The receipt of a publish.
@@ -207,6 +211,7 @@ impl<B: Backplane> HubBuilder<B> {
             ids: IdGenerator::new(),
             events,
             members: Mutex::new(HashSet::new()),
+            users: crate::control::Users::default(),
             connections: AtomicUsize::new(0),
             metrics: self.metrics,
             next_conn: std::sync::atomic::AtomicU64::new(1),
@@ -258,6 +263,9 @@ impl<B: Backplane> Hub<B> {
             connection_id: Arc::clone(&id),
             user_id: identity.user_id.clone(),
         });
+        if let Some(user) = &identity.user_id {
+            self.inner.users.add(user, key, &outbox);
+        }
         Connection::new(Arc::clone(&self.inner), key, id, identity, outbox)
     }
 

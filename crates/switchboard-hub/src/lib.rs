@@ -3,6 +3,7 @@
 mod authorizer;
 mod config;
 mod connection;
+mod control;
 mod envelope;
 mod fanout;
 mod hub;
@@ -19,8 +20,9 @@ mod subscriptions;
 pub use authorizer::{Action, Authorizer, ClaimsAuthorizer};
 pub use config::HubConfig;
 pub use connection::Connection;
+pub use control::{ChannelCount, ClusterAnswer, Occupancy};
 pub use hub::{History, Hub, HubBuilder, HubError, PublishReceipt, ServerMessage};
 pub use identity::{ChannelPattern, Identity};
 pub use lifecycle::{DisconnectReason, HubEvent};
-pub use outbox::Outbox;
+pub use outbox::{Command, Outbox};
 pub use redact::Redactor;

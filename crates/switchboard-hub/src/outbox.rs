@@ -1,6 +1,8 @@
 //! Where the hub puts frames for one connection.
 
-use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
+use std::sync::Arc;
+
+use switchboard_protocol::{ChannelName, CloseCode, EncodedFrame, Priority, StreamPosition};
 
 /// A connection's outbound side, as the hub sees it: a non-blocking queue of encoded frames
 /// and a way to ask for the connection to be closed.
@@ -19,4 +21,55 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Asks for the connection to be closed with `code` after what is already queued.
     fn close(&self, code: CloseCode);
+
+    /// Hands the connection's session an order from the server side (the hub's user
+    /// operations, such as [`Hub::subscribe_user`](crate::Hub::subscribe_user)): the session
+    /// carries it out on its own task, in order with the client's frames — for
+    /// [`Command::Subscribe`] and [`Command::Unsubscribe`] by calling
+    /// [`Connection::subscribe_by_server`](crate::Connection::subscribe_by_server) and
+    /// [`Connection::unsubscribe_by_server`](crate::Connection::unsubscribe_by_server).
+    /// Returns whether it took the order. Like [`push`](Outbox::push), it must be quick and
+    /// never block.
+    ///
+    /// The default takes only [`Command::Disconnect`], as a [`close`](Outbox::close) with
+    /// [`CloseCode::Disconnected`] (a custom code and reason are not sent), and refuses the
+    /// rest: a transport that can run them overrides it.
+    fn command(&self, command: Command) -> bool {
+        match command {
+            Command::Disconnect { .. } => {
+                self.close(CloseCode::Disconnected);
+                true
+            }
+            Command::Subscribe { .. } | Command::Unsubscribe { .. } => false,
+        }
+    }
+}
+
+/// An order from the server side for one connection; see [`Outbox::command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Subscribe the connection to `channel` as if it had asked (recovering from `since`
+    /// when given), without authorization: the server decided. The client is told with
+    /// `subscribed` and `"server": true`.
+    Subscribe {
+        /// The channel.
+        channel: ChannelName,
+        /// Where the client's stream of the channel stood, for recovery.
+        since: Option<StreamPosition>,
+    },
+    /// End the connection's subscription to `channel`; the client is told with
+    /// `unsubscribed` and `"reason": "server"`.
+    Unsubscribe {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// Close the connection with `code` and `reason` after what is queued.
+    Disconnect {
+        /// The close code: 4003 ([`CloseCode::Disconnected`]) unless the caller chose
+        /// another in 4000–4999.
+        code: u16,
+        /// The close reason (at most 123 bytes).
+        reason: Arc<str>,
+    },
 }

@@ -224,6 +224,32 @@ impl Registry {
             .map_or(0, |c| c.subscribers.len())
     }
 
+    /// The connection keys of `channel`'s local subscribers.
+    pub(crate) fn subscriber_keys(&self, channel: &str) -> Vec<u64> {
+        self.shard(channel)
+            .lock()
+            .get(channel)
+            .map_or_else(Vec::new, |c| c.subscribers.iter().map(|s| s.conn).collect())
+    }
+
+    /// Every channel whose name starts with `prefix` that has local subscribers, with how
+    /// many.
+    pub(crate) fn channels_with_prefix(&self, prefix: &str) -> Vec<(Arc<str>, usize)> {
+        let mut found = Vec::new();
+        for shard in &*self.shards {
+            found.extend(
+                shard
+                    .lock()
+                    .iter()
+                    .filter(|(name, channel)| {
+                        name.starts_with(prefix) && !channel.subscribers.is_empty()
+                    })
+                    .map(|(name, channel)| (Arc::clone(name), channel.subscribers.len())),
+            );
+        }
+        found
+    }
+
     /// How many channels have local subscribers.
     pub(crate) fn channel_count(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

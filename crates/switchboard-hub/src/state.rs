@@ -28,6 +28,8 @@ pub(crate) struct HubInner<B> {
     /// (channel, connection id) of every local presence member, refreshed periodically.
     pub(crate) members: Mutex<HashSet<(Arc<str>, Arc<str>)>>,
     pub(crate) connections: AtomicUsize,
+    /// Each signed-in user's local connections, for the cluster-wide user operations.
+    pub(crate) users: crate::control::Users,
     pub(crate) metrics: Metrics,
     pub(crate) next_conn: std::sync::atomic::AtomicU64,
     /// Dropped with the hub: background tasks watch it and stop.

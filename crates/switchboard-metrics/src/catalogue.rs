@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::histogram::{HistogramReading, LatencyHistogram};
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel, Label,
-    PriorityLabel, RecoveryResult, RefreshResult,
+    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand,
 };
 
 /// One counter per value of a bounded label, resolved at construction: recording is an index
@@ -32,7 +32,12 @@ impl<L: Label> Default for LabelledCounters<L> {
 impl<L: Label> LabelledCounters<L> {
     #[inline]
     pub(crate) fn inc(&self, label: L) {
-        self.counts[label.index()].fetch_add(1, Relaxed);
+        self.add(label, 1);
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, label: L, n: u64) {
+        self.counts[label.index()].fetch_add(n, Relaxed);
     }
 
     pub(crate) fn get(&self, label: L) -> u64 {
@@ -125,6 +130,7 @@ pub(crate) struct Values {
     pub(crate) recoveries: LabelledCounters<RecoveryResult>,
     pub(crate) client_reconnects: AtomicU64,
     pub(crate) token_refreshes: LabelledCounters<RefreshResult>,
+    pub(crate) server_commands: LabelledCounters<ServerCommand>,
 }
 
 impl Values {
@@ -244,6 +250,11 @@ impl Values {
             "websocket_token_refreshes_total",
             "Token refreshes on open connections, by result.",
             &self.token_refreshes,
+        )?;
+        v.labelled_counter(
+            "websocket_server_commands_total",
+            "Orders of the server API carried to connections of this instance, by action.",
+            &self.server_commands,
         )
     }
 }

@@ -12,7 +12,7 @@ use crate::error::MetricsError;
 use crate::exposition::Exposition;
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel,
-    PriorityLabel, RecoveryResult, RefreshResult,
+    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand,
 };
 use crate::snapshot::MetricsSnapshot;
 
@@ -322,6 +322,15 @@ impl Metrics {
             } else {
                 RefreshResult::Refused
             });
+        }
+    }
+
+    /// The server API ordered `connections` connections of this instance to `action`
+    /// (`websocket_server_commands_total{action}`).
+    #[inline]
+    pub fn server_commands(&self, action: ServerCommand, connections: u64) {
+        if let Some(v) = self.values() {
+            v.server_commands.add(action, connections);
         }
     }
 

@@ -194,9 +194,25 @@ label_enum! {
         IdleTimeout = "idle_timeout",
         /// `token_expired`: the credentials expired during the session (close code 4001).
         TokenExpired = "token_expired",
+        /// `server_disconnect`: the server API disconnected the user (close code 4003, or
+        /// the code the API call gave).
+        ServerDisconnect = "server_disconnect",
         /// `slow_consumer`: the client could not keep up with a message it must not lose
         /// (close code 4008).
         SlowConsumer = "slow_consumer",
+    }
+}
+
+label_enum! {
+    /// What the server API ordered a connection to do (label `action` of
+    /// `websocket_server_commands_total`).
+    pub enum ServerCommand as "action" {
+        /// `disconnect`: close (`POST /api/users/{user}/disconnect`).
+        Disconnect = "disconnect",
+        /// `subscribe`: subscribe to a channel (`POST /api/users/{user}/subscribe`).
+        Subscribe = "subscribe",
+        /// `unsubscribe`: leave a channel (`POST /api/users/{user}/unsubscribe`).
+        Unsubscribe = "unsubscribe",
     }
 }
 

@@ -94,6 +94,9 @@ pub enum CloseCode {
     IdleTimeout,
     /// 4001: the token expired during the connection; reconnect with a fresh token.
     TokenExpired,
+    /// 4003: the server API disconnected this user (`POST /api/users/{user}/disconnect`); do
+    /// not reconnect on your own: the application decided this connection should end.
+    Disconnected,
     /// 4008: the client could not keep up and continuity was lost; recover from history on
     /// reconnect.
     SlowConsumer,
@@ -101,7 +104,7 @@ pub enum CloseCode {
 
 impl CloseCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Normal,
         Self::GoingAway,
         Self::ProtocolError,
@@ -110,6 +113,7 @@ impl CloseCode {
         Self::TooLarge,
         Self::IdleTimeout,
         Self::TokenExpired,
+        Self::Disconnected,
         Self::SlowConsumer,
     ];
 
@@ -125,6 +129,7 @@ impl CloseCode {
             Self::TooLarge => 1009,
             Self::IdleTimeout => 4000,
             Self::TokenExpired => 4001,
+            Self::Disconnected => 4003,
             Self::SlowConsumer => 4008,
         }
     }
@@ -141,6 +146,7 @@ impl CloseCode {
             Self::TooLarge => "message too large",
             Self::IdleTimeout => "idle timeout",
             Self::TokenExpired => "token expired",
+            Self::Disconnected => "disconnected by server",
             Self::SlowConsumer => "slow consumer: recover from history",
         }
     }
@@ -153,11 +159,11 @@ impl CloseCode {
 
     /// Whether a client should reconnect after this close.
     ///
-    /// Every code but 1008 (abuse) invites a reconnect; after 4001 the client needs a new
-    /// token first.
+    /// Every code but 1008 (abuse) and 4003 (the server ended it on purpose) invites a
+    /// reconnect; after 4001 the client needs a new token first.
     #[must_use]
     pub const fn should_reconnect(self) -> bool {
-        !matches!(self, Self::PolicyViolation)
+        !matches!(self, Self::PolicyViolation | Self::Disconnected)
     }
 }
 
@@ -185,7 +191,7 @@ mod tests {
         let numbers: Vec<u16> = CloseCode::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(
             numbers,
-            [1000, 1001, 1002, 1007, 1008, 1009, 4000, 4001, 4008]
+            [1000, 1001, 1002, 1007, 1008, 1009, 4000, 4001, 4003, 4008]
         );
         for c in CloseCode::ALL {
             assert_eq!(CloseCode::from_code(c.code()), Some(c));

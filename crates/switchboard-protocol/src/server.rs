@@ -43,6 +43,10 @@ pub struct Subscribed {
     pub epoch: String,
     /// `true` only when `since` was given and every missed message follows this frame.
     pub recovered: bool,
+    /// `true` when the server subscribed the connection itself (the server API's
+    /// `POST /api/users/{user}/subscribe`), not in answer to a `subscribe`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server: bool,
 }
 
 impl Subscribed {
@@ -65,7 +69,9 @@ pub struct Unsubscribed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Why the server ended the subscription itself: `"forbidden"` when refreshed
-    /// credentials no longer allow it. Absent in the answer to a client's `unsubscribe`.
+    /// credentials no longer allow it, `"server"` when the server API unsubscribed the
+    /// user (`POST /api/users/{user}/unsubscribe`). Absent in the answer to a client's
+    /// `unsubscribe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

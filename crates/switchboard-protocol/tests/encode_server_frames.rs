@@ -45,10 +45,23 @@ fn subscribed_omits_a_missing_id_but_always_says_recovered() {
         offset: 3,
         epoch: "e".into(),
         recovered: false,
+        server: false,
     });
     assert_eq!(
         j,
         json!({"type":"subscribed","channel":"c","offset":3,"epoch":"e","recovered":false})
+    );
+    let j = json_of(Subscribed {
+        channel: ChannelName::new("c").unwrap(),
+        id: None,
+        offset: 3,
+        epoch: "e".into(),
+        recovered: true,
+        server: true,
+    });
+    assert_eq!(
+        j,
+        json!({"type":"subscribed","channel":"c","offset":3,"epoch":"e","recovered":true,"server":true})
     );
     let j = json_of(Unsubscribed {
         channel: ChannelName::new("c").unwrap(),

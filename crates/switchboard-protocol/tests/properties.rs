@@ -155,6 +155,7 @@ fn arb_server_frame() -> impl Strategy<Value = ServerFrame> {
         )
             .prop_map(|(channel, id, offset, epoch, recovered)| {
                 ServerFrame::Subscribed(Subscribed {
+                    server: id.is_none() && recovered,
                     channel,
                     id,
                     offset,

@@ -210,6 +210,15 @@
 
   SwitchboardClient.prototype._scheduleReconnect = function (code) {
     if (this._stopped) return;
+    if (code === 4003) {
+      // Disconnected by the server on purpose: coming back on our own would undo it.
+      this._stopped = true;
+      if (global.removeEventListener) global.removeEventListener("online", this._onOnline);
+      this._requests.forEach(function (r) { r.reject(new Error("disconnected by server")); });
+      this._requests.clear();
+      this._setState("closed", { code: code });
+      return;
+    }
     // Sent messages that were not acknowledged go out again on the next connection.
     this._queue.forEach(function (e) { e.sent = false; });
     this._requests.forEach(function (r) { r.reject(new Error("connection lost")); });

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchboard_hub::Outbox;
+use switchboard_hub::{Command, Outbox};
 use switchboard_metrics::{Metrics, PriorityLabel};
 use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
 use switchboard_queue::{OutboundConfig, OutboundQueue};
@@ -55,7 +55,24 @@ struct State {
     failed: bool,
     /// The socket, while the fan-out may write to it directly (plain TCP, no write delay).
     direct: Option<Arc<OwnedWriteHalf>>,
+    /// Orders from the server side not yet carried out. Boxed: few connections ever get
+    /// one, and inline the list would cost every connection its size.
+    orders: Option<Box<Orders>>,
 }
+
+/// What the server side asked of a session.
+#[derive(Default)]
+struct Orders {
+    /// Subscribes and unsubscribes, in order.
+    commands: Vec<Command>,
+    /// The close code and reason a server disconnect asked for, sent in place of the
+    /// standard 4003 frame.
+    close: Option<(u16, Arc<str>)>,
+}
+
+/// Orders held for one session at most; more are refused (the server API counts only the
+/// connections that took one).
+const MAX_ORDERS: usize = 64;
 
 /// The frames on their way to one connection.
 pub(crate) struct SessionOutbox {
@@ -99,6 +116,7 @@ impl SessionOutbox {
                 closed: false,
                 failed: false,
                 direct,
+                orders: None,
             }),
             wake: Notify::new(),
             close: AtomicU16::new(0),
@@ -269,6 +287,25 @@ impl SessionOutbox {
         self.metrics.outbound_dequeued(left);
     }
 
+    /// The subscribes and unsubscribes the server side ordered since the last call.
+    pub(crate) fn take_commands(&self) -> Vec<Command> {
+        self.state
+            .lock()
+            .orders
+            .as_mut()
+            .map(|orders| std::mem::take(&mut orders.commands))
+            .unwrap_or_default()
+    }
+
+    /// The close code and reason a server disconnect asked for, if one did.
+    pub(crate) fn custom_close(&self) -> Option<(u16, Arc<str>)> {
+        self.state
+            .lock()
+            .orders
+            .as_mut()
+            .and_then(|orders| orders.close.take())
+    }
+
     /// The close code requested, if any.
     pub(crate) fn close_requested(&self) -> Option<CloseCode> {
         CloseCode::from_code(self.close.load(Ordering::Acquire))
@@ -297,5 +334,26 @@ impl Outbox for SessionOutbox {
             .close
             .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire);
         self.wake.notify_one();
+    }
+
+    fn command(&self, command: Command) -> bool {
+        let mut state = self.state.lock();
+        if state.closed || state.failed || self.close.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let orders = state.orders.get_or_insert_with(Box::default);
+        match command {
+            Command::Disconnect { code, reason } => {
+                orders.close = Some((code, reason));
+                drop(state);
+                Outbox::close(self, CloseCode::Disconnected);
+                return true;
+            }
+            command if orders.commands.len() < MAX_ORDERS => orders.commands.push(command),
+            _ => return false,
+        }
+        drop(state);
+        self.wake.notify_one();
+        true
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::future::{Future, poll_fn};
 use std::task::{Poll, ready};
 use switchboard_backplane::Backplane;
-use switchboard_hub::{Connection, DisconnectReason, Outbox};
+use switchboard_hub::{Command, Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
 use switchboard_metrics::ErrorLabel;
 use switchboard_protocol::{
@@ -126,6 +126,7 @@ fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::Disconnect
         DisconnectReason::Closed(CloseCode::TooLarge) => L::TooLarge,
         DisconnectReason::Closed(CloseCode::IdleTimeout) => L::IdleTimeout,
         DisconnectReason::Closed(CloseCode::TokenExpired) => L::TokenExpired,
+        DisconnectReason::Closed(CloseCode::Disconnected) => L::ServerDisconnect,
         DisconnectReason::Closed(CloseCode::SlowConsumer) => L::SlowConsumer,
         DisconnectReason::Closed(_) => L::ClientClosed,
         _ => L::ConnectionLost,
@@ -393,6 +394,11 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 };
                 let close = match wake {
                     Wake::Outbox => {
+                        // Orders from the server side first, so that what they answer goes
+                        // out with this flush. Boxed as the frame handler is.
+                        for command in self.outbox.take_commands() {
+                            Box::pin(self.obey(command)).await;
+                        }
                         // A client that stops reading blocks the write; the session still keeps
                         // its deadlines and hears close requests (shutdown's too) meanwhile.
                         // Boxed: only a session that is writing pays for the flush's state;
@@ -556,8 +562,14 @@ impl<B: Backplane, P: Send> Session<B, P> {
     {
         // The hub's frames stop here: nothing may follow the close frame.
         Outbox::close(&*self.outbox, code);
+        let frame = match self.outbox.custom_close() {
+            Some((custom, reason)) if code == CloseCode::Disconnected => {
+                control_frame(0x8, &custom.to_be_bytes(), reason.as_bytes())
+            }
+            _ => close_frame(code),
+        };
         self.outbox
-            .push_close(close_frame(code), code == CloseCode::SlowConsumer);
+            .push_close(frame, code == CloseCode::SlowConsumer);
         // The peer may already be gone; the session ends either way.
         let sent = matches!(
             tokio::time::timeout(
@@ -588,6 +600,20 @@ impl<B: Backplane, P: Send> Session<B, P> {
         }
         tracing::debug!(connection_id = self.connection.id(), %code, "closed");
         DisconnectReason::Closed(code)
+    }
+
+    /// Carries out a subscribe or unsubscribe the server side ordered (a disconnect is a
+    /// close request, handled as every close is).
+    async fn obey(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { channel, since } => {
+                self.connection.subscribe_by_server(channel, since).await;
+            }
+            Command::Unsubscribe { channel } => {
+                self.connection.unsubscribe_by_server(&channel).await;
+            }
+            _ => {}
+        }
     }
 
     fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
@@ -827,6 +853,7 @@ mod tests {
             CloseCode::TooLarge,
             CloseCode::IdleTimeout,
             CloseCode::TokenExpired,
+            CloseCode::Disconnected,
             CloseCode::SlowConsumer,
         ] {
             match read_one(&close_frame(code)) {

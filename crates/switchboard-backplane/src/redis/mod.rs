@@ -476,7 +476,12 @@ impl Shared {
                 .map_err(CallError::from)
         };
         if let Err(err) = self.call(live.generation, publish).await {
-            tracing::debug!(node, id, error = err.reason(), "a survey reply was not sent");
+            tracing::debug!(
+                node,
+                id,
+                error = err.reason(),
+                "a survey reply was not sent"
+            );
         }
     }
 

@@ -51,7 +51,10 @@ pub(crate) fn parse_reply(payload: &Bytes) -> Option<(u64, Vec<Bytes>)> {
     let mut answers = Vec::new();
     while at < payload.len() {
         let len_end = at + payload[at..].iter().position(|&b| b == b':')?;
-        let len: usize = std::str::from_utf8(&payload[at..len_end]).ok()?.parse().ok()?;
+        let len: usize = std::str::from_utf8(&payload[at..len_end])
+            .ok()?
+            .parse()
+            .ok()?;
         let start = len_end + 1;
         let end = start.checked_add(len).filter(|&end| end <= payload.len())?;
         answers.push(payload.slice(start..end));
@@ -155,10 +158,7 @@ mod tests {
     fn requests_and_replies_keep_their_bytes_including_separators() {
         let data = Bytes::from_static(b"{\"op\":\"x\"}:1:2:");
         let wire = Bytes::from(request("00ff", 42, &data));
-        assert_eq!(
-            parse_request(&wire),
-            Some(("00ff".to_owned(), 42, data.clone()))
-        );
+        assert_eq!(parse_request(&wire), Some(("00ff".to_owned(), 42, data)));
 
         let answers = vec![
             Bytes::from_static(b"a:b"),
@@ -186,7 +186,10 @@ mod tests {
         let a = surveys.open();
         let b = surveys.open();
         surveys.on_reply(a.id(), vec![Bytes::from_static(b"1")]);
-        surveys.on_reply(a.id(), vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")]);
+        surveys.on_reply(
+            a.id(),
+            vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")],
+        );
         a.next_reply().await;
         assert_eq!((a.replied(), b.replied()), (2, 0));
         let id = a.id();

@@ -606,7 +606,8 @@ impl EventSink for Answering {
     fn deliver(&self, _event: Event) {}
 
     fn answer(&self, request: &[u8]) -> Option<Bytes> {
-        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         (request != b"silence").then(|| {
             let mut answer = format!("{}=", self.name).into_bytes();
             answer.extend_from_slice(request);
@@ -622,9 +623,7 @@ fn answering(name: &'static str) -> Arc<Answering> {
     })
 }
 
-pub async fn a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers<
-    C: Cluster,
->() {
+pub async fn a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers<C: Cluster>() {
     let mut cluster = C::start(Options::default()).await;
     let a = cluster.instance().await;
     let b = cluster.instance().await;
@@ -654,8 +653,14 @@ pub async fn a_survey_reaches_every_sink_of_every_instance_and_gathers_their_ans
     assert_eq!(answers, expected);
 
     // Sinks with nothing to say add no answer, yet their instance counts as replied.
-    let survey = a.survey(Bytes::from_static(b"silence"), WAIT).await.unwrap();
-    assert!(survey.is_complete() && survey.answers.is_empty(), "{survey:?}");
+    let survey = a
+        .survey(Bytes::from_static(b"silence"), WAIT)
+        .await
+        .unwrap();
+    assert!(
+        survey.is_complete() && survey.answers.is_empty(),
+        "{survey:?}"
+    );
     assert_eq!(survey.replied, 2);
     for sink in [&a1, &a2, &b1] {
         assert_eq!(sink.asked.load(std::sync::atomic::Ordering::Relaxed), 2);

@@ -1,4 +1,7 @@
-//! The HTTP API for backends: publish, presence and history, behind `PUBLISH_API_KEY`.
+//! The HTTP API for backends, behind `PUBLISH_API_KEY`: publish and broadcast, presence and
+//! history, and the cluster-wide user and channel operations of [`control`].
+
+mod control;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -27,18 +30,33 @@ pub(crate) async fn handle(
     let route = match path {
         "/api/publish" => Route::Publish,
         "/api/broadcast" => Route::Broadcast,
-        _ => match path
-            .strip_prefix("/api/channels/")
-            .and_then(|rest| rest.rsplit_once('/'))
-        {
-            Some((channel, "presence")) => Route::Presence(channel),
-            Some((channel, "history")) => Route::History(channel),
-            _ => return not_found(),
-        },
+        "/api/channels" => Route::Channels,
+        _ => {
+            if let Some(rest) = path.strip_prefix("/api/users/") {
+                match rest.rsplit_once('/').and_then(|(user, action)| {
+                    Some((user, control::UserAction::from_path(action)?))
+                }) {
+                    Some((user, action)) => Route::User(user, action),
+                    None => return not_found(),
+                }
+            } else {
+                match path
+                    .strip_prefix("/api/channels/")
+                    .and_then(|rest| rest.rsplit_once('/'))
+                {
+                    Some((channel, "presence")) => Route::Presence(channel),
+                    Some((channel, "history")) => Route::History(channel),
+                    Some((channel, "occupancy")) => Route::Occupancy(channel),
+                    _ => return not_found(),
+                }
+            }
+        }
     };
     let expected = match route {
-        Route::Publish | Route::Broadcast => Method::POST,
-        Route::Presence(_) | Route::History(_) => Method::GET,
+        Route::Publish | Route::Broadcast | Route::User(..) => Method::POST,
+        Route::Presence(_) | Route::History(_) | Route::Occupancy(_) | Route::Channels => {
+            Method::GET
+        }
     };
     if req.method() != expected {
         return method_not_allowed(if expected == Method::POST {
@@ -57,13 +75,25 @@ pub(crate) async fn handle(
     let channel = match route {
         Route::Publish => return publish(state, req).await,
         Route::Broadcast => return broadcast(state, req).await,
-        Route::Presence(channel) | Route::History(channel) => match channel_of(channel) {
-            Ok(channel) => channel,
-            Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
-        },
+        Route::Channels => {
+            return control::channels(state, req.uri().query().unwrap_or("")).await;
+        }
+        Route::User(user, action) => {
+            return match control::user_of(user) {
+                Ok(user) => control::user(state, req, &user, action).await,
+                Err(message) => error(StatusCode::BAD_REQUEST, "bad_request", &message),
+            };
+        }
+        Route::Presence(channel) | Route::History(channel) | Route::Occupancy(channel) => {
+            match channel_of(channel) {
+                Ok(channel) => channel,
+                Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
+            }
+        }
     };
     match route {
         Route::History(_) => history(state, &channel, req.uri().query().unwrap_or("")).await,
+        Route::Occupancy(_) => control::occupancy(state, &channel).await,
         _ => presence(state, &channel).await,
     }
 }
@@ -71,8 +101,11 @@ pub(crate) async fn handle(
 enum Route<'a> {
     Publish,
     Broadcast,
+    Channels,
     Presence(&'a str),
     History(&'a str),
+    Occupancy(&'a str),
+    User(&'a str, control::UserAction),
 }
 
 /// Checks `Authorization: Bearer <key>` in constant time; the error is the message of the
