@@ -11,7 +11,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -80,6 +80,9 @@ pub(crate) struct SessionOutbox {
     wake: Notify,
     /// 0 while open; otherwise the close code requested.
     close: AtomicU16,
+    /// Commands are waiting in `orders`: the session's wake-ups look at them only then,
+    /// without taking the lock.
+    ordered: AtomicBool,
     metrics: Metrics,
 }
 
@@ -120,6 +123,7 @@ impl SessionOutbox {
             }),
             wake: Notify::new(),
             close: AtomicU16::new(0),
+            ordered: AtomicBool::new(false),
             metrics,
         }
     }
@@ -289,6 +293,9 @@ impl SessionOutbox {
 
     /// The subscribes and unsubscribes the server side ordered since the last call.
     pub(crate) fn take_commands(&self) -> Vec<Command> {
+        if !self.ordered.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
         self.state
             .lock()
             .orders
@@ -352,6 +359,7 @@ impl Outbox for SessionOutbox {
             command if orders.commands.len() < MAX_ORDERS => orders.commands.push(command),
             _ => return false,
         }
+        self.ordered.store(true, Ordering::Release);
         drop(state);
         self.wake.notify_one();
         true
