@@ -11,6 +11,74 @@ use tokio::time::Instant;
 
 use crate::types::{Envelope, Epoch, Position, Recovery};
 
+/// History bounds for the channels whose names start with [`prefix`](Self::prefix), in
+/// place of the backplane's own (a server's channel namespaces: prefix `"chat:"` for
+/// namespace `chat`). A bound left `None` keeps the backplane's. When several prefixes
+/// match a channel, the longest wins.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_backplane::{HistoryOverride, MemoryBackplaneConfig};
+///
+/// let config = MemoryBackplaneConfig::default().history_override(
+///     HistoryOverride::new("chat:").size(500).ttl(Duration::from_secs(3600)),
+/// );
+/// assert_eq!(config.history_overrides[0].size, Some(500));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryOverride {
+    /// The channels this applies to: those whose names start with it.
+    pub prefix: String,
+    /// How many messages each of those channels' history keeps (0 keeps none).
+    pub size: Option<usize>,
+    /// How long a message of those channels stays in history.
+    pub ttl: Option<Duration>,
+}
+
+impl HistoryOverride {
+    /// An override for the channels starting with `prefix` that changes nothing yet.
+    #[must_use]
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            size: None,
+            ttl: None,
+        }
+    }
+
+    /// Sets [`size`](Self::size).
+    #[must_use]
+    pub fn size(mut self, size: usize) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// Sets [`ttl`](Self::ttl).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+}
+
+/// `base` with the bounds of the longest override matching `channel`.
+pub(crate) fn overridden(
+    overrides: &[HistoryOverride],
+    channel: &str,
+    base: HistoryLimits,
+) -> HistoryLimits {
+    overrides
+        .iter()
+        .filter(|o| channel.starts_with(&o.prefix))
+        .max_by_key(|o| o.prefix.len())
+        .map_or(base, |o| HistoryLimits {
+            size: o.size.unwrap_or(base.size),
+            ttl: o.ttl.unwrap_or(base.ttl),
+            ..base
+        })
+}
+
 /// How much history a channel keeps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HistoryLimits {

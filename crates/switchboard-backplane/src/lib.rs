@@ -14,6 +14,7 @@ mod types;
 pub use backplane::{Backplane, BoxBackplane, DynBackplane};
 pub use error::{BackplaneError, Result};
 pub use events::{EventReceiver, EventSink};
+pub use history::HistoryOverride;
 pub use memory::{DEFAULT_HISTORY_MAX_BYTES, MemoryBackplane, MemoryBackplaneConfig};
 #[cfg(feature = "redis")]
 pub use redis::{

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
 use crate::events::{EventOutlet, EventReceiver, EventSink};
-use crate::history::{History, HistoryBudget, HistoryLimits};
+use crate::history::{History, HistoryBudget, HistoryLimits, HistoryOverride, overridden};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
@@ -66,6 +66,9 @@ pub struct MemoryBackplaneConfig {
     /// of it; recovering past a trimmed message answers `recovered: false`, never a partial
     /// list.
     pub history_max_bytes: usize,
+    /// Other history bounds for some channels, by name prefix (default none). See
+    /// [`HistoryOverride`].
+    pub history_overrides: Vec<HistoryOverride>,
 }
 
 impl Default for MemoryBackplaneConfig {
@@ -78,6 +81,7 @@ impl Default for MemoryBackplaneConfig {
             event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
             dedupe_window: 1024,
             history_max_bytes: DEFAULT_HISTORY_MAX_BYTES,
+            history_overrides: Vec::new(),
         }
     }
 }
@@ -132,12 +136,24 @@ impl MemoryBackplaneConfig {
         self
     }
 
-    fn limits(&self) -> HistoryLimits {
-        HistoryLimits {
-            size: self.history_size,
-            ttl: self.history_ttl,
-            dedupe_window: self.dedupe_window,
-        }
+    /// Adds a [`HistoryOverride`] to [`history_overrides`](Self::history_overrides).
+    #[must_use]
+    pub fn history_override(mut self, rule: HistoryOverride) -> Self {
+        self.history_overrides.push(rule);
+        self
+    }
+
+    /// The bounds of `channel`'s history.
+    fn limits(&self, channel: &str) -> HistoryLimits {
+        overridden(
+            &self.history_overrides,
+            channel,
+            HistoryLimits {
+                size: self.history_size,
+                ttl: self.history_ttl,
+                dedupe_window: self.dedupe_window,
+            },
+        )
     }
 }
 
@@ -271,7 +287,7 @@ impl Store {
     }
 
     fn sweep(&self, now: Instant) {
-        let limits = self.config.limits();
+        let config = &self.config;
         for shard in &*self.shards {
             shard.lock().retain(|channel, slot| {
                 for entry in slot.presence.sweep(now) {
@@ -281,7 +297,7 @@ impl Store {
                         entry,
                     }));
                 }
-                slot.history.trim(now, limits);
+                slot.history.trim(now, config.limits(channel));
                 !(slot.subscribers.is_empty()
                     && slot.presence.is_empty()
                     && slot.history.is_empty())
@@ -397,8 +413,8 @@ impl MemoryBackplane {
         }
     }
 
-    fn limits(&self) -> HistoryLimits {
-        self.inner.store.config.limits()
+    fn limits(&self, channel: &str) -> HistoryLimits {
+        self.inner.store.config.limits(channel)
     }
 }
 
@@ -439,7 +455,7 @@ impl Backplane for MemoryBackplane {
         options: PublishOptions<'_>,
     ) -> Result<Published> {
         self.check_open()?;
-        let limits = self.limits();
+        let limits = self.limits(channel);
         let now = Instant::now();
         let published = self.inner.store.with_slot(channel, |slot| {
             if let Some(offset) = options
@@ -535,7 +551,7 @@ impl Backplane for MemoryBackplane {
 
     async fn since(&self, channel: &str, offset: u64, epoch: &str) -> Result<Recovery> {
         self.check_open()?;
-        let limits = self.limits();
+        let limits = self.limits(channel);
         let now = Instant::now();
         Ok(self.inner.store.with_slot(channel, |slot| {
             slot.history.since(offset, epoch, now, limits)

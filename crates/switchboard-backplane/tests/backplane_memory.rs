@@ -26,6 +26,10 @@ impl Cluster for Memory {
             .presence_sweep(options.presence_sweep)
             .event_capacity(options.event_capacity)
             .dedupe_window(options.dedupe_window);
+        let config = options
+            .history_overrides
+            .into_iter()
+            .fold(config, MemoryBackplaneConfig::history_override);
         let store = MemoryBackplane::new(config);
         Self {
             first: Some(store.clone()),

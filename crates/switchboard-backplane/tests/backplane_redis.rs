@@ -33,7 +33,7 @@ impl Cluster for Redis {
     type B = RedisBackplane;
 
     async fn start(options: Options) -> Self {
-        Self {
+        let mut cluster = Self {
             server: RedisServer::start(),
             config: RedisBackplaneConfig::default()
                 .prefix(unique_prefix())
@@ -42,7 +42,12 @@ impl Cluster for Redis {
                 .presence_sweep(options.presence_sweep)
                 .event_capacity(options.event_capacity)
                 .dedupe_window(options.dedupe_window),
-        }
+        };
+        cluster.config = options
+            .history_overrides
+            .into_iter()
+            .fold(cluster.config, RedisBackplaneConfig::history_override);
+        cluster
     }
 
     async fn instance(&mut self) -> RedisBackplane {

@@ -1,7 +1,10 @@
 //! Hub configuration.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::time::Duration;
+
+use crate::namespace::NamespaceOptions;
 
 /// How a hub behaves. Plain validated data with documented defaults.
 #[derive(Debug, Clone)]
@@ -29,6 +32,9 @@ pub struct HubConfig {
     /// waits for their replies (default 2 s). An instance that does not reply in time is
     /// missing from the answer, which says it is incomplete.
     pub survey_timeout: Duration,
+    /// Options per channel namespace, by name (see [`NamespaceOptions`]). Default: none, so
+    /// every channel allows everything.
+    pub namespaces: BTreeMap<String, NamespaceOptions>,
 }
 
 impl Default for HubConfig {
@@ -40,6 +46,7 @@ impl Default for HubConfig {
             presence_refresh: Duration::from_secs(300),
             event_capacity: NonZeroUsize::new(1024).expect("non-zero"),
             survey_timeout: Duration::from_secs(2),
+            namespaces: BTreeMap::new(),
         }
     }
 }
@@ -81,6 +88,14 @@ impl HubConfig {
     #[must_use]
     pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
         self.event_capacity = capacity;
+        self
+    }
+
+    /// Sets the options of namespace `name` (the part of channel names before the first
+    /// `:`), replacing what it had.
+    #[must_use]
+    pub fn namespace(mut self, name: impl Into<String>, options: NamespaceOptions) -> Self {
+        self.namespaces.insert(name.into(), options);
         self
     }
 

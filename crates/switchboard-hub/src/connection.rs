@@ -17,6 +17,7 @@ use crate::authorizer::Action;
 use crate::envelope::decode_envelope;
 use crate::identity::Identity;
 use crate::lifecycle::{DisconnectReason, HubEvent};
+use crate::namespace::{Policy, namespace_of};
 use crate::outbox::Outbox;
 use crate::publish::Publisher;
 use crate::state::{HubInner, now_ms};
@@ -232,12 +233,56 @@ impl<B: Backplane> Connection<B> {
         false
     }
 
+    /// Whether the channel's namespace lets this connection do `action` on `channel`:
+    /// anonymous connections where `anonymous` is off are answered `forbidden` (and
+    /// audited, as every denial is).
+    fn namespace_admits(
+        &self,
+        policy: Policy,
+        action: Action,
+        channel: &ChannelName,
+        id: Option<&String>,
+    ) -> bool {
+        if policy.anonymous || self.identity.user_id.is_some() {
+            return true;
+        }
+        self.audit_denied(action, channel);
+        self.error(
+            ErrorCode::Forbidden,
+            format!(
+                "anonymous connections may not {} channels of namespace {}",
+                action.verb(),
+                namespace_of(channel).unwrap_or_default()
+            ),
+            id.cloned(),
+        );
+        false
+    }
+
+    /// The error for presence asked of a channel whose namespace turned it off.
+    fn presence_off(&self, channel: &ChannelName, id: Option<String>) {
+        self.error(
+            ErrorCode::Unsupported,
+            format!(
+                "presence is off in namespace {}",
+                namespace_of(channel).unwrap_or_default()
+            ),
+            id,
+        );
+    }
+
     async fn subscribe(&mut self, f: Subscribe) {
         // Recovery re-runs authorization too: a token that lost the right gets nothing.
         if !self.authorize(Action::Subscribe, &f.channel, f.id.as_ref()) {
             return;
         }
-        self.join(f.channel, f.id, f.since, false).await;
+        let policy = self.hub.policies.of(&f.channel);
+        if !self.namespace_admits(policy, Action::Subscribe, &f.channel, f.id.as_ref()) {
+            return;
+        }
+        // Without recovery in the namespace, `since` is answered as its absence.
+        let since = f.since.filter(|_| policy.recover);
+        self.join(f.channel, f.id, since, false).await;
     }
 
     /// Subscribes this connection to `channel` on the server's order (the session runs it
@@ -251,6 +296,7 @@ impl<B: Backplane> Connection<B> {
         channel: ChannelName,
         since: Option<StreamPosition>,
     ) {
+        let since = since.filter(|_| self.hub.policies.of(&channel).recover);
         self.join(channel, None, since, true).await;
     }
 
@@ -482,6 +528,10 @@ impl<B: Backplane> Connection<B> {
     async fn presence_update(&mut self, f: PresenceUpdate) {
         match f.channel.clone() {
             Some(channel) => {
+                if !self.hub.policies.of(&channel).presence {
+                    self.presence_off(&channel, None);
+                    return;
+                }
                 let Some(state) = self.subscriptions.get(&channel) else {
                     self.error(
                         ErrorCode::NotSubscribed,
@@ -522,6 +572,10 @@ impl<B: Backplane> Connection<B> {
     /// Sets this connection's presence on a channel it is subscribed to; the backplane
     /// broadcasts the join or update to every instance.
     async fn announce(&mut self, channel: &ChannelName, mut fields: PresenceFields) {
+        // Presence announced for every channel skips those where it is off.
+        if !self.hub.policies.of(channel).presence {
+            return;
+        }
         if let Some(meta) = &mut fields.meta {
             self.hub.redactor.redact_value(meta);
         }
@@ -564,6 +618,14 @@ impl<B: Backplane> Connection<B> {
         if !self.authorize(Action::Presence, &f.channel, f.id.as_ref()) {
             return;
         }
+        let policy = self.hub.policies.of(&f.channel);
+        if !policy.presence {
+            self.presence_off(&f.channel, f.id);
+            return;
+        }
+        if !self.namespace_admits(policy, Action::Presence, &f.channel, f.id.as_ref()) {
+            return;
+        }
         match self.hub.backplane.presence_list(&f.channel).await {
             Ok(entries) => {
                 let members = entries
@@ -589,26 +651,26 @@ impl<B: Backplane> Connection<B> {
     /// Authorizes and encodes the publish now; the future only waits for the backplane and
     /// answers (small: every client publish allocates it).
     fn publish(&self, f: Publish) -> impl Future<Output = ()> + Send + '_ {
-        let publishing = self
-            .authorize(Action::Publish, &f.channel, f.id.as_ref())
-            .then(|| {
-                let publisher = Publisher {
-                    connection_id: Arc::clone(&self.id),
-                    user_id: self.identity.user_id.clone(),
-                    client: self.client.clone(),
-                };
-                let answer_id = f.id.clone();
-                let own_id: &str = &self.id;
-                let exclude: &[&str] = if f.exclude_self {
-                    std::slice::from_ref(&own_id)
-                } else {
-                    &[]
-                };
-                let publishing = self.hub.publish(
-                    publisher, f.channel, f.event, f.payload, f.id, f.priority, exclude,
-                );
-                (answer_id, publishing)
-            });
+        let publishing = (self.authorize(Action::Publish, &f.channel, f.id.as_ref())
+            && self.namespace_lets_clients_publish(&f.channel, f.id.as_ref()))
+        .then(|| {
+            let publisher = Publisher {
+                connection_id: Arc::clone(&self.id),
+                user_id: self.identity.user_id.clone(),
+                client: self.client.clone(),
+            };
+            let answer_id = f.id.clone();
+            let own_id: &str = &self.id;
+            let exclude: &[&str] = if f.exclude_self {
+                std::slice::from_ref(&own_id)
+            } else {
+                &[]
+            };
+            let publishing = self.hub.publish(
+                publisher, f.channel, f.event, f.payload, f.id, f.priority, exclude,
+            );
+            (answer_id, publishing)
+        });
         async move {
             let Some((answer_id, publishing)) = publishing else {
                 return;
@@ -631,6 +693,25 @@ impl<B: Backplane> Connection<B> {
                 }
             }
         }
+    }
+
+    /// Whether the channel's namespace lets this connection publish: clients may not where
+    /// `client_publish` is off, anonymous ones not where `anonymous` is; `forbidden` else.
+    fn namespace_lets_clients_publish(&self, channel: &ChannelName, id: Option<&String>) -> bool {
+        let policy = self.hub.policies.of(channel);
+        if !policy.client_publish {
+            self.audit_denied(Action::Publish, channel);
+            self.error(
+                ErrorCode::Forbidden,
+                format!(
+                    "clients may not publish to channels of namespace {}",
+                    namespace_of(channel).unwrap_or_default()
+                ),
+                id.cloned(),
+            );
+            return false;
+        }
+        self.namespace_admits(policy, Action::Publish, channel, id)
     }
 
     /// Ends the connection: leaves presence everywhere, drops every subscription, and

@@ -70,6 +70,11 @@ fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
             }
         }
         Event::Presence(change) => {
+            let quiet = matches!(change.action, PresenceAction::Join | PresenceAction::Leave)
+                && !hub.policies.of(&change.channel).join_leave;
+            if quiet {
+                return;
+            }
             if let Some(frame) = presence_frame(&change) {
                 hub.registry
                     .deliver(&change.channel, None, &frame, Priority::High, &[]);

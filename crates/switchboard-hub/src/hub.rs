@@ -42,6 +42,10 @@ pub enum HubError {
     /// longer than 123 bytes.
     #[error("a close code must be in 4000-4999 and its reason at most 123 bytes")]
     InvalidClose,
+    /// Presence is off in the channel's namespace
+    /// ([`NamespaceOptions::presence`](crate::NamespaceOptions::presence)).
+    #[error("presence is off in namespace {0}")]
+    PresenceOff(String),
 }
 
 /// The receipt of a publish.
@@ -202,6 +206,7 @@ impl<B: Backplane> HubBuilder<B> {
     pub fn build(self) -> Hub<B> {
         let (events, _) = broadcast::channel(self.config.event_capacity.get());
         let (alive, alive_rx) = watch::channel(());
+        let policies = crate::namespace::Policies::new(&self.config.namespaces);
         let inner = Arc::new(HubInner {
             registry: Registry::new(self.config.recovery_buffer.get()),
             redactor: Redactor::new(&self.config.redact_fields),
@@ -212,6 +217,7 @@ impl<B: Backplane> HubBuilder<B> {
             events,
             members: Mutex::new(HashSet::new()),
             users: crate::control::Users::default(),
+            policies,
             connections: AtomicUsize::new(0),
             metrics: self.metrics,
             next_conn: std::sync::atomic::AtomicU64::new(1),
@@ -299,8 +305,14 @@ impl<B: Backplane> Hub<B> {
     /// The channel's presence members.
     ///
     /// # Errors
-    /// When the backplane cannot be reached.
+    /// [`HubError::PresenceOff`] when the channel's namespace turned presence off;
+    /// [`HubError::Backplane`] when the backplane cannot be reached.
     pub async fn presence(&self, channel: &ChannelName) -> Result<Vec<Member>, HubError> {
+        if !self.inner.policies.of(channel).presence {
+            return Err(HubError::PresenceOff(
+                crate::namespace_of(channel).unwrap_or_default().to_owned(),
+            ));
+        }
         let entries = self.inner.backplane.presence_list(channel).await?;
         Ok(entries
             .iter()

@@ -30,6 +30,8 @@ pub(crate) struct HubInner<B> {
     pub(crate) connections: AtomicUsize,
     /// Each signed-in user's local connections, for the cluster-wide user operations.
     pub(crate) users: crate::control::Users,
+    /// What each configured namespace allows.
+    pub(crate) policies: crate::namespace::Policies,
     pub(crate) metrics: Metrics,
     pub(crate) next_conn: std::sync::atomic::AtomicU64,
     /// Dropped with the hub: background tasks watch it and stop.

@@ -10,5 +10,5 @@ mod server;
 mod timestamp;
 
 pub use assets::{CLIENT_JS, DEMO_HTML};
-pub use config::{ConfigError, LogFormat, Secret, ServerConfig};
+pub use config::{ConfigError, LogFormat, Namespace, Secret, ServerConfig};
 pub use server::{Server, ServerError};

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use switchboard_backplane::{
-    BackplaneError, BoxBackplane, Health, HealthState, MemoryBackplane, MemoryBackplaneConfig,
-    RedisBackplane, RedisBackplaneConfig,
+    BackplaneError, BoxBackplane, Health, HealthState, HistoryOverride, MemoryBackplane,
+    MemoryBackplaneConfig, RedisBackplane, RedisBackplaneConfig,
 };
 use switchboard_hub::{Hub, HubConfig};
 use switchboard_metrics::Metrics;
@@ -165,13 +165,15 @@ impl Server {
             .transpose()?;
         let metrics = Metrics::new();
         let (backplane, boxed) = connect_backplane(&config).await?;
+        let hub_config = config.namespaces.iter().fold(
+            HubConfig::default()
+                .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+                .redact_fields(config.redact_fields.iter().cloned())
+                .presence_refresh(presence_refresh(config.presence_ttl)),
+            |hub, (name, namespace)| hub.namespace(name, namespace.options.clone()),
+        );
         let hub = Hub::builder(boxed)
-            .config(
-                HubConfig::default()
-                    .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
-                    .redact_fields(config.redact_fields.iter().cloned())
-                    .presence_refresh(presence_refresh(config.presence_ttl)),
-            )
+            .config(hub_config)
             .metrics(metrics.clone())
             .build();
         let transport = Transport::builder(hub.clone())
@@ -427,33 +429,58 @@ fn authenticator(config: &ServerConfig) -> Result<Authenticator, ServerError> {
     Ok(verifier.map_or_else(Authenticator::open, Authenticator::jwt))
 }
 
+/// The history bounds the configured namespaces set, as backplane overrides.
+fn history_overrides(config: &ServerConfig) -> impl Iterator<Item = HistoryOverride> + '_ {
+    config
+        .namespaces
+        .iter()
+        .filter(|(_, ns)| ns.history_size.is_some() || ns.history_ttl.is_some())
+        .map(|(name, ns)| {
+            let rule = HistoryOverride::new(format!("{name}:"));
+            let rule = match ns.history_size {
+                Some(size) => rule.size(size),
+                None => rule,
+            };
+            match ns.history_ttl {
+                Some(ttl) => rule.ttl(ttl),
+                None => rule,
+            }
+        })
+}
+
 async fn connect_backplane(
     config: &ServerConfig,
 ) -> Result<(BackplaneHandle, BoxBackplane), ServerError> {
     let Some(url) = &config.redis_url else {
         let memory = MemoryBackplane::new(
-            MemoryBackplaneConfig::default()
-                .history_size(config.history_size)
-                .history_ttl(config.history_ttl)
-                .history_max_bytes(config.history_max_bytes)
-                .presence_ttl(config.presence_ttl)
-                .presence_sweep(config.presence_cleanup),
+            history_overrides(config).fold(
+                MemoryBackplaneConfig::default()
+                    .history_size(config.history_size)
+                    .history_ttl(config.history_ttl)
+                    .history_max_bytes(config.history_max_bytes)
+                    .presence_ttl(config.presence_ttl)
+                    .presence_sweep(config.presence_cleanup),
+                MemoryBackplaneConfig::history_override,
+            ),
         );
         let boxed = BoxBackplane::new(memory.clone());
         return Ok((BackplaneHandle::Memory(memory), boxed));
     };
     let redis = RedisBackplane::connect(
         url.expose(),
-        RedisBackplaneConfig::default()
-            .history_size(config.history_size)
-            .history_ttl(config.history_ttl)
-            .history_max_bytes(config.history_max_bytes)
-            .history_max_channel_bytes(config.history_max_channel_bytes)
-            .presence_ttl(config.presence_ttl)
-            .presence_sweep(config.presence_cleanup)
-            .probe_interval(config.redis_probe_interval)
-            .command_timeout(config.redis_timeout)
-            .connect_timeout(config.redis_timeout),
+        history_overrides(config).fold(
+            RedisBackplaneConfig::default()
+                .history_size(config.history_size)
+                .history_ttl(config.history_ttl)
+                .history_max_bytes(config.history_max_bytes)
+                .history_max_channel_bytes(config.history_max_channel_bytes)
+                .presence_ttl(config.presence_ttl)
+                .presence_sweep(config.presence_cleanup)
+                .probe_interval(config.redis_probe_interval)
+                .command_timeout(config.redis_timeout)
+                .connect_timeout(config.redis_timeout),
+            RedisBackplaneConfig::history_override,
+        ),
     )
     .await?;
     let boxed = BoxBackplane::new(redis.clone());

@@ -4,6 +4,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use crate::error::{BackplaneError, Result};
+use crate::history::HistoryOverride;
 
 /// The default bound on one channel's history in Redis: 4 MiB of message data.
 pub const DEFAULT_HISTORY_MAX_CHANNEL_BYTES: usize = 4 << 20;
@@ -78,6 +79,9 @@ pub struct RedisBackplaneConfig {
     /// How many pub/sub pushes may wait for processing (default 65536). Past it, pushes are
     /// dropped and every channel catches up from history.
     pub push_capacity: NonZeroUsize,
+    /// Other history bounds for some channels, by name prefix (default none), in Redis and
+    /// in the local fallback. See [`HistoryOverride`].
+    pub history_overrides: Vec<HistoryOverride>,
 }
 
 impl Default for RedisBackplaneConfig {
@@ -100,6 +104,7 @@ impl Default for RedisBackplaneConfig {
             failure_threshold: NonZeroU32::new(3).expect("nonzero"),
             event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
             push_capacity: NonZeroUsize::new(65536).expect("nonzero"),
+            history_overrides: Vec::new(),
         }
     }
 }
@@ -118,6 +123,13 @@ macro_rules! setters {
 }
 
 impl RedisBackplaneConfig {
+    /// Adds a [`HistoryOverride`] to [`history_overrides`](Self::history_overrides).
+    #[must_use]
+    pub fn history_override(mut self, rule: HistoryOverride) -> Self {
+        self.history_overrides.push(rule);
+        self
+    }
+
     /// Sets [`prefix`](Self::prefix).
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {

@@ -30,7 +30,7 @@ use self::scripts::{CallError, Limits, SetMode};
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
 use crate::events::{EventOutlet, EventReceiver, EventSink};
-use crate::history::{History, HistoryBudget, HistoryLimits};
+use crate::history::{History, HistoryBudget, HistoryLimits, overridden};
 use crate::presence::PresenceTable;
 use crate::types::{
     Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, PublishOptions,
@@ -334,11 +334,29 @@ impl Shared {
         self.state.lock().conn.clone()
     }
 
-    fn history_limits(&self) -> HistoryLimits {
-        HistoryLimits {
-            size: self.config.history_size,
-            ttl: self.config.history_ttl,
-            dedupe_window: self.config.dedupe_window,
+    /// The bounds of `channel`'s local fallback history.
+    fn history_limits(&self, channel: &str) -> HistoryLimits {
+        overridden(
+            &self.config.history_overrides,
+            channel,
+            HistoryLimits {
+                size: self.config.history_size,
+                ttl: self.config.history_ttl,
+                dedupe_window: self.config.dedupe_window,
+            },
+        )
+    }
+
+    /// The limits the scripts apply to `channel` (its history bounds may be overridden).
+    fn limits_for(&self, channel: &str) -> Limits {
+        if self.config.history_overrides.is_empty() {
+            return self.limits;
+        }
+        let history = self.history_limits(channel);
+        Limits {
+            history_size: history.size,
+            history_ttl_ms: millis(history.ttl),
+            ..self.limits
         }
     }
 
@@ -546,7 +564,7 @@ impl Shared {
                         scripts::read(
                             &mut conn,
                             &self.keys,
-                            &self.limits,
+                            &self.limits_for(&name),
                             &name,
                             known,
                             round.after,
@@ -666,11 +684,10 @@ impl Shared {
     async fn sweep(&self) {
         use futures_util::StreamExt;
         let now = Instant::now();
-        let limits = self.history_limits();
         let channels: Vec<Arc<str>> = {
             let mut st = self.state.lock();
-            st.local.retain(|_, history| {
-                history.trim(now, limits);
+            st.local.retain(|channel, history| {
+                history.trim(now, self.history_limits(channel));
                 !history.is_empty()
             });
             st.owned.retain(|_, table| {
@@ -705,7 +722,7 @@ impl Shared {
         options: PublishOptions<'_>,
     ) -> Published {
         let now = Instant::now();
-        let limits = self.history_limits();
+        let limits = self.history_limits(channel);
         let mut st = self.state.lock();
         let State {
             subs,
@@ -794,7 +811,7 @@ impl Shared {
     /// epoch.
     fn read_locally(&self, channel: &str, offset: u64, known: &str) -> Result<Recovery> {
         let now = Instant::now();
-        let limits = self.history_limits();
+        let limits = self.history_limits(channel);
         let mut st = self.state.lock();
         let State {
             subs,
@@ -817,7 +834,8 @@ impl Shared {
         if let Some(live) = self.live() {
             let name: Arc<str> = channel.into();
             let mut conn = live.conn.clone();
-            let read = scripts::read(&mut conn, &self.keys, &self.limits, &name, known, offset);
+            let limits = self.limits_for(channel);
+            let read = scripts::read(&mut conn, &self.keys, &limits, &name, known, offset);
             match self.call(live.generation, read).await {
                 Ok(recovery) => return Ok(recovery),
                 Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
@@ -854,10 +872,11 @@ impl Backplane for RedisBackplane {
         shared.check_open()?;
         if let Some(live) = shared.live() {
             let mut conn = live.conn.clone();
+            let limits = shared.limits_for(channel);
             let publish = scripts::publish(
                 &mut conn,
                 &shared.keys,
-                &shared.limits,
+                &limits,
                 channel,
                 &data,
                 options.dedupe_key,

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use switchboard_backplane::{
-    Backplane, Envelope, Event, EventReceiver, EventSink, HealthState, PresenceAction,
-    PresenceChange, PublishOptions,
+    Backplane, Envelope, Event, EventReceiver, EventSink, HealthState, HistoryOverride,
+    PresenceAction, PresenceChange, PublishOptions,
 };
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -31,6 +31,7 @@ pub struct Options {
     pub presence_sweep: Duration,
     pub event_capacity: NonZeroUsize,
     pub dedupe_window: usize,
+    pub history_overrides: Vec<HistoryOverride>,
 }
 
 impl Default for Options {
@@ -41,6 +42,7 @@ impl Default for Options {
             presence_sweep: Duration::from_secs(60),
             event_capacity: NonZeroUsize::new(16384).unwrap(),
             dedupe_window: 1024,
+            history_overrides: Vec::new(),
         }
     }
 }
@@ -596,6 +598,77 @@ pub async fn an_unrenewed_lease_expires_and_frees_its_place<C: Cluster>() {
     );
 }
 
+pub async fn channels_under_an_override_keep_its_history_bounds_and_others_the_default<
+    C: Cluster,
+>() {
+    let mut cluster = C::start(Options {
+        history_size: 5,
+        history_overrides: vec![
+            HistoryOverride::new("chat:").size(2),
+            HistoryOverride::new("chat:archive:").size(10),
+            HistoryOverride::new("live:").size(0),
+            HistoryOverride::new("brief:").ttl(Duration::from_millis(200)),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    for channel in ["chat:lobby", "chat:archive:2026", "live:scores", "plain"] {
+        for i in 0..12 {
+            a.publish(channel, Bytes::from(format!("{i}")))
+                .await
+                .unwrap();
+        }
+    }
+    // What each keeps, read from either instance: the longest matching prefix decides.
+    for (channel, kept) in [
+        ("chat:lobby", 2),
+        ("chat:archive:2026", 10),
+        ("live:scores", 0),
+        ("plain", 5),
+    ] {
+        let epoch = b.position(channel).await.unwrap().epoch;
+        // Asking from just before the oldest kept message recovers them all; one earlier
+        // cannot be recovered.
+        let from = 12 - kept;
+        let recovered = b.since(channel, from, epoch.as_str()).await.unwrap();
+        assert_eq!(
+            recovered.messages.map(|m| m.len()),
+            Some(kept as usize),
+            "{channel}"
+        );
+        if from > 0 {
+            let too_old = b.since(channel, from - 1, epoch.as_str()).await.unwrap();
+            assert!(too_old.messages.is_none(), "{channel} keeps only {kept}");
+        }
+    }
+    // A shorter lifetime: the message leaves that channel's history, and only that one's.
+    a.publish("brief:flash", Bytes::from_static(b"gone soon"))
+        .await
+        .unwrap();
+    a.publish("plain:kept", Bytes::from_static(b"stays"))
+        .await
+        .unwrap();
+    let epoch = b.position("brief:flash").await.unwrap().epoch;
+    timeout(WAIT, async {
+        while b
+            .since("brief:flash", 0, epoch.as_str())
+            .await
+            .unwrap()
+            .messages
+            .is_some_and(|m| !m.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a message outlives its namespace's history ttl");
+    let epoch = b.position("plain:kept").await.unwrap().epoch;
+    let kept = b.since("plain:kept", 0, epoch.as_str()).await.unwrap();
+    assert_eq!(kept.messages.map(|m| m.len()), Some(1));
+}
+
 /// A sink that answers surveys with its name and the request, and counts what it was asked.
 struct Answering {
     name: &'static str,
@@ -702,6 +775,7 @@ macro_rules! contract_tests {
             leases_are_counted_across_instances_up_to_the_limit,
             an_unrenewed_lease_expires_and_frees_its_place,
             a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers,
+            channels_under_an_override_keep_its_history_bounds_and_others_the_default,
             health_is_up_while_the_store_is_reachable,
         );
     };

@@ -376,6 +376,9 @@ async fn presence(state: &AppState, channel: &ChannelName) -> Response<ResponseB
             StatusCode::OK,
             &serde_json::json!({ "channel": channel.as_str(), "members": members }),
         ),
+        Err(err @ switchboard_hub::HubError::PresenceOff(_)) => {
+            error(StatusCode::BAD_REQUEST, "unsupported", &err.to_string())
+        }
         Err(err) => unavailable(&err),
     }
 }

@@ -1,7 +1,7 @@
 //! Loading: flags over environment over file over defaults, each value parsed with an error
 //! that names the setting and where the value came from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -13,7 +13,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use switchboard_tls::{ClientAuth, TlsConfig};
 
 use super::settings::{SETTINGS, Setting, setting};
-use super::{ConfigError, LogFormat, Secret, ServerConfig};
+use super::{ConfigError, LogFormat, Namespace, Secret, ServerConfig};
 
 /// The environment variable naming the config file when `--config` is not given.
 pub(crate) const CONFIG_ENV: &str = "SWITCHBOARD_CONFIG";
@@ -119,6 +119,8 @@ impl fmt::Display for Origin {
 struct FileValues {
     path: PathBuf,
     values: HashMap<&'static str, String>,
+    /// The `[namespaces.<name>]` tables.
+    namespaces: BTreeMap<String, Namespace>,
 }
 
 struct Sources<'a> {
@@ -338,6 +340,11 @@ where
         log_filter: src
             .get("log_filter", |v| validate_filter(v).map(|()| v.to_owned()))?
             .unwrap_or(defaults.log_filter),
+        namespaces: src
+            .file
+            .as_ref()
+            .map(|file| file.namespaces.clone())
+            .unwrap_or_default(),
         warnings: warnings(&src),
     };
     config.validate()?;
@@ -429,7 +436,12 @@ fn read_file(path: PathBuf) -> Result<FileValues, ConfigError> {
         .parse()
         .map_err(|e: toml::de::Error| fail(&path, e.to_string()))?;
     let mut values = HashMap::new();
+    let mut namespaces = BTreeMap::new();
     for (key, value) in table {
+        if key == "namespaces" {
+            namespaces = super::namespaces::from_toml(value).map_err(|e| fail(&path, e))?;
+            continue;
+        }
         let Some(s) = SETTINGS.iter().find(|s| s.key == key) else {
             return Err(fail(
                 &path,
@@ -463,7 +475,11 @@ fn read_file(path: PathBuf) -> Result<FileValues, ConfigError> {
         };
         values.insert(s.key, text);
     }
-    Ok(FileValues { path, values })
+    Ok(FileValues {
+        path,
+        values,
+        namespaces,
+    })
 }
 
 fn parse_number<T>(v: &str) -> Result<T, String>

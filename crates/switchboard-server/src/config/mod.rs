@@ -3,6 +3,7 @@
 
 mod error;
 mod load;
+mod namespaces;
 mod settings;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use switchboard_limiter::Quota;
 use switchboard_tls::TlsConfig;
 
 pub use error::ConfigError;
+pub use namespaces::Namespace;
 
 /// A secret string (an API key, a JWT secret, a Redis URL with its password). `Debug`
 /// prints `[redacted]`; there is no `Display`.
@@ -188,6 +190,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter in `tracing-subscriber` `EnvFilter` syntax (`RUST_LOG`, default `info`).
     pub log_filter: String,
+    /// Channel namespaces by name: what the channels named `<name>:…` keep and allow (the
+    /// configuration file's `[namespaces.<name>]` tables; default none).
+    pub namespaces: std::collections::BTreeMap<String, Namespace>,
     /// What loading found questionable without refusing it (the JWT secret read from
     /// `NEXTAUTH_SECRET`, a secret shared with another application). The server logs each
     /// as a warning when it starts. Empty for a configuration built in code.
@@ -237,6 +242,7 @@ impl Default for ServerConfig {
             drain_window: Duration::from_secs(5),
             log_format: LogFormat::Text,
             log_filter: "info".into(),
+            namespaces: std::collections::BTreeMap::new(),
             warnings: Vec::new(),
         }
     }
@@ -444,6 +450,20 @@ impl ServerConfig {
                 reason,
             })
         };
+        for (name, namespace) in &self.namespaces {
+            if let Some(reason) = namespaces::invalid_name(name) {
+                return invalid("namespaces", reason);
+            }
+            if namespace
+                .history_ttl
+                .is_some_and(|ttl| ttl < Duration::from_millis(1))
+            {
+                return invalid(
+                    "namespaces",
+                    format!("namespace {name}: history_ttl must be at least 1 ms"),
+                );
+            }
+        }
         if self.host.trim().is_empty() {
             return invalid("HOST", "must not be empty".into());
         }
