@@ -23,7 +23,7 @@ use crate::publish::{Outbox, PublishOptions, PublishOutcome, QueuedPublish};
 use crate::quality::QualityTracker;
 use crate::{
     Backoff, ClientError, ConnectionState, DisconnectReason, Heartbeat, PublishHandle, Quality,
-    QualityConfig, QueueConfig, Result, Subscription,
+    QualityConfig, QueueConfig, Result, ServerSubscriptionEvent, Subscription,
 };
 
 /// How many publish outcomes [`Client::publish_outcomes`] buffers for a slow receiver.
@@ -256,6 +256,15 @@ impl Client {
     #[must_use]
     pub fn publish_outcomes(&self) -> broadcast::Receiver<PublishOutcome> {
         self.0.shared.outcomes.subscribe()
+    }
+
+    /// The subscriptions the server makes for this connection, and their messages, from
+    /// now on (see [`ServerSubscriptionEvent`]). A receiver that falls more than 256 events
+    /// behind gets `RecvError::Lagged`: some messages were missed, and the channel's state
+    /// should be refetched.
+    #[must_use]
+    pub fn server_subscriptions(&self) -> broadcast::Receiver<ServerSubscriptionEvent> {
+        self.0.shared.server_events.subscribe()
     }
 
     /// The connection quality, updated after every ping, timeout and state change.
@@ -529,6 +538,7 @@ impl ClientBuilder {
         let queue = self.open_queue(delivery)?;
         let client_id = self.resolve_client_id()?;
         let (outcomes, _) = broadcast::channel(OUTCOMES_CAPACITY);
+        let (server_events, _) = broadcast::channel(OUTCOMES_CAPACITY);
         let (state, _) = watch::channel(ConnectionState::Connecting { attempt: 0 });
         let (quality, _) = watch::channel(Quality::offline());
         let shared = Arc::new(Shared {
@@ -537,6 +547,7 @@ impl ClientBuilder {
             outbox: Mutex::new(Outbox::new(queue, outcomes.clone())),
             wake: Notify::new(),
             outcomes,
+            server_events,
             closed: AtomicBool::new(false),
         });
         let settings = Arc::new(Settings {

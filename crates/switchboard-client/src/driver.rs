@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use switchboard_protocol::{
     ChannelName, ClientFrame, ErrorCode, ErrorFrame, Excluded, Message, Ping, PresenceEvent,
     PresenceUpdate, Refresh, ServerFrame, StreamPosition, Subscribe, Subscribed, Unsubscribe,
-    Welcome,
+    Unsubscribed, Welcome,
 };
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -28,7 +28,7 @@ use crate::quality::QualityTracker;
 use crate::subscription::Listener;
 use crate::{
     Backoff, ConnectionState, DisconnectReason, Heartbeat, PublishError, Quality, QueueConfig,
-    SubscriptionEvent,
+    ServerSubscriptionEvent, SubscriptionEvent,
 };
 
 /// How long a closing client waits for its close frame to be written.
@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Something was queued: send it if connected.
     pub(crate) wake: Notify,
     pub(crate) outcomes: broadcast::Sender<PublishOutcome>,
+    /// What [`Client::server_subscriptions`](crate::Client::server_subscriptions) yields.
+    pub(crate) server_events: broadcast::Sender<ServerSubscriptionEvent>,
     pub(crate) closed: AtomicBool,
 }
 
@@ -109,6 +111,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     channels: HashMap<ChannelName, ChannelEntry>,
+    /// Channels the server subscribed this connection to (and the application did not):
+    /// the offset last delivered, 0 before the first.
+    server_channels: HashMap<ChannelName, u64>,
     /// Pending `subscribe` request ids.
     requests: HashMap<String, ChannelName>,
     /// Publishes sent on this connection and not yet acknowledged: id → ack deadline.
@@ -146,6 +151,7 @@ impl Driver {
             shared,
             commands,
             channels: HashMap::new(),
+            server_channels: HashMap::new(),
             requests: HashMap::new(),
             inflight: HashMap::new(),
             quality,
@@ -363,6 +369,16 @@ impl Driver {
             entry.phase = Phase::Idle;
             entry.retry_at = None;
         }
+        // Server subscriptions lived on this connection.
+        for (channel, _) in self.server_channels.drain() {
+            let _ = self
+                .shared
+                .server_events
+                .send(ServerSubscriptionEvent::Unsubscribed {
+                    channel,
+                    reason: "disconnected".into(),
+                });
+        }
         self.publish_quality();
         ended
     }
@@ -520,6 +536,15 @@ impl Driver {
                         self.requests.remove(id);
                     }
                     if self.connected && entry.phase != Phase::Idle {
+                        // The server subscription on the channel, if any, ends with it.
+                        if self.server_channels.remove(&channel).is_some() {
+                            let _ = self.shared.server_events.send(
+                                ServerSubscriptionEvent::Unsubscribed {
+                                    channel: channel.clone(),
+                                    reason: "unsubscribed".into(),
+                                },
+                            );
+                        }
                         self.out.push(
                             ClientFrame::Unsubscribe(Unsubscribe { channel, id: None }).encode(),
                         );
@@ -549,7 +574,11 @@ impl Driver {
             }
         };
         match frame {
+            ServerFrame::Subscribed(subscribed) if subscribed.server && subscribed.id.is_none() => {
+                self.on_server_subscribed(subscribed);
+            }
             ServerFrame::Subscribed(subscribed) => self.on_subscribed(&subscribed),
+            ServerFrame::Unsubscribed(unsubscribed) => self.on_unsubscribed(unsubscribed),
             ServerFrame::Message(message) => self.on_message(message),
             ServerFrame::PresenceUpdate(event) => self.on_presence(event),
             ServerFrame::Ack(ack) => {
@@ -611,7 +640,72 @@ impl Driver {
         });
     }
 
+    /// The server subscribed this connection itself. A channel the application subscribed
+    /// to already delivers to its subscriptions; any other is tracked for the server stream.
+    fn on_server_subscribed(&mut self, subscribed: Subscribed) {
+        if self.channels.contains_key(&subscribed.channel) {
+            return;
+        }
+        let position = subscribed.position();
+        // Recovered: the replay follows from where the backend said, in order.
+        let last = if subscribed.recovered {
+            0
+        } else {
+            subscribed.offset
+        };
+        self.server_channels
+            .insert(subscribed.channel.clone(), last);
+        let _ = self
+            .shared
+            .server_events
+            .send(ServerSubscriptionEvent::Subscribed {
+                channel: subscribed.channel,
+                position,
+                recovered: subscribed.recovered,
+            });
+    }
+
+    /// An `unsubscribed` the server sent on its own (with a reason): the subscription is
+    /// over and is not made again. One without a reason answers this client's own
+    /// `unsubscribe`.
+    fn on_unsubscribed(&mut self, unsubscribed: Unsubscribed) {
+        let Some(reason) = unsubscribed.reason else {
+            return;
+        };
+        let channel = unsubscribed.channel;
+        if let Some(entry) = self.channels.remove(&channel) {
+            if let Phase::Pending(id) = &entry.phase {
+                self.requests.remove(id);
+            }
+            let event = SubscriptionEvent::Unsubscribed {
+                reason: reason.clone(),
+            };
+            for listener in entry.listeners {
+                listener.deliver(event.clone());
+            }
+        }
+        if self.server_channels.remove(&channel).is_some() {
+            let _ = self
+                .shared
+                .server_events
+                .send(ServerSubscriptionEvent::Unsubscribed { channel, reason });
+        }
+    }
+
     fn on_message(&mut self, message: Message) {
+        // A channel the application subscribed to delivers to its subscriptions only.
+        if !self.channels.contains_key(&message.channel) {
+            if let Some(last) = self.server_channels.get_mut(&message.channel)
+                && message.offset > *last
+            {
+                *last = message.offset;
+                let _ = self
+                    .shared
+                    .server_events
+                    .send(ServerSubscriptionEvent::Message(message));
+            }
+            return;
+        }
         if self.advance(&message.channel, message.offset) {
             let Some(entry) = self.channels.get_mut(&message.channel) else {
                 return;

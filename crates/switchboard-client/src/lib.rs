@@ -17,7 +17,7 @@ pub use error::{ClientError, DisconnectReason, PublishError, Result};
 pub use publish::{Acked, PublishHandle, PublishOptions, PublishOutcome};
 pub use quality::{Quality, QualityClass};
 pub use state::ConnectionState;
-pub use subscription::{Subscription, SubscriptionEvent};
+pub use subscription::{ServerSubscriptionEvent, Subscription, SubscriptionEvent};
 pub use switchboard_protocol::{
     ClientId, ErrorCode, Message, Payload, PresenceEvent, PresenceUpdate, Priority, StreamPosition,
 };

@@ -52,6 +52,50 @@ pub enum SubscriptionEvent {
         /// The server's explanation.
         message: String,
     },
+    /// The server ended the subscription itself: `reason` is `"forbidden"` when refreshed
+    /// credentials no longer allow the channel, `"server"` when the application's backend
+    /// unsubscribed this user (`POST /api/users/{user}/unsubscribe`). The client does not
+    /// subscribe again; the stream ends after this event.
+    Unsubscribed {
+        /// Why, as the server said it.
+        reason: String,
+    },
+}
+
+/// What [`Client::server_subscriptions`](crate::Client::server_subscriptions) yields: the
+/// subscriptions the server made for this connection itself (the backend's
+/// `POST /api/users/{user}/subscribe`) and their messages. A channel the application also
+/// subscribed to with [`Client::subscribe`](crate::Client::subscribe) delivers its messages
+/// there, not here.
+///
+/// Server subscriptions last as long as the connection: after a reconnect each ends with
+/// [`Unsubscribed`](Self::Unsubscribed) and reason `"disconnected"` (the backend subscribes
+/// the user again if it wants to, as with Centrifugo's server-side subscriptions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerSubscriptionEvent {
+    /// The server subscribed this connection to `channel`; with `recovered: true`, the
+    /// messages it missed since the position the backend gave follow.
+    Subscribed {
+        /// The channel.
+        channel: ChannelName,
+        /// The channel's position when the subscription started.
+        position: StreamPosition,
+        /// Whether what was missed follows.
+        recovered: bool,
+    },
+    /// A message of a channel the server subscribed this connection to. Per channel in
+    /// ascending offset, never twice.
+    Message(Message),
+    /// The subscription ended: reason `"server"` (the backend unsubscribed the user),
+    /// `"forbidden"` (refreshed credentials no longer allow it) or `"disconnected"` (the
+    /// connection it lived on ended).
+    Unsubscribed {
+        /// The channel.
+        channel: ChannelName,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The connection task's end of a [`Subscription`].

@@ -1,0 +1,149 @@
+//! Subscriptions the server makes and ends: the backend's subscribe and unsubscribe of a
+//! user reach the Rust client's streams, against a real server.
+
+mod support;
+
+use std::time::SystemTime;
+
+use support::{Server, WAIT, fast_client, next_event, transport_config};
+use switchboard_backplane::MemoryBackplaneConfig;
+use switchboard_client::{ServerSubscriptionEvent, SubscriptionEvent};
+use switchboard_protocol::ChannelName;
+use switchboard_transport::{Authenticator, TokenVerifier};
+use tokio::sync::broadcast;
+
+const SECRET: &str = "test-secret-which-is-long-enough";
+
+fn token(sub: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "sub": sub, "exp": exp }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn server() -> Server {
+    Server::with(
+        MemoryBackplaneConfig::default(),
+        Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap()),
+        transport_config(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+}
+
+async fn next_server_event(
+    events: &mut broadcast::Receiver<ServerSubscriptionEvent>,
+) -> ServerSubscriptionEvent {
+    tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("a server subscription event in time")
+        .expect("the stream is open and did not lag")
+}
+
+#[tokio::test]
+async fn a_server_subscription_streams_its_messages_until_the_server_ends_it() {
+    let server = server().await;
+    let client = fast_client(&server.url())
+        .token(token("ada"))
+        .build()
+        .unwrap();
+    client.connected().await.unwrap();
+    let mut events = client.server_subscriptions();
+    let news = ChannelName::new("news").unwrap();
+    server.publish("news", 1).await;
+
+    let subscribed = server.hub.subscribe_user("ada", &news, None).await.unwrap();
+    assert_eq!(subscribed.value, 1);
+    match next_server_event(&mut events).await {
+        ServerSubscriptionEvent::Subscribed {
+            channel,
+            position,
+            recovered,
+        } => {
+            assert_eq!(
+                (channel.as_str(), position.offset, recovered),
+                ("news", 1, false)
+            );
+        }
+        other => panic!("expected Subscribed, got {other:?}"),
+    }
+    for n in 2..=3 {
+        let offset = server.publish("news", n).await;
+        match next_server_event(&mut events).await {
+            ServerSubscriptionEvent::Message(message) => assert_eq!(message.offset, offset),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    server.hub.unsubscribe_user("ada", &news).await.unwrap();
+    assert_eq!(
+        next_server_event(&mut events).await,
+        ServerSubscriptionEvent::Unsubscribed {
+            channel: news,
+            reason: "server".into(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn an_application_subscription_the_server_ends_reports_why_and_is_not_made_again() {
+    let server = server().await;
+    let client = fast_client(&server.url())
+        .token(token("ada"))
+        .build()
+        .unwrap();
+    let mut subscription = client.subscribe("room").unwrap();
+    assert!(matches!(
+        next_event(&mut subscription).await,
+        SubscriptionEvent::Subscribed { .. }
+    ));
+    let room = ChannelName::new("room").unwrap();
+    let unsubscribed = server.hub.unsubscribe_user("ada", &room).await.unwrap();
+    assert_eq!(unsubscribed.value, 1);
+    assert_eq!(
+        next_event(&mut subscription).await,
+        SubscriptionEvent::Unsubscribed {
+            reason: "server".into()
+        }
+    );
+    // The stream ends, and the client does not subscribe again on its own.
+    assert!(
+        tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut subscription))
+            .await
+            .expect("the stream ends")
+            .is_none()
+    );
+    assert_eq!(server.hub.subscriber_count("room"), 0);
+}
+
+#[tokio::test]
+async fn server_subscriptions_end_with_their_connection() {
+    let server = server().await;
+    let client = fast_client(&server.url())
+        .token(token("ada"))
+        .build()
+        .unwrap();
+    client.connected().await.unwrap();
+    let mut events = client.server_subscriptions();
+    let feed = ChannelName::new("feed").unwrap();
+    server.hub.subscribe_user("ada", &feed, None).await.unwrap();
+    assert!(matches!(
+        next_server_event(&mut events).await,
+        ServerSubscriptionEvent::Subscribed { .. }
+    ));
+    server.stop().await;
+    assert_eq!(
+        next_server_event(&mut events).await,
+        ServerSubscriptionEvent::Unsubscribed {
+            channel: feed,
+            reason: "disconnected".into(),
+        }
+    );
+}
