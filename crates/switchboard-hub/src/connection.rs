@@ -602,6 +602,11 @@ impl<B: Backplane> Connection<B> {
             .insert((Arc::from(channel.as_str()), Arc::clone(&self.id)))
         {
             self.hub.metrics.presence_joined();
+            let _ = self.hub.events.send(HubEvent::MemberJoined {
+                connection_id: Arc::clone(&self.id),
+                user_id: self.identity.user_id.clone(),
+                channel: channel.clone(),
+            });
         }
         if let Err(err) = self
             .hub
@@ -810,6 +815,11 @@ async fn leave_channel<B: Backplane>(
             .remove(&(Arc::from(channel.as_str()), Arc::clone(id)))
         {
             hub.metrics.presence_left();
+            let _ = hub.events.send(HubEvent::MemberLeft {
+                connection_id: Arc::clone(id),
+                user_id: identity.user_id.clone(),
+                channel: channel.clone(),
+            });
         }
         if let Err(err) = hub.backplane.presence_remove(channel, id).await {
             tracing::warn!(%channel, %err, "presence leave failed; the member expires by TTL");

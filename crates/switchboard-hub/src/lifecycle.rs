@@ -66,6 +66,25 @@ pub enum HubEvent {
         /// The channel.
         channel: ChannelName,
     },
+    /// A connection of this instance joined a channel's presence (its first
+    /// `presence-update` there, or on subscribing after one for every channel).
+    MemberJoined {
+        /// The connection.
+        connection_id: Arc<str>,
+        /// Its user.
+        user_id: Option<Arc<str>>,
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// A connection of this instance left a channel's presence (it unsubscribed or ended).
+    MemberLeft {
+        /// The connection.
+        connection_id: Arc<str>,
+        /// Its user.
+        user_id: Option<Arc<str>>,
+        /// The channel.
+        channel: ChannelName,
+    },
     /// A message was published on this instance (by a connection or the server).
     Published {
         /// The publishing connection (`"$server"` for server-side publishes).

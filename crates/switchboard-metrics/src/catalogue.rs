@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::histogram::{HistogramReading, LatencyHistogram};
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel, Label,
-    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand,
+    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand, WebhookResult,
 };
 
 /// One counter per value of a bounded label, resolved at construction: recording is an index
@@ -131,6 +131,8 @@ pub(crate) struct Values {
     pub(crate) client_reconnects: AtomicU64,
     pub(crate) token_refreshes: LabelledCounters<RefreshResult>,
     pub(crate) server_commands: LabelledCounters<ServerCommand>,
+    pub(crate) webhook_events: LabelledCounters<WebhookResult>,
+    pub(crate) webhook_queue_depth: AtomicI64,
 }
 
 impl Values {
@@ -255,6 +257,16 @@ impl Values {
             "websocket_server_commands_total",
             "Orders of the server API carried to connections of this instance, by action.",
             &self.server_commands,
+        )?;
+        v.labelled_counter(
+            "websocket_webhook_events_total",
+            "Webhook events, by what became of them.",
+            &self.webhook_events,
+        )?;
+        v.gauge(
+            "websocket_webhook_queue_depth",
+            "Webhook events waiting to be delivered (ready, in flight or waiting for a retry).",
+            self.webhook_queue_depth.load(Relaxed),
         )
     }
 }

@@ -12,7 +12,7 @@ use crate::error::MetricsError;
 use crate::exposition::Exposition;
 use crate::labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel,
-    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand,
+    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand, WebhookResult,
 };
 use crate::snapshot::MetricsSnapshot;
 
@@ -331,6 +331,23 @@ impl Metrics {
     pub fn server_commands(&self, action: ServerCommand, connections: u64) {
         if let Some(v) = self.values() {
             v.server_commands.add(action, connections);
+        }
+    }
+
+    /// `events` webhook events came to `result` (`websocket_webhook_events_total{result}`).
+    #[inline]
+    pub fn webhook_events(&self, result: WebhookResult, events: u64) {
+        if let Some(v) = self.values() {
+            v.webhook_events.add(result, events);
+        }
+    }
+
+    /// How many webhook events wait to be delivered now (`websocket_webhook_queue_depth`).
+    #[inline]
+    pub fn webhook_queue_depth(&self, events: usize) {
+        if let Some(v) = self.values() {
+            v.webhook_queue_depth
+                .store(i64::try_from(events).unwrap_or(i64::MAX), Relaxed);
         }
     }
 

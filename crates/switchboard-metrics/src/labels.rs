@@ -217,6 +217,22 @@ label_enum! {
 }
 
 label_enum! {
+    /// What became of webhook events (label `result` of `websocket_webhook_events_total`).
+    pub enum WebhookResult as "result" {
+        /// `delivered`: the receiver answered 2xx to the batch that carried it.
+        Delivered = "delivered",
+        /// `retried`: a batch carrying it failed (no answer, or not 2xx); it is sent again
+        /// after a backoff.
+        Retried = "retried",
+        /// `dead_lettered`: every attempt failed; it was given up (and logged).
+        DeadLettered = "dead_lettered",
+        /// `dropped`: it never entered the queue (the queue was full, its file could not be
+        /// written, or the hub's event stream outran the queue).
+        Dropped = "dropped",
+    }
+}
+
+label_enum! {
     /// The outcome of a token refresh (label `result` of `websocket_token_refreshes_total`).
     pub(crate) enum RefreshResult as "result" {
         /// `refreshed`: the connection runs on the new credentials.

@@ -13,7 +13,7 @@ pub use handle::{Metrics, MetricsBuilder};
 pub use histogram::LATENCY_BUCKETS_MS;
 pub use labels::{
     AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel,
-    PriorityLabel, ServerCommand,
+    PriorityLabel, ServerCommand, WebhookResult,
 };
 /// The prometheus-client version this crate encodes with, for
 /// [`MetricsBuilder::registry`]: build your registry from this path so the versions match.

@@ -8,7 +8,9 @@ mod config;
 mod routes;
 mod server;
 mod timestamp;
+mod webhooks;
 
 pub use assets::{CLIENT_JS, DEMO_HTML};
 pub use config::{ConfigError, LogFormat, Namespace, Secret, ServerConfig};
 pub use server::{Server, ServerError};
+pub use webhooks::{WebhookConfig, WebhookError, WebhookEventType};

@@ -67,6 +67,10 @@ pub enum ServerError {
     /// The TLS reload watcher could not listen for `SIGHUP`.
     #[error("cannot watch the TLS files for reload: {0}")]
     ReloadWatcher(io::Error),
+    /// Webhooks could not start: a bad `WEBHOOK_URL`, or a `WEBHOOK_QUEUE_PATH` that cannot
+    /// be opened.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookError),
 }
 
 impl ServerError {
@@ -97,6 +101,9 @@ impl BackplaneHandle {
 }
 
 /// What every request handler shares.
+/// The hub's lifecycle stream capacity when webhooks read it.
+const WEBHOOK_EVENT_CAPACITY: std::num::NonZeroUsize = std::num::NonZeroUsize::new(65_536).unwrap();
+
 pub(crate) struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) hub: Hub,
@@ -128,6 +135,8 @@ pub struct Server {
     connections: TaskTracker,
     accept: JoinHandle<()>,
     _reload_watcher: Option<ReloadWatcher>,
+    /// Stops with the server.
+    _webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl fmt::Debug for Server {
@@ -169,13 +178,24 @@ impl Server {
             HubConfig::default()
                 .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
                 .redact_fields(config.redact_fields.iter().cloned())
-                .presence_refresh(presence_refresh(config.presence_ttl)),
+                .presence_refresh(presence_refresh(config.presence_ttl))
+                // Webhooks read the lifecycle stream: room for bursts of connects.
+                .event_capacity(if config.webhook.is_some() {
+                    WEBHOOK_EVENT_CAPACITY
+                } else {
+                    HubConfig::default().event_capacity
+                }),
             |hub, (name, namespace)| hub.namespace(name, namespace.options.clone()),
         );
         let hub = Hub::builder(boxed)
             .config(hub_config)
             .metrics(metrics.clone())
             .build();
+        let webhooks = config
+            .webhook
+            .as_ref()
+            .map(|webhook| crate::webhooks::Webhooks::start(webhook, hub.events(), metrics.clone()))
+            .transpose()?;
         let transport = Transport::builder(hub.clone())
             .auth(auth)
             .config(transport_config(&config)?)
@@ -229,6 +249,7 @@ impl Server {
             connections,
             accept,
             _reload_watcher: reload_watcher,
+            _webhooks: webhooks,
         };
         server.log_startup();
         Ok(server)

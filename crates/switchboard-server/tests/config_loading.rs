@@ -539,3 +539,53 @@ fn the_user_rate_limit_defaults_to_1000_per_window_and_0_turns_it_off() {
     let off = load(&[], &[("RATE_LIMIT_USER_MAX_MESSAGES", "0")]).unwrap();
     assert_eq!(off.user_rate_limit().unwrap(), None);
 }
+
+#[test]
+fn webhooks_load_from_the_environment_and_bad_values_name_their_setting() {
+    let config = load(
+        &[],
+        &[
+            ("WEBHOOK_URL", "https://hooks.example.com/switchboard"),
+            ("WEBHOOK_SECRET", "s3cret"),
+            ("WEBHOOK_EVENTS", "connected, member_added"),
+            ("WEBHOOK_QUEUE_PATH", "/var/lib/switchboard/webhooks"),
+        ],
+    )
+    .unwrap();
+    let webhook = config.webhook.expect("webhooks on");
+    assert_eq!(webhook.url, "https://hooks.example.com/switchboard");
+    assert_eq!(webhook.secret.unwrap().expose(), "s3cret");
+    assert_eq!(
+        webhook.events,
+        Some(vec![
+            switchboard_server::WebhookEventType::Connected,
+            switchboard_server::WebhookEventType::MemberAdded
+        ])
+    );
+    assert_eq!(
+        webhook.queue_path.as_deref(),
+        Some(std::path::Path::new("/var/lib/switchboard/webhooks"))
+    );
+    assert!(load(&[], &[]).unwrap().webhook.is_none());
+
+    for (env, needle) in [
+        (("WEBHOOK_URL", "ftp://hooks.example.com/"), "WEBHOOK_URL"),
+        (("WEBHOOK_URL", "hooks.example.com"), "WEBHOOK_URL"),
+    ] {
+        let err = load(&[], &[env]).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    let err = load(
+        &[],
+        &[
+            ("WEBHOOK_URL", "http://127.0.0.1:9/"),
+            ("WEBHOOK_EVENTS", "connected,channel_gone"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("WEBHOOK_EVENTS") && err.contains("channel_gone"),
+        "{err}"
+    );
+}

@@ -340,6 +340,7 @@ where
         log_filter: src
             .get("log_filter", |v| validate_filter(v).map(|()| v.to_owned()))?
             .unwrap_or(defaults.log_filter),
+        webhook: webhook(&src)?,
         namespaces: src
             .file
             .as_ref()
@@ -349,6 +350,32 @@ where
     };
     config.validate()?;
     Ok(config)
+}
+
+/// The webhook settings, when `WEBHOOK_URL` is set.
+fn webhook(src: &Sources<'_>) -> Result<Option<crate::webhooks::WebhookConfig>, ConfigError> {
+    let Some(url) = src.get("webhook_url", |v| {
+        crate::webhooks::Poster::new(v, None, Duration::from_secs(1)).map(|_| v.to_owned())
+    })?
+    else {
+        return Ok(None);
+    };
+    let events = src.get("webhook_events", |v| {
+        let types = parse_list(v)
+            .iter()
+            .map(|name| name.parse())
+            .collect::<Result<Vec<_>, String>>()?;
+        if types.is_empty() {
+            return Err("name at least one event type".into());
+        }
+        Ok(types)
+    })?;
+    Ok(Some(
+        crate::webhooks::WebhookConfig::new(url)
+            .secret(src.get("webhook_secret", parse_secret)?)
+            .events(events)
+            .queue_path(src.get("webhook_queue_path", parse_path)?),
+    ))
 }
 
 /// The Redis URL: `REDIS_URL`, or one built from `REDIS_HOST`, `REDIS_PORT` and

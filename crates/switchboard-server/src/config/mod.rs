@@ -190,6 +190,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Log filter in `tracing-subscriber` `EnvFilter` syntax (`RUST_LOG`, default `info`).
     pub log_filter: String,
+    /// Lifecycle webhooks (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_EVENTS`,
+    /// `WEBHOOK_QUEUE_PATH`); `None`: none are sent.
+    pub webhook: Option<crate::webhooks::WebhookConfig>,
     /// Channel namespaces by name: what the channels named `<name>:…` keep and allow (the
     /// configuration file's `[namespaces.<name>]` tables; default none).
     pub namespaces: std::collections::BTreeMap<String, Namespace>,
@@ -243,6 +246,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             log_filter: "info".into(),
             namespaces: std::collections::BTreeMap::new(),
+            webhook: None,
             warnings: Vec::new(),
         }
     }
@@ -280,6 +284,8 @@ setters! {
     jwt_public_key_path: Option<PathBuf>,
     /// Sets [`ServerConfig::redact_fields`].
     redact_fields: Vec<String>,
+    /// Sets [`ServerConfig::webhook`].
+    webhook: Option<crate::webhooks::WebhookConfig>,
     /// Sets [`ServerConfig::rate_limit_max_messages`].
     rate_limit_max_messages: NonZeroU32,
     /// Sets [`ServerConfig::rate_limit_window`].

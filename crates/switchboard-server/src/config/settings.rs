@@ -42,6 +42,7 @@ const AUTH: &str = "Authentication and access";
 const LIMITS: &str = "Limits";
 const TIMING: &str = "Keepalive, presence and history";
 const OPS: &str = "Operations";
+const WEBHOOKS: &str = "Webhooks";
 
 macro_rules! setting {
     ($key:literal, $flag:literal, [$($env:literal),+], $default:expr, $unset:literal, $value:literal, $heading:expr, $help:literal $(, $attr:ident)*) => {
@@ -541,6 +542,47 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "FILTER",
         OPS,
         "Log filter (tracing-subscriber EnvFilter syntax, e.g. info,switchboard_transport=debug)"
+    ),
+    setting!(
+        "webhook_url",
+        "webhook-url",
+        ["WEBHOOK_URL"],
+        None,
+        "no webhooks",
+        "URL",
+        WEBHOOKS,
+        "Where lifecycle events are POSTed in batches (http:// or https://)"
+    ),
+    setting!(
+        "webhook_secret",
+        "webhook-secret",
+        ["WEBHOOK_SECRET"],
+        None,
+        "requests are not signed",
+        "SECRET",
+        WEBHOOKS,
+        "Key of the X-Switchboard-Signature header (sha256=<hex HMAC-SHA256 of the body>)",
+        secret
+    ),
+    setting!(
+        "webhook_events",
+        "webhook-events",
+        ["WEBHOOK_EVENTS"],
+        None,
+        "every type",
+        "TYPES",
+        WEBHOOKS,
+        "Comma-separated event types to send (connected, disconnected, subscribed, unsubscribed, member_added, member_removed)"
+    ),
+    setting!(
+        "webhook_queue_path",
+        "webhook-queue-path",
+        ["WEBHOOK_QUEUE_PATH"],
+        None,
+        "the queue is in memory",
+        "FILE",
+        WEBHOOKS,
+        "File that keeps undelivered events across restarts"
     ),
 ];
 

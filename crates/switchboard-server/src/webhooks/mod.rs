@@ -1,0 +1,533 @@
+//! Webhooks: the hub's lifecycle events, POSTed in signed JSON batches to `WEBHOOK_URL`,
+//! at least once, through a bounded delivery queue (optionally a file) that retries with
+//! backoff, so a slow or dead receiver never slows a session.
+
+mod post;
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use switchboard_hub::{DisconnectReason, HubEvent};
+use switchboard_metrics::{Metrics, WebhookResult};
+use switchboard_queue::{Backoff, DeliveryConfig, DeliveryQueue, Priority, StoreConfig};
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::config::Secret;
+pub(crate) use post::Poster;
+
+/// The most events one POST carries.
+const BATCH: usize = 100;
+/// The most events waiting at once; past it new events are dropped (and counted).
+const CAPACITY: usize = 100_000;
+/// Attempts per event before it is given up: about 15 minutes of retries.
+const ATTEMPTS: u32 = 10;
+/// How long one POST may take, connecting included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A kind of webhook event (`WEBHOOK_EVENTS` names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum WebhookEventType {
+    /// `connected`: a connection opened (after authentication).
+    Connected,
+    /// `disconnected`: a connection ended; with the close `code`.
+    Disconnected,
+    /// `subscribed`: a connection subscribed to a `channel`.
+    Subscribed,
+    /// `unsubscribed`: a connection left a `channel` (also when it ended).
+    Unsubscribed,
+    /// `member_added`: a connection joined a `channel`'s presence.
+    MemberAdded,
+    /// `member_removed`: a connection left a `channel`'s presence.
+    MemberRemoved,
+}
+
+impl WebhookEventType {
+    /// Every type.
+    pub const ALL: [Self; 6] = [
+        Self::Connected,
+        Self::Disconnected,
+        Self::Subscribed,
+        Self::Unsubscribed,
+        Self::MemberAdded,
+        Self::MemberRemoved,
+    ];
+
+    /// The name on the wire and in `WEBHOOK_EVENTS`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Subscribed => "subscribed",
+            Self::Unsubscribed => "unsubscribed",
+            Self::MemberAdded => "member_added",
+            Self::MemberRemoved => "member_removed",
+        }
+    }
+}
+
+impl fmt::Display for WebhookEventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WebhookEventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!("{s:?} is not a webhook event type ({})", names.join(", "))
+            })
+    }
+}
+
+/// Where and how lifecycle events are sent (`WEBHOOK_URL` and the other `WEBHOOK_*`
+/// settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebhookConfig {
+    /// The receiver: `http://` or `https://` (verified against the Mozilla root
+    /// certificates), host, optional port and path.
+    pub url: String,
+    /// The key of `X-Switchboard-Signature: sha256=<hex HMAC-SHA256 of the body>`;
+    /// `None` sends no signature.
+    pub secret: Option<Secret>,
+    /// The types sent; `None` sends every type.
+    pub events: Option<Vec<WebhookEventType>>,
+    /// A file that keeps undelivered events across restarts; `None` keeps them in memory.
+    pub queue_path: Option<PathBuf>,
+}
+
+impl WebhookConfig {
+    /// Webhooks to `url`, unsigned, every type, queued in memory.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            secret: None,
+            events: None,
+            queue_path: None,
+        }
+    }
+
+    /// Sets [`secret`](Self::secret).
+    #[must_use]
+    pub fn secret(mut self, secret: Option<impl Into<Secret>>) -> Self {
+        self.secret = secret.map(Into::into);
+        self
+    }
+
+    /// Sets [`events`](Self::events).
+    #[must_use]
+    pub fn events(mut self, events: Option<Vec<WebhookEventType>>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Sets [`queue_path`](Self::queue_path).
+    #[must_use]
+    pub fn queue_path(mut self, path: Option<PathBuf>) -> Self {
+        self.queue_path = path;
+        self
+    }
+
+    fn wants(&self, kind: WebhookEventType) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|types| types.contains(&kind))
+    }
+}
+
+/// One event as it travels (and as the queue file keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Event {
+    /// Unique across instances and restarts: `<random node id>-<sequence>`.
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    /// When it happened, ms since the Unix epoch.
+    time: u64,
+    connection_id: String,
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    /// For `disconnected`: the close code (1006 when the connection was lost without one,
+    /// 1000 when the client closed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+}
+
+/// Names events uniquely.
+struct Ids {
+    node: String,
+    next: AtomicU64,
+}
+
+impl Ids {
+    fn next(&self) -> String {
+        format!(
+            "{}-{}",
+            self.node,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+/// The webhook event for a hub event, if it makes one.
+fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)> {
+    let user = |u: Option<Arc<str>>| u.map(|u| u.to_string());
+    let (kind, connection_id, user_id, channel, code) = match hub_event {
+        HubEvent::Connected {
+            connection_id,
+            user_id,
+        } => (
+            WebhookEventType::Connected,
+            connection_id,
+            user_id,
+            None,
+            None,
+        ),
+        HubEvent::Disconnected {
+            connection_id,
+            user_id,
+            reason,
+        } => {
+            let code = match reason {
+                DisconnectReason::Closed(code) => code.code(),
+                DisconnectReason::ClientClosed => 1000,
+                _ => 1006,
+            };
+            (
+                WebhookEventType::Disconnected,
+                connection_id,
+                user_id,
+                None,
+                Some(code),
+            )
+        }
+        HubEvent::Subscribed {
+            connection_id,
+            user_id,
+            channel,
+        } => (
+            WebhookEventType::Subscribed,
+            connection_id,
+            user_id,
+            Some(channel),
+            None,
+        ),
+        HubEvent::Unsubscribed {
+            connection_id,
+            user_id,
+            channel,
+        } => (
+            WebhookEventType::Unsubscribed,
+            connection_id,
+            user_id,
+            Some(channel),
+            None,
+        ),
+        HubEvent::MemberJoined {
+            connection_id,
+            user_id,
+            channel,
+        } => (
+            WebhookEventType::MemberAdded,
+            connection_id,
+            user_id,
+            Some(channel),
+            None,
+        ),
+        HubEvent::MemberLeft {
+            connection_id,
+            user_id,
+            channel,
+        } => (
+            WebhookEventType::MemberRemoved,
+            connection_id,
+            user_id,
+            Some(channel),
+            None,
+        ),
+        _ => return None,
+    };
+    Some((
+        kind,
+        Event {
+            id: ids.next(),
+            kind: kind.as_str().to_owned(),
+            time: crate::timestamp::unix_ms(),
+            connection_id: connection_id.to_string(),
+            user_id: user(user_id),
+            channel: channel.map(|c| c.as_str().to_owned()),
+            code,
+        },
+    ))
+}
+
+/// Why webhooks could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// `WEBHOOK_URL` is not an `http://` or `https://` URL with a host.
+    #[error("WEBHOOK_URL: {0}")]
+    Url(String),
+    /// The queue file could not be opened.
+    #[error("WEBHOOK_QUEUE_PATH: {0}")]
+    Queue(#[from] switchboard_queue::QueueError),
+}
+
+/// The running webhook tasks; dropping it stops them (a file-backed queue keeps what was
+/// not delivered).
+#[derive(Debug)]
+pub(crate) struct Webhooks {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Webhooks {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+type Queue = Arc<Mutex<DeliveryQueue<Event>>>;
+
+impl Webhooks {
+    /// Starts forwarding `events` to the receiver of `config`.
+    ///
+    /// # Errors
+    /// A bad URL, or a queue file that cannot be opened.
+    pub(crate) fn start(
+        config: &WebhookConfig,
+        events: broadcast::Receiver<HubEvent>,
+        metrics: Metrics,
+    ) -> Result<Self, WebhookError> {
+        let poster = Poster::new(&config.url, config.secret.clone(), REQUEST_TIMEOUT)
+            .map_err(WebhookError::Url)?;
+        let delivery = DeliveryConfig::default()
+            .with_capacity(NonZeroUsize::new(CAPACITY).expect("non-zero"))
+            .with_max_attempts(NonZeroU32::new(ATTEMPTS).expect("non-zero"))
+            .with_lease_timeout(REQUEST_TIMEOUT * 2)
+            .with_backoff(
+                Backoff::default()
+                    .with_base(Duration::from_secs(1))
+                    .with_max(Duration::from_secs(300)),
+            );
+        let queue = match &config.queue_path {
+            Some(path) => {
+                let (queue, recovery) =
+                    DeliveryQueue::open(path, delivery, StoreConfig::default())?;
+                tracing::info!(path = %path.display(), restored = queue.len(), ?recovery, "webhook queue opened");
+                queue
+            }
+            None => DeliveryQueue::new(delivery),
+        };
+        metrics.webhook_queue_depth(queue.len());
+        let queue: Queue = Arc::new(Mutex::new(queue));
+        let wake = Arc::new(Notify::new());
+        let ids = Ids {
+            node: format!("{:016x}", rand::random::<u64>()),
+            next: AtomicU64::new(0),
+        };
+        let forward = tokio::spawn(forward(
+            events,
+            config.clone(),
+            ids,
+            Arc::clone(&queue),
+            Arc::clone(&wake),
+            metrics.clone(),
+        ));
+        let send = tokio::spawn(send(poster, queue, wake, metrics));
+        Ok(Self {
+            tasks: vec![forward, send],
+        })
+    }
+}
+
+/// Hub events → the queue. Never waits on the receiver.
+async fn forward(
+    mut events: broadcast::Receiver<HubEvent>,
+    config: WebhookConfig,
+    ids: Ids,
+    queue: Queue,
+    wake: Arc<Notify>,
+    metrics: Metrics,
+) {
+    loop {
+        let hub_event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "webhook events dropped: the hub's event stream outran the webhook queue"
+                );
+                metrics.webhook_events(WebhookResult::Dropped, missed);
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some((kind, event)) = event_of(hub_event, &ids) else {
+            continue;
+        };
+        if !config.wants(kind) {
+            continue;
+        }
+        let mut queue = queue.lock();
+        match queue.push(event, Priority::Normal) {
+            Ok(_) => {
+                metrics.webhook_queue_depth(queue.len());
+                drop(queue);
+                wake.notify_one();
+            }
+            Err(err) => {
+                drop(queue);
+                tracing::warn!(%err, "a webhook event was dropped");
+                metrics.webhook_events(WebhookResult::Dropped, 1);
+            }
+        }
+    }
+}
+
+/// The queue → the receiver, a batch at a time; failed batches wait for their retry.
+async fn send(poster: Poster, queue: Queue, wake: Arc<Notify>, metrics: Metrics) {
+    loop {
+        let (batch, due) = {
+            let mut queue = queue.lock();
+            let now = std::time::Instant::now();
+            let mut batch = Vec::new();
+            while batch.len() < BATCH {
+                match queue.pop(now) {
+                    Ok(Some(lease)) => batch.push(lease),
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::error!(%err, "the webhook queue file failed");
+                        break;
+                    }
+                }
+            }
+            (batch, queue.next_due())
+        };
+        if batch.is_empty() {
+            let until = due.map_or_else(
+                || tokio::time::Instant::now() + Duration::from_secs(3600),
+                tokio::time::Instant::from_std,
+            );
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+            continue;
+        }
+        let body = serde_json::json!({
+            "events": batch.iter().map(|lease| &lease.item).collect::<Vec<_>>(),
+        });
+        let body = serde_json::to_vec(&body).expect("events always serialize");
+        let sent = poster.post(body.into()).await;
+        let mut queue = queue.lock();
+        let now = std::time::Instant::now();
+        let count = batch.len() as u64;
+        match sent {
+            Ok(()) => {
+                for lease in &batch {
+                    if let Err(err) = queue.ack(lease.id) {
+                        tracing::error!(%err, "the webhook queue file failed");
+                    }
+                }
+                metrics.webhook_events(WebhookResult::Delivered, count);
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    reason,
+                    events = count,
+                    "a webhook batch failed; it will be retried"
+                );
+                for lease in &batch {
+                    if let Err(err) = queue.nack(lease.id, now) {
+                        tracing::error!(%err, "the webhook queue file failed");
+                    }
+                }
+                metrics.webhook_events(WebhookResult::Retried, count);
+                match queue.take_dead_letters() {
+                    Ok(dead) if !dead.is_empty() => {
+                        let ids: Vec<&str> = dead.iter().map(|d| d.item.id.as_str()).collect();
+                        tracing::error!(
+                            events = dead.len(),
+                            ?ids,
+                            "webhook events given up after {ATTEMPTS} failed attempts"
+                        );
+                        metrics.webhook_events(WebhookResult::DeadLettered, dead.len() as u64);
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(%err, "the webhook queue file failed"),
+                }
+            }
+        }
+        metrics.webhook_queue_depth(queue.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_parse_by_their_wire_names_only() {
+        for kind in WebhookEventType::ALL {
+            assert_eq!(kind.as_str().parse::<WebhookEventType>(), Ok(kind));
+        }
+        let err = "channel_occupied".parse::<WebhookEventType>().unwrap_err();
+        assert!(err.contains("member_removed"), "{err}");
+    }
+
+    #[test]
+    fn hub_events_become_webhook_events_with_unique_ids_and_close_codes() {
+        let ids = Ids {
+            node: "n".into(),
+            next: AtomicU64::new(0),
+        };
+        let (kind, event) = event_of(
+            HubEvent::Disconnected {
+                connection_id: "c1".into(),
+                user_id: Some("ada".into()),
+                reason: DisconnectReason::Closed(switchboard_protocol::CloseCode::Disconnected),
+            },
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(kind, WebhookEventType::Disconnected);
+        assert_eq!(
+            (event.id.as_str(), event.code, event.user_id.as_deref()),
+            ("n-0", Some(4003), Some("ada"))
+        );
+        let (_, next) = event_of(
+            HubEvent::Connected {
+                connection_id: "c2".into(),
+                user_id: None,
+            },
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(next.id, "n-1");
+        let json = serde_json::to_value(&next).unwrap();
+        assert_eq!(json["type"], "connected");
+        assert_eq!(json["userId"], serde_json::Value::Null);
+        assert!(json.get("channel").is_none() && json.get("code").is_none());
+    }
+}
