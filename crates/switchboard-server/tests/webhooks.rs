@@ -38,6 +38,32 @@ struct Receiver {
 
 impl Receiver {
     async fn start(script: &[u16]) -> Self {
+        Self::serve(script, None).await
+    }
+
+    /// A receiver over TLS with a certificate for `localhost` (trusted through
+    /// `WEBHOOK_CA_PATH` by the test).
+    async fn start_tls(dir: &std::path::Path) -> (Self, std::path::PathBuf) {
+        use rustls::pki_types::pem::PemObject;
+        let (_, cert_path, key_path) = support::write_certificate(dir);
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&cert_path)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key_path).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (Self::serve(&[], Some(acceptor)).await, cert_path)
+    }
+
+    async fn serve(script: &[u16], tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, deliveries) = mpsc::unbounded_channel();
@@ -49,7 +75,7 @@ impl Receiver {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (tx, script) = (tx.clone(), Arc::clone(&script));
+                let (tx, script, tls) = (tx.clone(), Arc::clone(&script), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: http::Request<Incoming>| {
                         let (tx, script) = (tx.clone(), Arc::clone(&script));
@@ -71,9 +97,18 @@ impl Receiver {
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -244,4 +279,45 @@ async fn undelivered_events_survive_a_restart_in_the_queue_file() {
     let events = receiver.events_until(|e| e.len() >= 2).await;
     assert_eq!(types(&events), ["connected", "disconnected"]);
     assert_eq!(events[0]["connectionId"], welcome["connectionId"]);
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_verified_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut receiver, ca) = Receiver::start_tls(dir.path()).await;
+    let url = format!("https://localhost:{}/hook", receiver.addr.port());
+    let server = server_with(
+        WebhookConfig::new(url.clone())
+            .secret(Some(SECRET))
+            .events(Some(vec![WebhookEventType::Connected]))
+            .ca_path(Some(ca)),
+    )
+    .await;
+    let (_ws, welcome) = connect(&server.ws_url()).await;
+    let events = receiver.events_until(|e| !e.is_empty()).await;
+    assert_eq!(events[0]["connectionId"], welcome["connectionId"]);
+
+    // Without the CA the certificate is not trusted: the batch fails and is retried.
+    let untrusted = server_with(
+        WebhookConfig::new(url)
+            .secret(Some(SECRET))
+            .events(Some(vec![WebhookEventType::Connected])),
+    )
+    .await;
+    let _ws = connect(&untrusted.ws_url()).await;
+    tokio::time::timeout(WAIT, async {
+        while !support::get(untrusted.local_addr(), "/metrics/prometheus")
+            .await
+            .text()
+            .contains(r#"websocket_webhook_events_total{result="retried"} 1"#)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the untrusted receiver's batch fails");
+    assert!(
+        receiver.deliveries.try_recv().is_err(),
+        "nothing reached the receiver"
+    );
 }

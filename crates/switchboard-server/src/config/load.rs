@@ -355,7 +355,8 @@ where
 /// The webhook settings, when `WEBHOOK_URL` is set.
 fn webhook(src: &Sources<'_>) -> Result<Option<crate::webhooks::WebhookConfig>, ConfigError> {
     let Some(url) = src.get("webhook_url", |v| {
-        crate::webhooks::Poster::new(v, None, Duration::from_secs(1)).map(|_| v.to_owned())
+        crate::webhooks::Poster::new(v, None, Duration::from_secs(1), Vec::new())
+            .map(|_| v.to_owned())
     })?
     else {
         return Ok(None);
@@ -374,7 +375,8 @@ fn webhook(src: &Sources<'_>) -> Result<Option<crate::webhooks::WebhookConfig>, 
         crate::webhooks::WebhookConfig::new(url)
             .secret(src.get("webhook_secret", parse_secret)?)
             .events(events)
-            .queue_path(src.get("webhook_queue_path", parse_path)?),
+            .queue_path(src.get("webhook_queue_path", parse_path)?)
+            .ca_path(src.get("webhook_ca_path", parse_path)?),
     ))
 }
 

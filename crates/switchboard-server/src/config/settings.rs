@@ -584,6 +584,16 @@ pub(crate) static SETTINGS: &[Setting] = &[
         WEBHOOKS,
         "File that keeps undelivered events across restarts"
     ),
+    setting!(
+        "webhook_ca_path",
+        "webhook-ca-path",
+        ["WEBHOOK_CA_PATH"],
+        None,
+        "the Mozilla roots only",
+        "FILE",
+        WEBHOOKS,
+        "PEM file of CA certificates trusted for an https:// WEBHOOK_URL besides the Mozilla roots"
+    ),
 ];
 
 /// The setting with file key `key`.

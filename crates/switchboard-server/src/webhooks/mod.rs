@@ -110,6 +110,9 @@ pub struct WebhookConfig {
     pub events: Option<Vec<WebhookEventType>>,
     /// A file that keeps undelivered events across restarts; `None` keeps them in memory.
     pub queue_path: Option<PathBuf>,
+    /// A PEM file of CA certificates trusted for an `https://` receiver besides the
+    /// Mozilla roots (a private CA).
+    pub ca_path: Option<PathBuf>,
 }
 
 impl WebhookConfig {
@@ -121,7 +124,15 @@ impl WebhookConfig {
             secret: None,
             events: None,
             queue_path: None,
+            ca_path: None,
         }
+    }
+
+    /// Sets [`ca_path`](Self::ca_path).
+    #[must_use]
+    pub fn ca_path(mut self, path: Option<PathBuf>) -> Self {
+        self.ca_path = path;
+        self
     }
 
     /// Sets [`secret`](Self::secret).
@@ -290,6 +301,14 @@ pub enum WebhookError {
     /// The queue file could not be opened.
     #[error("WEBHOOK_QUEUE_PATH: {0}")]
     Queue(#[from] switchboard_queue::QueueError),
+    /// The CA file could not be read or holds no certificate.
+    #[error("WEBHOOK_CA_PATH {}: {reason}", path.display())]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The running webhook tasks; dropping it stops them (a file-backed queue keeps what was
@@ -319,8 +338,20 @@ impl Webhooks {
         events: broadcast::Receiver<HubEvent>,
         metrics: Metrics,
     ) -> Result<Self, WebhookError> {
-        let poster = Poster::new(&config.url, config.secret.clone(), REQUEST_TIMEOUT)
-            .map_err(WebhookError::Url)?;
+        let extra_roots = match &config.ca_path {
+            Some(path) => post::read_ca(path).map_err(|reason| WebhookError::Ca {
+                path: path.clone(),
+                reason,
+            })?,
+            None => Vec::new(),
+        };
+        let poster = Poster::new(
+            &config.url,
+            config.secret.clone(),
+            REQUEST_TIMEOUT,
+            extra_roots,
+        )
+        .map_err(WebhookError::Url)?;
         let delivery = DeliveryConfig::default()
             .with_capacity(NonZeroUsize::new(CAPACITY).expect("non-zero"))
             .with_max_attempts(NonZeroU32::new(ATTEMPTS).expect("non-zero"))

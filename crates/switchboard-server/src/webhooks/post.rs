@@ -9,7 +9,8 @@ use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -34,6 +35,18 @@ pub(crate) fn signature(secret: &str, body: &[u8]) -> String {
     hex
 }
 
+/// The certificates of a PEM file; the error says why there are none.
+pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(certs)
+}
+
 /// Posts batches to one URL.
 pub(crate) struct Poster {
     uri: Uri,
@@ -46,7 +59,8 @@ pub(crate) struct Poster {
 }
 
 impl Poster {
-    /// A poster for `url` (`http://` or `https://`, verified against the Mozilla roots).
+    /// A poster for `url` (`http://` or `https://`, verified against the Mozilla roots and
+    /// `extra_roots`).
     ///
     /// # Errors
     /// Why `url` is not usable.
@@ -54,20 +68,16 @@ impl Poster {
         url: &str,
         secret: Option<Secret>,
         timeout: Duration,
+        extra_roots: Vec<CertificateDer<'static>>,
     ) -> Result<Self, String> {
-        let roots = rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        Self::with_roots(url, secret, timeout, roots)
-    }
-
-    /// As [`Poster::new`], trusting `roots` for `https://`.
-    pub(crate) fn with_roots(
-        url: &str,
-        secret: Option<Secret>,
-        timeout: Duration,
-        roots: rustls::RootCertStore,
-    ) -> Result<Self, String> {
+        for cert in extra_roots {
+            roots
+                .add(cert)
+                .map_err(|e| format!("a CA certificate is unusable: {e}"))?;
+        }
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
@@ -190,10 +200,10 @@ mod tests {
     #[test]
     fn only_http_and_https_urls_with_a_host_are_taken() {
         let t = Duration::from_secs(1);
-        assert!(Poster::new("http://127.0.0.1:9/hook", None, t).is_ok());
-        assert!(Poster::new("https://hooks.example.com/x", None, t).is_ok());
+        assert!(Poster::new("http://127.0.0.1:9/hook", None, t, Vec::new()).is_ok());
+        assert!(Poster::new("https://hooks.example.com/x", None, t, Vec::new()).is_ok());
         for bad in ["ftp://x/y", "127.0.0.1:80", "http:///path", "not a url"] {
-            assert!(Poster::new(bad, None, t).is_err(), "{bad}");
+            assert!(Poster::new(bad, None, t, Vec::new()).is_err(), "{bad}");
         }
     }
 }
