@@ -337,3 +337,25 @@ async fn shutdown_stops_every_task_ends_events_and_turns_health_down() {
     .await
     .expect("every task ended");
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_the_redis_connection_and_its_subscriptions() {
+    let mut cluster = Redis::start(Options::default()).await;
+    let prefix = cluster.config.prefix.clone();
+    let control = format!("{prefix}control");
+    let listening = |server: &RedisServer| {
+        let reply = server.command(&["PUBSUB", "NUMSUB", &control]).unwrap();
+        reply.lines().last().unwrap_or_default().trim_start_matches(':').to_owned()
+    };
+    let a = cluster.instance().await;
+    a.subscribe("room").await.unwrap();
+    assert_eq!(listening(&cluster.server), "1");
+    drop(a);
+    tokio::time::timeout(WAIT, async {
+        while listening(&cluster.server) != "0" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a dropped backplane leaves Redis");
+}
