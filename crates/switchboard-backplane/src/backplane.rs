@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use crate::error::Result;
 use crate::events::{EventReceiver, EventSink};
 use crate::types::{
-    Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published, Recovery, Survey,
+    GroupJoin, Health, Position, PresenceAction, PresenceEntry, PublishOptions, Published,
+    Recovery, Survey,
 };
 
 /// Cross-instance pub/sub with per-channel order, bounded history and presence.
@@ -185,6 +186,35 @@ pub trait Backplane: Send + Sync + 'static {
     /// When the store is unreachable (the lease then ends at its expiry).
     fn lease_release(&self, key: &str, holder: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Makes `member` a member of `group` until `ttl` from now (a member joining again
+    /// renews it), and says whether this made the group non-empty: of all the instances
+    /// joining an empty group, exactly one is told [`GroupJoin::First`]. This is how "the
+    /// first subscriber anywhere" is detected (a group per channel, a member per instance).
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    fn group_join(
+        &self,
+        group: &str,
+        member: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<GroupJoin>> + Send;
+
+    /// Takes `member` out of `group`; `true` when this call removed its last live member
+    /// (exactly one caller is told so per emptiness).
+    ///
+    /// # Errors
+    /// When the store is unreachable (the membership then ends at its expiry).
+    fn group_leave(&self, group: &str, member: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The groups whose last members expired without leaving, each reported to exactly one
+    /// caller across the cluster (at most 100 a call): what a dead instance left behind.
+    /// Call it periodically from every instance.
+    ///
+    /// # Errors
+    /// When the store is unreachable.
+    fn group_reap(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+
     /// Puts `request` to every instance — each attached sink's
     /// [`answer`](EventSink::answer), this instance's included — and gathers the answers,
     /// waiting at most `timeout` for instances to reply. This is how a question about the
@@ -262,6 +292,18 @@ pub trait DynBackplane: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool>>;
     fn lease_release_dyn<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>>;
     fn survey_dyn(&self, request: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Survey>>;
+    fn group_join_dyn<'a>(
+        &'a self,
+        group: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<GroupJoin>>;
+    fn group_leave_dyn<'a>(
+        &'a self,
+        group: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn group_reap_dyn(&self) -> BoxFuture<'_, Result<Vec<String>>>;
     fn health_dyn(&self) -> watch::Receiver<Health>;
     fn kind_dyn(&self) -> &'static str;
 }
@@ -340,6 +382,24 @@ impl<B: Backplane> DynBackplane for B {
     }
     fn survey_dyn(&self, request: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Survey>> {
         Box::pin(self.survey(request, timeout))
+    }
+    fn group_join_dyn<'a>(
+        &'a self,
+        group: &'a str,
+        member: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<GroupJoin>> {
+        Box::pin(self.group_join(group, member, ttl))
+    }
+    fn group_leave_dyn<'a>(
+        &'a self,
+        group: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.group_leave(group, member))
+    }
+    fn group_reap_dyn(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.group_reap())
     }
     fn health_dyn(&self) -> watch::Receiver<Health> {
         self.health()
@@ -431,6 +491,15 @@ impl Backplane for BoxBackplane {
     }
     async fn survey(&self, request: Bytes, timeout: Duration) -> Result<Survey> {
         self.0.survey_dyn(request, timeout).await
+    }
+    async fn group_join(&self, group: &str, member: &str, ttl: Duration) -> Result<GroupJoin> {
+        self.0.group_join_dyn(group, member, ttl).await
+    }
+    async fn group_leave(&self, group: &str, member: &str) -> Result<bool> {
+        self.0.group_leave_dyn(group, member).await
+    }
+    async fn group_reap(&self) -> Result<Vec<String>> {
+        self.0.group_reap_dyn().await
     }
     fn health(&self) -> watch::Receiver<Health> {
         self.0.health_dyn()

@@ -21,6 +21,6 @@ pub use redis::{
     DEFAULT_HISTORY_MAX_CHANNEL_BYTES, RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats,
 };
 pub use types::{
-    Envelope, Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange,
-    PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope, Survey,
+    Envelope, Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction,
+    PresenceChange, PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope, Survey,
 };

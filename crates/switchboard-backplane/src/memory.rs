@@ -19,8 +19,8 @@ use crate::events::{EventOutlet, EventReceiver, EventSink};
 use crate::history::{History, HistoryBudget, HistoryLimits, HistoryOverride, overridden};
 use crate::presence::PresenceTable;
 use crate::types::{
-    Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceChange, PresenceEntry,
-    PublishOptions, Published, Recovery, Scope, Survey,
+    Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction, PresenceChange,
+    PresenceEntry, PublishOptions, Published, Recovery, Scope, Survey,
 };
 
 /// The default bound on one store's message history, all channels together: 256 MiB.
@@ -193,6 +193,8 @@ struct Store {
     next_instance: AtomicU64,
     /// Leases by key: holder → expiry. Shared by the instances of the store, as Redis is.
     leases: Mutex<HashMap<String, HashMap<String, Instant>>>,
+    /// Groups by name: member → expiry (see [`Backplane::group_join`]).
+    groups: Mutex<HashMap<String, HashMap<String, Instant>>>,
     /// Every open instance's events, by instance id: who a survey asks.
     outlets: Mutex<Vec<(u64, Weak<EventOutlet>)>>,
     // Dropped with the store, which ends the sweep task.
@@ -350,6 +352,7 @@ impl MemoryBackplane {
             next_instance: AtomicU64::new(0),
             leases: Mutex::new(HashMap::new()),
             outlets: Mutex::new(Vec::new()),
+            groups: Mutex::new(HashMap::new()),
             _sweeper: stop_tx,
         });
         let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
@@ -657,6 +660,54 @@ impl Backplane for MemoryBackplane {
             .get(channel)
             .map(|slot| slot.presence.list(now))
             .unwrap_or_default())
+    }
+
+    async fn group_join(&self, group: &str, member: &str, ttl: Duration) -> Result<GroupJoin> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut groups = self.inner.store.groups.lock();
+        let members = groups.entry(group.to_owned()).or_default();
+        let before = members.len();
+        members.retain(|_, expires| *expires > now);
+        let lapsed = before > members.len();
+        let first = members.is_empty();
+        members.insert(member.to_owned(), now + ttl);
+        Ok(match (first, lapsed) {
+            (false, _) => GroupJoin::Joined,
+            (true, false) => GroupJoin::First,
+            (true, true) => GroupJoin::FirstAfterLapse,
+        })
+    }
+
+    async fn group_leave(&self, group: &str, member: &str) -> Result<bool> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut groups = self.inner.store.groups.lock();
+        let Some(members) = groups.get_mut(group) else {
+            return Ok(false);
+        };
+        let removed = members.remove(member).is_some();
+        members.retain(|_, expires| *expires > now);
+        let emptied = members.is_empty();
+        if emptied {
+            groups.remove(group);
+        }
+        Ok(removed && emptied)
+    }
+
+    async fn group_reap(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        let now = Instant::now();
+        let mut lapsed = Vec::new();
+        self.inner.store.groups.lock().retain(|group, members| {
+            members.retain(|_, expires| *expires > now);
+            let alive = !members.is_empty();
+            if !alive {
+                lapsed.push(group.clone());
+            }
+            alive
+        });
+        Ok(lapsed)
     }
 
     async fn survey(&self, request: Bytes, _timeout: Duration) -> Result<Survey> {

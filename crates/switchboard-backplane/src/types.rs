@@ -138,6 +138,23 @@ impl Survey {
     }
 }
 
+/// What [`Backplane::group_join`](crate::Backplane::group_join) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GroupJoin {
+    /// The group had other live members (or this member already): nothing changed for it.
+    Joined,
+    /// The group was empty: this call made it non-empty. Exactly one member, cluster-wide,
+    /// sees this per emptiness.
+    First,
+    /// As [`First`](Self::First), and before it the group's last members had expired
+    /// without leaving (their instances died) and no [`group_reap`] had reported it: the
+    /// group was empty meanwhile, and this call is the one to say so.
+    ///
+    /// [`group_reap`]: crate::Backplane::group_reap
+    FirstAfterLapse,
+}
+
 /// The result of a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

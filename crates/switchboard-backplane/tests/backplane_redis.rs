@@ -345,7 +345,12 @@ async fn dropping_the_last_handle_closes_the_redis_connection_and_its_subscripti
     let control = format!("{prefix}control");
     let listening = |server: &RedisServer| {
         let reply = server.command(&["PUBSUB", "NUMSUB", &control]).unwrap();
-        reply.lines().last().unwrap_or_default().trim_start_matches(':').to_owned()
+        reply
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches(':')
+            .to_owned()
     };
     let a = cluster.instance().await;
     a.subscribe("room").await.unwrap();

@@ -10,9 +10,13 @@
 //! - `P{ch}:presence:expiry`: sorted set, connection id → expiry (ms);
 //! - `P{ch}:pubsub`: the pub/sub channel carrying messages and presence changes;
 //! - `P{key}:leases`: sorted set, holder → expiry (ms), for [`Backplane::lease_acquire`]
-//!   (`key` is the caller's, e.g. `user:<id>`).
+//!   (`key` is the caller's, e.g. `user:<id>`);
+//! - `P{group}:group`: sorted set, member → expiry (ms), for [`Backplane::group_join`], and
+//!   `Pgroups`: sorted set, group → its latest member expiry, which the reaper walks (these
+//!   scripts touch two slots: one Redis, not Redis Cluster).
 //!
 //! [`Backplane::lease_acquire`]: crate::Backplane::lease_acquire
+//! [`Backplane::group_join`]: crate::Backplane::group_join
 //!
 //! Each instance also listens, outside the channel namespace, on `Pprobe:<node>` (its liveness
 //! probe), `Pcontrol` (survey requests, to every instance) and `Preply:<node>` (the replies to
@@ -67,6 +71,21 @@ impl Keys {
 
     pub(crate) fn pubsub(&self, channel: &str) -> String {
         self.key(channel, "pubsub")
+    }
+
+    /// Group `group`'s members (a sorted set, member → expiry in ms).
+    pub(crate) fn group(&self, group: &str) -> String {
+        self.key(group, "group")
+    }
+
+    /// Every group with its latest member expiry (a sorted set), for the reaper.
+    pub(crate) fn groups(&self) -> String {
+        format!("{}groups", self.prefix)
+    }
+
+    /// The prefix itself (scripts build group keys from it).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Where survey requests go; every instance listens.

@@ -33,8 +33,8 @@ use crate::events::{EventOutlet, EventReceiver, EventSink};
 use crate::history::{History, HistoryBudget, HistoryLimits, overridden};
 use crate::presence::PresenceTable;
 use crate::types::{
-    Epoch, Event, Health, HealthState, Position, PresenceAction, PresenceEntry, PublishOptions,
-    Published, Recovery, ResetReason, Scope, Survey, rand_u64,
+    Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction, PresenceEntry,
+    PublishOptions, Published, Recovery, ResetReason, Scope, Survey, rand_u64,
 };
 
 /// How many channels one `SUBSCRIBE` carries when resubscribing after a reconnect.
@@ -1198,6 +1198,52 @@ impl Backplane for RedisBackplane {
         let release = scripts::lease_release(&mut conn, &shared.keys, key, holder);
         match shared.call(live.generation, release).await {
             Ok(()) => Ok(()),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(shared.unavailable()),
+        }
+    }
+
+    async fn group_join(&self, group: &str, member: &str, ttl: Duration) -> Result<GroupJoin> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Err(shared.unavailable());
+        };
+        let mut conn = live.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let join = scripts::group_join(&mut conn, &shared.keys, group, member, ttl_ms);
+        match shared.call(live.generation, join).await {
+            Ok(found) => Ok(found),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(shared.unavailable()),
+        }
+    }
+
+    async fn group_leave(&self, group: &str, member: &str) -> Result<bool> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Err(shared.unavailable());
+        };
+        let mut conn = live.conn.clone();
+        let leave = scripts::group_leave(&mut conn, &shared.keys, group, member);
+        match shared.call(live.generation, leave).await {
+            Ok(emptied) => Ok(emptied),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(shared.unavailable()),
+        }
+    }
+
+    async fn group_reap(&self) -> Result<Vec<String>> {
+        let shared = &self.handle.shared;
+        shared.check_open()?;
+        let Some(live) = shared.live() else {
+            return Err(shared.unavailable());
+        };
+        let mut conn = live.conn.clone();
+        let reap = scripts::group_reap(&mut conn, &shared.keys);
+        match shared.call(live.generation, reap).await {
+            Ok(lapsed) => Ok(lapsed),
             Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
             Err(_) => Err(shared.unavailable()),
         }

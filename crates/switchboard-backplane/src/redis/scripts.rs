@@ -258,6 +258,122 @@ pub(crate) async fn lease_release(
     Ok(())
 }
 
+/// Joins (or renews) ARGV[1] in the group set KEYS[1] for ARGV[2] ms, keeping the group's
+/// latest expiry in the index KEYS[2] under ARGV[3]. Returns 0 (joined a live group),
+/// 1 (first) or 2 (first, after the last members lapsed unreported: expired members were
+/// still there, or the index says the group's members had all expired).
+const GROUP_JOIN_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expired = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+local alive = redis.call('ZCARD', KEYS[1])
+local indexed = redis.call('ZSCORE', KEYS[2], ARGV[3])
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], string.format('%d', expiry), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+if not indexed or tonumber(indexed) < expiry then
+  redis.call('ZADD', KEYS[2], string.format('%d', expiry), ARGV[3])
+end
+if alive > 0 then return 0 end
+if expired > 0 or (indexed and tonumber(indexed) <= now) then return 2 end
+return 1
+";
+
+/// Removes ARGV[1] from the group set KEYS[1] (index KEYS[2], group ARGV[2]). Returns 1
+/// when that removed the last live member.
+const GROUP_LEAVE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return removed
+end
+return 0
+";
+
+/// Walks the index KEYS[1] for groups whose latest expiry passed (at most 100): each that
+/// has no live member left is removed and returned; the others get their new latest
+/// expiry. Group keys are ARGV[1] .. '{' .. group .. '}:group'.
+const GROUP_REAP_LUA: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now), 'LIMIT', 0, 100)
+local lapsed = {}
+for _, group in ipairs(due) do
+  local key = ARGV[1] .. '{' .. group .. '}:group'
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top == 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], group)
+    table.insert(lapsed, group)
+  else
+    redis.call('ZADD', KEYS[1], top[2], group)
+  end
+end
+return lapsed
+";
+
+static GROUP_JOIN: LazyLock<Script> = LazyLock::new(|| Script::new(GROUP_JOIN_LUA));
+static GROUP_LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(GROUP_LEAVE_LUA));
+static GROUP_REAP: LazyLock<Script> = LazyLock::new(|| Script::new(GROUP_REAP_LUA));
+
+/// Joins or renews a group membership (see [`GROUP_JOIN_LUA`]).
+pub(crate) async fn group_join(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    group: &str,
+    member: &str,
+    ttl_ms: u64,
+) -> Result<crate::types::GroupJoin, CallError> {
+    let found: i64 = GROUP_JOIN
+        .key(keys.group(group))
+        .key(keys.groups())
+        .arg(member)
+        .arg(ttl_ms.max(1))
+        .arg(group)
+        .invoke_async(conn)
+        .await?;
+    Ok(match found {
+        0 => crate::types::GroupJoin::Joined,
+        1 => crate::types::GroupJoin::First,
+        _ => crate::types::GroupJoin::FirstAfterLapse,
+    })
+}
+
+/// Leaves a group (see [`GROUP_LEAVE_LUA`]).
+pub(crate) async fn group_leave(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+    group: &str,
+    member: &str,
+) -> Result<bool, CallError> {
+    let emptied: i64 = GROUP_LEAVE
+        .key(keys.group(group))
+        .key(keys.groups())
+        .arg(member)
+        .arg(group)
+        .invoke_async(conn)
+        .await?;
+    Ok(emptied == 1)
+}
+
+/// Reaps groups whose members all lapsed (see [`GROUP_REAP_LUA`]).
+pub(crate) async fn group_reap(
+    conn: &mut MultiplexedConnection,
+    keys: &Keys,
+) -> Result<Vec<String>, CallError> {
+    let lapsed: Vec<String> = GROUP_REAP
+        .key(keys.groups())
+        .arg(keys.prefix())
+        .invoke_async(conn)
+        .await?;
+    Ok(lapsed)
+}
+
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(PUBLISH_LUA));
 static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
 static NEW_EPOCH: LazyLock<Script> = LazyLock::new(|| Script::new(NEW_EPOCH_LUA));

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use switchboard_backplane::{
-    Backplane, Envelope, Event, EventReceiver, EventSink, HealthState, HistoryOverride,
+    Backplane, Envelope, Event, EventReceiver, EventSink, GroupJoin, HealthState, HistoryOverride,
     PresenceAction, PresenceChange, PublishOptions,
 };
 use tokio::sync::mpsc;
@@ -669,6 +669,85 @@ pub async fn channels_under_an_override_keep_its_history_bounds_and_others_the_d
     assert_eq!(kept.messages.map(|m| m.len()), Some(1));
 }
 
+pub async fn a_group_reports_its_first_member_and_its_last_leave_once_across_instances<
+    C: Cluster,
+>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        a.group_join("ch:news", "a", ttl).await.unwrap(),
+        GroupJoin::First
+    );
+    assert_eq!(
+        b.group_join("ch:news", "b", ttl).await.unwrap(),
+        GroupJoin::Joined
+    );
+    // Renewing is joining again, and changes nothing for the group.
+    assert_eq!(
+        a.group_join("ch:news", "a", ttl).await.unwrap(),
+        GroupJoin::Joined
+    );
+    assert!(
+        !a.group_leave("ch:news", "a").await.unwrap(),
+        "b is still in"
+    );
+    assert!(
+        b.group_leave("ch:news", "b").await.unwrap(),
+        "b was the last"
+    );
+    assert!(!b.group_leave("ch:news", "b").await.unwrap(), "told once");
+    assert!(!a.group_leave("ch:other", "a").await.unwrap());
+    assert_eq!(
+        b.group_join("ch:news", "b", ttl).await.unwrap(),
+        GroupJoin::First
+    );
+    assert!(a.group_reap().await.unwrap().is_empty(), "nothing lapsed");
+}
+
+pub async fn a_group_whose_members_died_is_reported_once_by_a_reaper_or_its_next_join<
+    C: Cluster,
+>() {
+    let mut cluster = C::start(Options::default()).await;
+    let a = cluster.instance().await;
+    let b = cluster.instance().await;
+    let brief = Duration::from_millis(150);
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        a.group_join("ch:reaped", "a", brief).await.unwrap(),
+        GroupJoin::First
+    );
+    assert_eq!(
+        a.group_join("ch:rejoined", "a", brief).await.unwrap(),
+        GroupJoin::First
+    );
+    assert_eq!(
+        a.group_join("ch:alive", "a", ttl).await.unwrap(),
+        GroupJoin::First
+    );
+    // The instance holding them dies: nothing renews, nothing leaves. No signal can say
+    // when a membership has expired but the clock.
+    tokio::time::sleep(brief * 3).await;
+    assert_eq!(
+        b.group_join("ch:rejoined", "b", ttl).await.unwrap(),
+        GroupJoin::FirstAfterLapse,
+        "the join that finds the lapse reports it"
+    );
+    let (from_a, from_b) = (a.group_reap().await.unwrap(), b.group_reap().await.unwrap());
+    let mut reaped: Vec<String> = from_a.into_iter().chain(from_b).collect();
+    reaped.sort();
+    assert_eq!(
+        reaped,
+        ["ch:reaped"],
+        "each lapse is reported once, live groups never"
+    );
+    assert_eq!(
+        b.group_join("ch:reaped", "b", ttl).await.unwrap(),
+        GroupJoin::First
+    );
+}
+
 /// A sink that answers surveys with its name and the request, and counts what it was asked.
 struct Answering {
     name: &'static str,
@@ -776,6 +855,8 @@ macro_rules! contract_tests {
             an_unrenewed_lease_expires_and_frees_its_place,
             a_survey_reaches_every_sink_of_every_instance_and_gathers_their_answers,
             channels_under_an_override_keep_its_history_bounds_and_others_the_default,
+            a_group_reports_its_first_member_and_its_last_leave_once_across_instances,
+            a_group_whose_members_died_is_reported_once_by_a_reaper_or_its_next_join,
             health_is_up_while_the_store_is_reachable,
         );
     };
