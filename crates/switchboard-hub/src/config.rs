@@ -35,6 +35,12 @@ pub struct HubConfig {
     /// Options per channel namespace, by name (see [`NamespaceOptions`]). Default: none, so
     /// every channel allows everything.
     pub namespaces: BTreeMap<String, NamespaceOptions>,
+    /// Whether to report [`HubEvent::ChannelOccupied`](crate::HubEvent::ChannelOccupied)
+    /// and [`ChannelVacated`](crate::HubEvent::ChannelVacated), and how long an instance's
+    /// claim on a channel lasts without renewal (it is renewed every third of it; a dead
+    /// instance's channels are reported vacated within about that long). Default `None`:
+    /// off, since it costs a backplane call per channel and renewal.
+    pub occupancy: Option<Duration>,
 }
 
 impl Default for HubConfig {
@@ -47,6 +53,7 @@ impl Default for HubConfig {
             event_capacity: NonZeroUsize::new(1024).expect("non-zero"),
             survey_timeout: Duration::from_secs(2),
             namespaces: BTreeMap::new(),
+            occupancy: None,
         }
     }
 }
@@ -96,6 +103,13 @@ impl HubConfig {
     #[must_use]
     pub fn namespace(mut self, name: impl Into<String>, options: NamespaceOptions) -> Self {
         self.namespaces.insert(name.into(), options);
+        self
+    }
+
+    /// Sets [`HubConfig::occupancy`].
+    #[must_use]
+    pub fn occupancy(mut self, claim: Option<Duration>) -> Self {
+        self.occupancy = claim;
         self
     }
 

@@ -207,8 +207,16 @@ impl<B: Backplane> HubBuilder<B> {
         let (events, _) = broadcast::channel(self.config.event_capacity.get());
         let (alive, alive_rx) = watch::channel(());
         let policies = crate::namespace::Policies::new(&self.config.namespaces);
+        let occupancy = self.config.occupancy;
+        let (occupancy_tx, occupancy_rx) = match occupancy {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let inner = Arc::new(HubInner {
-            registry: Registry::new(self.config.recovery_buffer.get()),
+            registry: Registry::new(self.config.recovery_buffer.get(), occupancy_tx),
             redactor: Redactor::new(&self.config.redact_fields),
             backplane: self.backplane,
             authorizer: self.authorizer,
@@ -229,6 +237,14 @@ impl<B: Backplane> HubBuilder<B> {
             inner.config.presence_refresh,
             alive_rx.clone(),
         ));
+        if let (Some(claim), Some(changes)) = (occupancy, occupancy_rx) {
+            tokio::spawn(crate::occupancy::track(
+                Arc::downgrade(&inner),
+                changes,
+                claim.max(Duration::from_millis(3)),
+                alive_rx.clone(),
+            ));
+        }
         tokio::spawn(track_health(
             inner.backplane.health(),
             inner.metrics.clone(),

@@ -11,6 +11,7 @@ mod identity;
 mod ids;
 mod lifecycle;
 mod namespace;
+mod occupancy;
 mod outbox;
 mod publish;
 mod redact;

@@ -85,6 +85,19 @@ pub enum HubEvent {
         /// The channel.
         channel: ChannelName,
     },
+    /// A channel got its first subscriber anywhere in the cluster (told by one instance
+    /// only). Only with [`HubConfig::occupancy`](crate::HubConfig::occupancy).
+    ChannelOccupied {
+        /// The channel.
+        channel: ChannelName,
+    },
+    /// A channel's last subscriber anywhere left (told by one instance only; when the last
+    /// ones were on an instance that died, once its memberships lapse). Only with
+    /// [`HubConfig::occupancy`](crate::HubConfig::occupancy).
+    ChannelVacated {
+        /// The channel.
+        channel: ChannelName,
+    },
     /// A message was published on this instance (by a connection or the server).
     Published {
         /// The publishing connection (`"$server"` for server-side publishes).

@@ -54,14 +54,28 @@ pub(crate) struct Registry {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
     hold_limit: usize,
+    /// Told, in order, when a channel gets its first local subscriber (`true`) and loses
+    /// its last (`false`), when occupancy is tracked.
+    occupancy: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, bool)>>,
 }
 
 impl Registry {
-    pub(crate) fn new(hold_limit: usize) -> Self {
+    pub(crate) fn new(
+        hold_limit: usize,
+        occupancy: Option<tokio::sync::mpsc::UnboundedSender<(Arc<str>, bool)>>,
+    ) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             hold_limit,
+            occupancy,
+        }
+    }
+
+    /// Tells the occupancy tracker, under the channel's lock so changes keep their order.
+    fn occupied(&self, channel: &Arc<str>, occupied: bool) {
+        if let Some(tracker) = &self.occupancy {
+            let _ = tracker.send((Arc::clone(channel), occupied));
         }
     }
 
@@ -74,6 +88,9 @@ impl Registry {
     /// A new channel's record shares `channel`'s text rather than copying it.
     pub(crate) fn add_pending(&self, channel: &Arc<str>, conn: u64, outbox: Arc<dyn Outbox>) {
         let mut shard = self.shard(channel).lock();
+        if self.occupancy.is_some() && !shard.contains_key(channel) {
+            self.occupied(channel, true);
+        }
         let entry = shard.entry(Arc::clone(channel)).or_default();
         // Most channels have one local subscriber: grow from one slot, not Vec's default four.
         entry
@@ -136,8 +153,10 @@ impl Registry {
         let before = entry.subscribers.len();
         entry.subscribers.retain(|s| s.conn != conn);
         let removed = entry.subscribers.len() != before;
-        if entry.subscribers.is_empty() {
-            shard.remove(channel);
+        if entry.subscribers.is_empty()
+            && let Some((name, _)) = shard.remove_entry(channel)
+        {
+            self.occupied(&name, false);
         }
         removed
     }

@@ -101,6 +101,10 @@ impl BackplaneHandle {
 }
 
 /// What every request handler shares.
+/// How long an instance's claim on a channel lasts without renewal, when webhooks report
+/// channel occupancy: a dead instance's channels are reported vacated within about that.
+const OCCUPANCY_CLAIM: Duration = Duration::from_secs(30);
+
 /// The hub's lifecycle stream capacity when webhooks read it.
 const WEBHOOK_EVENT_CAPACITY: std::num::NonZeroUsize = std::num::NonZeroUsize::new(65_536).unwrap();
 
@@ -184,7 +188,14 @@ impl Server {
                     WEBHOOK_EVENT_CAPACITY
                 } else {
                     HubConfig::default().event_capacity
-                }),
+                })
+                .occupancy(
+                    config
+                        .webhook
+                        .as_ref()
+                        .filter(|webhook| webhook.wants_occupancy())
+                        .map(|_| OCCUPANCY_CLAIM),
+                ),
             |hub, (name, namespace)| hub.namespace(name, namespace.options.clone()),
         );
         let hub = Hub::builder(boxed)

@@ -155,7 +155,24 @@ async fn server_with(webhook: WebhookConfig) -> Server {
 #[tokio::test]
 async fn a_connections_life_arrives_signed_in_order_with_unique_ids() {
     let mut receiver = Receiver::start(&[]).await;
-    let server = server_with(WebhookConfig::new(receiver.url()).secret(Some(SECRET))).await;
+    // The connection's own events (channel occupancy comes from another task, in its own
+    // order: tested below).
+    let server = server_with(
+        WebhookConfig::new(receiver.url())
+            .secret(Some(SECRET))
+            .events(Some(
+                WebhookEventType::ALL
+                    .into_iter()
+                    .filter(|t| {
+                        !matches!(
+                            t,
+                            WebhookEventType::ChannelOccupied | WebhookEventType::ChannelVacated
+                        )
+                    })
+                    .collect(),
+            )),
+    )
+    .await;
     let (mut ws, welcome) = connect(&server.ws_url()).await;
     let connection_id = welcome["connectionId"].clone();
     send_json(&mut ws, &json!({"type": "subscribe", "channel": "room"})).await;
@@ -319,5 +336,37 @@ async fn an_https_receiver_is_verified_against_the_configured_ca() {
     assert!(
         receiver.deliveries.try_recv().is_err(),
         "nothing reached the receiver"
+    );
+}
+
+#[tokio::test]
+async fn a_channel_is_reported_occupied_by_its_first_subscriber_and_vacated_by_its_last() {
+    let mut receiver = Receiver::start(&[]).await;
+    let server = server_with(
+        WebhookConfig::new(receiver.url())
+            .secret(Some(SECRET))
+            .events(Some(vec![
+                WebhookEventType::ChannelOccupied,
+                WebhookEventType::ChannelVacated,
+            ])),
+    )
+    .await;
+    let (mut first, _) = connect(&server.ws_url()).await;
+    let (mut second, _) = connect(&server.ws_url()).await;
+    for ws in [&mut first, &mut second] {
+        send_json(ws, &json!({"type": "subscribe", "channel": "room"})).await;
+        next_of_type(ws, "subscribed").await;
+    }
+    let events = receiver.events_until(|e| !e.is_empty()).await;
+    assert_eq!(types(&events), ["channel_occupied"]);
+    assert_eq!(events[0]["channel"], "room");
+    assert!(events[0].get("connectionId").is_none(), "{}", events[0]);
+    drop(first);
+    drop(second);
+    let events = receiver.events_until(|e| !e.is_empty()).await;
+    assert_eq!(
+        types(&events),
+        ["channel_vacated"],
+        "once, after the last left"
     );
 }

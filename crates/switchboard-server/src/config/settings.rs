@@ -572,7 +572,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "every type",
         "TYPES",
         WEBHOOKS,
-        "Comma-separated event types to send (connected, disconnected, subscribed, unsubscribed, member_added, member_removed)"
+        "Comma-separated event types to send (connected, disconnected, subscribed, unsubscribed, member_added, member_removed, channel_occupied, channel_vacated)"
     ),
     setting!(
         "webhook_queue_path",

@@ -48,17 +48,26 @@ pub enum WebhookEventType {
     MemberAdded,
     /// `member_removed`: a connection left a `channel`'s presence.
     MemberRemoved,
+    /// `channel_occupied`: a `channel` got its first subscriber anywhere in the cluster
+    /// (sent by one instance).
+    ChannelOccupied,
+    /// `channel_vacated`: a `channel`'s last subscriber anywhere left (sent by one
+    /// instance; for channels whose last subscribers were on an instance that died, once
+    /// its claims lapse, within about a minute).
+    ChannelVacated,
 }
 
 impl WebhookEventType {
     /// Every type.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Connected,
         Self::Disconnected,
         Self::Subscribed,
         Self::Unsubscribed,
         Self::MemberAdded,
         Self::MemberRemoved,
+        Self::ChannelOccupied,
+        Self::ChannelVacated,
     ];
 
     /// The name on the wire and in `WEBHOOK_EVENTS`.
@@ -71,6 +80,8 @@ impl WebhookEventType {
             Self::Unsubscribed => "unsubscribed",
             Self::MemberAdded => "member_added",
             Self::MemberRemoved => "member_removed",
+            Self::ChannelOccupied => "channel_occupied",
+            Self::ChannelVacated => "channel_vacated",
         }
     }
 }
@@ -156,6 +167,12 @@ impl WebhookConfig {
         self
     }
 
+    /// Whether any channel occupancy type is sent (the hub then tracks occupancy).
+    pub(crate) fn wants_occupancy(&self) -> bool {
+        self.wants(WebhookEventType::ChannelOccupied)
+            || self.wants(WebhookEventType::ChannelVacated)
+    }
+
     fn wants(&self, kind: WebhookEventType) -> bool {
         self.events
             .as_ref()
@@ -173,14 +190,24 @@ pub(crate) struct Event {
     kind: String,
     /// When it happened, ms since the Unix epoch.
     time: u64,
-    connection_id: String,
-    user_id: Option<String>,
+    /// The connection it is about; absent in channel events.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    connection: Option<Who>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     channel: Option<String>,
     /// For `disconnected`: the close code (1006 when the connection was lost without one,
     /// 1000 when the client closed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     code: Option<u16>,
+}
+
+/// The connection an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Who {
+    connection_id: String,
+    /// `null` for an anonymous connection.
+    user_id: Option<String>,
 }
 
 /// Names events uniquely.
@@ -199,17 +226,22 @@ impl Ids {
     }
 }
 
+fn who(connection_id: &str, user_id: Option<Arc<str>>) -> Option<Who> {
+    Some(Who {
+        connection_id: connection_id.to_owned(),
+        user_id: user_id.map(|u| u.to_string()),
+    })
+}
+
 /// The webhook event for a hub event, if it makes one.
 fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)> {
-    let user = |u: Option<Arc<str>>| u.map(|u| u.to_string());
-    let (kind, connection_id, user_id, channel, code) = match hub_event {
+    let (kind, connection, channel, code) = match hub_event {
         HubEvent::Connected {
             connection_id,
             user_id,
         } => (
             WebhookEventType::Connected,
-            connection_id,
-            user_id,
+            who(&connection_id, user_id),
             None,
             None,
         ),
@@ -225,8 +257,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             };
             (
                 WebhookEventType::Disconnected,
-                connection_id,
-                user_id,
+                who(&connection_id, user_id),
                 None,
                 Some(code),
             )
@@ -237,8 +268,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             channel,
         } => (
             WebhookEventType::Subscribed,
-            connection_id,
-            user_id,
+            who(&connection_id, user_id),
             Some(channel),
             None,
         ),
@@ -248,8 +278,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             channel,
         } => (
             WebhookEventType::Unsubscribed,
-            connection_id,
-            user_id,
+            who(&connection_id, user_id),
             Some(channel),
             None,
         ),
@@ -259,8 +288,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             channel,
         } => (
             WebhookEventType::MemberAdded,
-            connection_id,
-            user_id,
+            who(&connection_id, user_id),
             Some(channel),
             None,
         ),
@@ -270,11 +298,16 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             channel,
         } => (
             WebhookEventType::MemberRemoved,
-            connection_id,
-            user_id,
+            who(&connection_id, user_id),
             Some(channel),
             None,
         ),
+        HubEvent::ChannelOccupied { channel } => {
+            (WebhookEventType::ChannelOccupied, None, Some(channel), None)
+        }
+        HubEvent::ChannelVacated { channel } => {
+            (WebhookEventType::ChannelVacated, None, Some(channel), None)
+        }
         _ => return None,
     };
     Some((
@@ -283,8 +316,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
             id: ids.next(),
             kind: kind.as_str().to_owned(),
             time: crate::timestamp::unix_ms(),
-            connection_id: connection_id.to_string(),
-            user_id: user(user_id),
+            connection,
             channel: channel.map(|c| c.as_str().to_owned()),
             code,
         },
@@ -523,7 +555,7 @@ mod tests {
         for kind in WebhookEventType::ALL {
             assert_eq!(kind.as_str().parse::<WebhookEventType>(), Ok(kind));
         }
-        let err = "channel_occupied".parse::<WebhookEventType>().unwrap_err();
+        let err = "channel_gone".parse::<WebhookEventType>().unwrap_err();
         assert!(err.contains("member_removed"), "{err}");
     }
 
@@ -543,10 +575,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kind, WebhookEventType::Disconnected);
-        assert_eq!(
-            (event.id.as_str(), event.code, event.user_id.as_deref()),
-            ("n-0", Some(4003), Some("ada"))
-        );
+        assert_eq!((event.id.as_str(), event.code), ("n-0", Some(4003)));
+        assert_eq!(event.connection.unwrap().user_id.as_deref(), Some("ada"));
         let (_, next) = event_of(
             HubEvent::Connected {
                 connection_id: "c2".into(),
@@ -560,5 +590,22 @@ mod tests {
         assert_eq!(json["type"], "connected");
         assert_eq!(json["userId"], serde_json::Value::Null);
         assert!(json.get("channel").is_none() && json.get("code").is_none());
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), next);
+
+        // Channel events name no connection.
+        let (kind, vacated) = event_of(
+            HubEvent::ChannelVacated {
+                channel: switchboard_protocol::ChannelName::new("room").unwrap(),
+            },
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(kind, WebhookEventType::ChannelVacated);
+        let json = serde_json::to_value(&vacated).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "n-2", "type": "channel_vacated", "time": vacated.time, "channel": "room"})
+        );
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), vacated);
     }
 }
