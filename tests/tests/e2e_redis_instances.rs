@@ -356,3 +356,108 @@ async fn the_server_side_acts_on_a_users_connections_on_every_instance() {
     let occupancy = hub_one.occupancy(&news).await.unwrap();
     assert_eq!(occupancy.value.connections, 1);
 }
+
+/// An instance whose hub reports channel occupancy.
+async fn instance_with_occupancy(redis: &RedisServer) -> (String, Hub<RedisBackplane>) {
+    let backplane = RedisBackplane::connect(redis.url(), RedisBackplaneConfig::default())
+        .await
+        .unwrap();
+    let mut health = backplane.health();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        health.wait_for(|h| h.state == HealthState::Up),
+    )
+    .await
+    .expect("backplane up in time")
+    .unwrap();
+    let hub = Hub::builder(backplane)
+        .config(switchboard_hub::HubConfig::default().occupancy(Some(Duration::from_secs(30))))
+        .build();
+    let transport = Transport::new(
+        hub.clone(),
+        Authenticator::open(),
+        TransportConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { transport.serve(listener).await });
+    (url, hub)
+}
+
+#[tokio::test]
+async fn a_channel_is_occupied_and_vacated_once_for_the_whole_cluster() {
+    use switchboard_hub::HubEvent;
+    let redis = RedisServer::start();
+    let (one, hub_one) = instance_with_occupancy(&redis).await;
+    let (two, hub_two) = instance_with_occupancy(&redis).await;
+    let (mut events_one, mut events_two) = (hub_one.events(), hub_two.events());
+    // Every occupancy event of both instances, in the order each instance saw them.
+    let occupancy = |events: &mut tokio::sync::broadcast::Receiver<HubEvent>| {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            match event {
+                HubEvent::ChannelOccupied { channel } => seen.push(format!("+{channel}")),
+                HubEvent::ChannelVacated { channel } => seen.push(format!("-{channel}")),
+                _ => {}
+            }
+        }
+        seen
+    };
+
+    let mut a = connect(&one).await;
+    send(&mut a, r#"{"type":"subscribe","channel":"room"}"#).await;
+    recv(&mut a).await;
+    let mut b = connect(&two).await;
+    send(&mut b, r#"{"type":"subscribe","channel":"room"}"#).await;
+    recv(&mut b).await;
+    // Each instance claims the channel on its own task, a Redis round trip after the
+    // subscribe: wait until both claims are in (a subscriber that moved between instances
+    // faster would show the channel vacated and occupied again, each once).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while redis
+            .command(&["ZCARD", "switchboard:{room}:group"])
+            .unwrap()
+            .trim()
+            != ":2"
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both instances claim the channel");
+    send(&mut a, r#"{"type":"unsubscribe","channel":"room"}"#).await;
+    recv(&mut a).await;
+    send(&mut b, r#"{"type":"unsubscribe","channel":"room"}"#).await;
+    recv(&mut b).await;
+
+    // The trackers talk to Redis on their own task: wait for the vacated report.
+    let mut seen = (Vec::new(), Vec::new());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            seen.0.extend(occupancy(&mut events_one));
+            seen.1.extend(occupancy(&mut events_two));
+            if seen.0.contains(&"-room".to_owned()) || seen.1.contains(&"-room".to_owned()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the channel is reported vacated");
+    assert_eq!(
+        seen.0.first().map(String::as_str),
+        Some("+room"),
+        "instance one saw the first subscriber anywhere"
+    );
+    // The last leave is whichever reached Redis last (each instance claims and releases on
+    // its own task): either instance may report it, and only one does.
+    let mut all: Vec<&str> = seen.0.iter().chain(&seen.1).map(String::as_str).collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        ["+room", "-room"],
+        "one: {:?}, two: {:?}",
+        seen.0,
+        seen.1
+    );
+}
