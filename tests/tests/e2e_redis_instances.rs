@@ -26,6 +26,16 @@ async fn instance_with(
     auth: Authenticator,
     config: TransportConfig,
 ) -> (String, Hub<RedisBackplane>) {
+    instance_of(redis, auth, config, switchboard_hub::HubConfig::default()).await
+}
+
+/// An instance over `redis` with its own transport and hub configuration.
+async fn instance_of(
+    redis: &RedisServer,
+    auth: Authenticator,
+    config: TransportConfig,
+    hub_config: switchboard_hub::HubConfig,
+) -> (String, Hub<RedisBackplane>) {
     let backplane = RedisBackplane::connect(redis.url(), RedisBackplaneConfig::default())
         .await
         .unwrap();
@@ -37,7 +47,7 @@ async fn instance_with(
     .await
     .expect("backplane up in time")
     .unwrap();
-    let hub = Hub::new(backplane);
+    let hub = Hub::builder(backplane).config(hub_config).build();
     let transport = Transport::new(hub.clone(), auth, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
@@ -359,29 +369,13 @@ async fn the_server_side_acts_on_a_users_connections_on_every_instance() {
 
 /// An instance whose hub reports channel occupancy.
 async fn instance_with_occupancy(redis: &RedisServer) -> (String, Hub<RedisBackplane>) {
-    let backplane = RedisBackplane::connect(redis.url(), RedisBackplaneConfig::default())
-        .await
-        .unwrap();
-    let mut health = backplane.health();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        health.wait_for(|h| h.state == HealthState::Up),
-    )
-    .await
-    .expect("backplane up in time")
-    .unwrap();
-    let hub = Hub::builder(backplane)
-        .config(switchboard_hub::HubConfig::default().occupancy(Some(Duration::from_secs(30))))
-        .build();
-    let transport = Transport::new(
-        hub.clone(),
+    instance_of(
+        redis,
         Authenticator::open(),
         TransportConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move { transport.serve(listener).await });
-    (url, hub)
+        switchboard_hub::HubConfig::default().occupancy(Some(Duration::from_secs(30))),
+    )
+    .await
 }
 
 #[tokio::test]

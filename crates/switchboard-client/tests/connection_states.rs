@@ -4,30 +4,12 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use support::{Server, WAIT, fast_client, transport_config, wait_state};
+use support::{
+    SECRET, Server, WAIT, fast_client, jwt_auth, transport_config, user_token, wait_state,
+};
 use switchboard_backplane::MemoryBackplaneConfig;
 use switchboard_client::{ConnectionState, DisconnectReason};
 use switchboard_transport::{Authenticator, TokenVerifier};
-
-const SECRET: &str = "test-secret-which-is-long-enough";
-
-fn jwt_server_auth() -> Authenticator {
-    Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap())
-}
-
-fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": sub, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn client_connects_then_reports_disconnected_after_close() {
@@ -62,25 +44,25 @@ async fn client_connects_then_reports_disconnected_after_close() {
 async fn client_sends_its_token_and_the_server_knows_the_user() {
     let server = Server::with(
         MemoryBackplaneConfig::default(),
-        jwt_server_auth(),
+        jwt_auth(),
         transport_config(),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await;
     let client = fast_client(&server.url())
-        .token(token("alice"))
+        .token(user_token("alice"))
         .build()
         .unwrap();
     let state = wait_state(&client, ConnectionState::is_connected).await;
     assert!(matches!(state, ConnectionState::Connected { user_id: Some(u), .. } if u == "alice"));
-    assert!(!format!("{client:?}").contains(&token("alice")[..20]));
+    assert!(!format!("{client:?}").contains(&user_token("alice")[..20]));
 }
 
 #[tokio::test]
 async fn client_gives_up_with_error_when_the_server_refuses_its_credentials() {
     let server = Server::with(
         MemoryBackplaneConfig::default(),
-        jwt_server_auth(),
+        jwt_auth(),
         transport_config(),
         "127.0.0.1:0".parse().unwrap(),
     )
@@ -103,13 +85,13 @@ async fn client_gives_up_with_error_when_the_server_refuses_its_credentials() {
 async fn client_stays_away_when_the_server_disconnects_its_user() {
     let server = Server::with(
         MemoryBackplaneConfig::default(),
-        jwt_server_auth(),
+        jwt_auth(),
         transport_config(),
         "127.0.0.1:0".parse().unwrap(),
     )
     .await;
     let client = fast_client(&server.url())
-        .token(token("alice"))
+        .token(user_token("alice"))
         .build()
         .unwrap();
     client.connected().await.unwrap();

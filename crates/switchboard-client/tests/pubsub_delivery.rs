@@ -2,41 +2,14 @@
 
 mod support;
 
-use std::time::SystemTime;
-
-use support::{Server, WAIT, fast_client, next_event, transport_config};
-use switchboard_backplane::MemoryBackplaneConfig;
+use support::{Server, WAIT, fast_client, next_event};
 use switchboard_client::{ErrorCode, Priority, PublishError, SubscriptionEvent};
 use switchboard_hub::HubEvent;
-use switchboard_transport::{Authenticator, TokenVerifier};
 
-const SECRET: &str = "test-secret-which-is-long-enough";
-
-async fn jwt_server() -> Server {
-    Server::with(
-        MemoryBackplaneConfig::default(),
-        Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap()),
-        transport_config(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-}
-
-fn token(claims: serde_json::Value) -> String {
-    let exp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let mut claims = claims;
-    claims["exp"] = exp.into();
+/// A token for bob with `claims` besides.
+fn token(mut claims: serde_json::Value) -> String {
     claims["sub"] = "bob".into();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    support::signed(claims)
 }
 
 #[tokio::test]
@@ -80,7 +53,7 @@ async fn a_publish_resolves_with_its_offset_and_reaches_every_subscriber() {
 
 #[tokio::test]
 async fn a_forbidden_subscription_yields_refused_and_ends() {
-    let server = jwt_server().await;
+    let server = Server::jwt().await;
     let client = fast_client(&server.url())
         .token(token(serde_json::json!({ "channels": ["public:*"] })))
         .build()
@@ -103,7 +76,7 @@ async fn a_forbidden_subscription_yields_refused_and_ends() {
 
 #[tokio::test]
 async fn a_forbidden_publish_is_refused_without_retrying() {
-    let server = jwt_server().await;
+    let server = Server::jwt().await;
     let client = fast_client(&server.url())
         .token(token(
             serde_json::json!({ "channels": ["public:*"], "publish": [] }),

@@ -3,40 +3,10 @@
 
 mod support;
 
-use std::time::SystemTime;
-
-use support::{Server, WAIT, fast_client, next_event, transport_config};
-use switchboard_backplane::MemoryBackplaneConfig;
+use support::{Server, WAIT, fast_client, next_event, user_token};
 use switchboard_client::{ServerSubscriptionEvent, SubscriptionEvent};
 use switchboard_protocol::ChannelName;
-use switchboard_transport::{Authenticator, TokenVerifier};
 use tokio::sync::broadcast;
-
-const SECRET: &str = "test-secret-which-is-long-enough";
-
-fn token(sub: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "sub": sub, "exp": exp }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-async fn server() -> Server {
-    Server::with(
-        MemoryBackplaneConfig::default(),
-        Authenticator::jwt(TokenVerifier::hs256(SECRET).unwrap()),
-        transport_config(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-}
 
 async fn next_server_event(
     events: &mut broadcast::Receiver<ServerSubscriptionEvent>,
@@ -49,9 +19,9 @@ async fn next_server_event(
 
 #[tokio::test]
 async fn a_server_subscription_streams_its_messages_until_the_server_ends_it() {
-    let server = server().await;
+    let server = Server::jwt().await;
     let client = fast_client(&server.url())
-        .token(token("ada"))
+        .token(user_token("ada"))
         .build()
         .unwrap();
     client.connected().await.unwrap();
@@ -94,9 +64,9 @@ async fn a_server_subscription_streams_its_messages_until_the_server_ends_it() {
 
 #[tokio::test]
 async fn an_application_subscription_the_server_ends_reports_why_and_is_not_made_again() {
-    let server = server().await;
+    let server = Server::jwt().await;
     let client = fast_client(&server.url())
-        .token(token("ada"))
+        .token(user_token("ada"))
         .build()
         .unwrap();
     let mut subscription = client.subscribe("room").unwrap();
@@ -125,9 +95,9 @@ async fn an_application_subscription_the_server_ends_reports_why_and_is_not_made
 
 #[tokio::test]
 async fn server_subscriptions_end_with_their_connection() {
-    let server = server().await;
+    let server = Server::jwt().await;
     let client = fast_client(&server.url())
-        .token(token("ada"))
+        .token(user_token("ada"))
         .build()
         .unwrap();
     client.connected().await.unwrap();

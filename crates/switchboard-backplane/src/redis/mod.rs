@@ -370,6 +370,23 @@ impl Shared {
         })
     }
 
+    /// One call that only Redis can answer (no local fallback): `Unavailable` while it is
+    /// unreachable, `Protocol` when its reply makes no sense.
+    async fn on_redis<T, Fut>(&self, call: impl FnOnce(MultiplexedConnection) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        self.check_open()?;
+        let Some(live) = self.live() else {
+            return Err(self.unavailable());
+        };
+        match self.call(live.generation, call(live.conn.clone())).await {
+            Ok(value) => Ok(value),
+            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
+            Err(_) => Err(self.unavailable()),
+        }
+    }
+
     /// Runs one Redis call with the command timeout, and counts failures towards opening the
     /// circuit.
     async fn call<T>(
@@ -1174,79 +1191,47 @@ impl Backplane for RedisBackplane {
         ttl: Duration,
     ) -> Result<bool> {
         let shared = &self.handle.shared;
-        shared.check_open()?;
-        let Some(live) = shared.live() else {
-            return Err(shared.unavailable());
-        };
-        let mut conn = live.conn.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let acquire = scripts::lease_acquire(&mut conn, &shared.keys, key, holder, limit, ttl_ms);
-        match shared.call(live.generation, acquire).await {
-            Ok(granted) => Ok(granted),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(shared.unavailable()),
-        }
+        shared
+            .on_redis(|mut conn| async move {
+                scripts::lease_acquire(&mut conn, &shared.keys, key, holder, limit, ttl_ms).await
+            })
+            .await
     }
 
     async fn lease_release(&self, key: &str, holder: &str) -> Result<()> {
         let shared = &self.handle.shared;
-        shared.check_open()?;
-        let Some(live) = shared.live() else {
-            return Err(shared.unavailable());
-        };
-        let mut conn = live.conn.clone();
-        let release = scripts::lease_release(&mut conn, &shared.keys, key, holder);
-        match shared.call(live.generation, release).await {
-            Ok(()) => Ok(()),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(shared.unavailable()),
-        }
+        shared
+            .on_redis(|mut conn| async move {
+                scripts::lease_release(&mut conn, &shared.keys, key, holder).await
+            })
+            .await
     }
 
     async fn group_join(&self, group: &str, member: &str, ttl: Duration) -> Result<GroupJoin> {
         let shared = &self.handle.shared;
-        shared.check_open()?;
-        let Some(live) = shared.live() else {
-            return Err(shared.unavailable());
-        };
-        let mut conn = live.conn.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let join = scripts::group_join(&mut conn, &shared.keys, group, member, ttl_ms);
-        match shared.call(live.generation, join).await {
-            Ok(found) => Ok(found),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(shared.unavailable()),
-        }
+        shared
+            .on_redis(|mut conn| async move {
+                scripts::group_join(&mut conn, &shared.keys, group, member, ttl_ms).await
+            })
+            .await
     }
 
     async fn group_leave(&self, group: &str, member: &str) -> Result<bool> {
         let shared = &self.handle.shared;
-        shared.check_open()?;
-        let Some(live) = shared.live() else {
-            return Err(shared.unavailable());
-        };
-        let mut conn = live.conn.clone();
-        let leave = scripts::group_leave(&mut conn, &shared.keys, group, member);
-        match shared.call(live.generation, leave).await {
-            Ok(emptied) => Ok(emptied),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(shared.unavailable()),
-        }
+        shared
+            .on_redis(|mut conn| async move {
+                scripts::group_leave(&mut conn, &shared.keys, group, member).await
+            })
+            .await
     }
 
     async fn group_reap(&self) -> Result<Vec<String>> {
         let shared = &self.handle.shared;
-        shared.check_open()?;
-        let Some(live) = shared.live() else {
-            return Err(shared.unavailable());
-        };
-        let mut conn = live.conn.clone();
-        let reap = scripts::group_reap(&mut conn, &shared.keys);
-        match shared.call(live.generation, reap).await {
-            Ok(lapsed) => Ok(lapsed),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(shared.unavailable()),
-        }
+        shared
+            .on_redis(|mut conn| async move { scripts::group_reap(&mut conn, &shared.keys).await })
+            .await
     }
 
     async fn survey(&self, request: Bytes, timeout: Duration) -> Result<Survey> {

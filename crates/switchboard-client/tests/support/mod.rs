@@ -23,6 +23,37 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 /// How long any single expected event may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The HS256 secret of [`Server::jwt`] and the tokens below.
+pub const SECRET: &str = "test-secret-which-is-long-enough";
+
+/// `claims` signed with [`SECRET`], expiring in an hour unless they say otherwise.
+pub fn signed(mut claims: Value) -> String {
+    if claims.get("exp").is_none() {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        claims["exp"] = exp.into();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A token for user `sub`, expiring in an hour.
+pub fn user_token(sub: &str) -> String {
+    signed(serde_json::json!({ "sub": sub }))
+}
+
+/// The authenticator of [`Server::jwt`]: HS256 tokens signed with [`SECRET`].
+pub fn jwt_auth() -> Authenticator {
+    Authenticator::jwt(switchboard_transport::TokenVerifier::hs256(SECRET).unwrap())
+}
+
 /// Binds `addr` (port 0 for a free one), allowing the port of a server that just stopped.
 pub fn bind(addr: SocketAddr) -> TcpListener {
     let socket = TcpSocket::new_v4().unwrap();
@@ -57,6 +88,17 @@ impl Server {
         Self::with(
             MemoryBackplaneConfig::default(),
             Authenticator::open(),
+            transport_config(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+    }
+
+    /// A server that takes HS256 tokens signed with [`SECRET`].
+    pub async fn jwt() -> Self {
+        Self::with(
+            MemoryBackplaneConfig::default(),
+            jwt_auth(),
             transport_config(),
             "127.0.0.1:0".parse().unwrap(),
         )
