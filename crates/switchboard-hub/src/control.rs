@@ -137,76 +137,38 @@ pub(crate) fn answer<B: Backplane>(hub: &HubInner<B>, request: &[u8]) -> Option<
     let answer = match request {
         Request::Disconnect { user, code, reason } => {
             let reason: Arc<str> = reason.into();
-            let connections = hub
-                .users
-                .of(&user)
-                .iter()
-                .filter(|(_, outbox)| {
-                    outbox.command(Command::Disconnect {
-                        code,
-                        reason: Arc::clone(&reason),
-                    })
+            order(hub, &user, ServerCommand::Disconnect, None, |_| {
+                Some(Command::Disconnect {
+                    code,
+                    reason: Arc::clone(&reason),
                 })
-                .count();
-            record(hub, ServerCommand::Disconnect, &user, None, connections);
-            Answer {
-                connections,
-                ..Answer::default()
-            }
+            })
         }
         Request::Subscribe {
             user,
             channel,
             since,
-        } => {
-            let connections = hub
-                .users
-                .of(&user)
-                .iter()
-                .filter(|(_, outbox)| {
-                    outbox.command(Command::Subscribe {
-                        channel: channel.clone(),
-                        since: since.clone(),
-                    })
-                })
-                .count();
-            record(
-                hub,
-                ServerCommand::Subscribe,
-                &user,
-                Some(&channel),
-                connections,
-            );
-            Answer {
-                connections,
-                ..Answer::default()
-            }
-        }
+        } => order(hub, &user, ServerCommand::Subscribe, Some(&channel), |_| {
+            Some(Command::Subscribe {
+                channel: channel.clone(),
+                since: since.clone(),
+            })
+        }),
         Request::Unsubscribe { user, channel } => {
+            // Only the connections subscribed to it.
             let subscribed: HashSet<u64> =
                 hub.registry.subscriber_keys(&channel).into_iter().collect();
-            let connections = hub
-                .users
-                .of(&user)
-                .iter()
-                .filter(|(key, outbox)| {
-                    subscribed.contains(key)
-                        && outbox.command(Command::Unsubscribe {
-                            channel: channel.clone(),
-                        })
-                })
-                .count();
-            record(
+            order(
                 hub,
-                ServerCommand::Unsubscribe,
                 &user,
+                ServerCommand::Unsubscribe,
                 Some(&channel),
-                connections,
-            );
-            Answer {
-                connections,
-                ..Answer::default()
-            }
+                |key| {
+                    subscribed.contains(&key).then(|| Command::Unsubscribe {
+                        channel: channel.clone(),
+                    })
+                },
+            )
         }
         Request::Channels { prefix } => Answer {
             channels: hub
@@ -234,6 +196,28 @@ pub(crate) fn answer<B: Backplane>(hub: &HubInner<B>, request: &[u8]) -> Option<
     Some(Bytes::from(
         serde_json::to_vec(&answer).expect("answers always serialize"),
     ))
+}
+
+/// Hands each local connection of `user` the command `command` gives for its key (none:
+/// skipped); counts and audits those that took it, and answers how many did.
+fn order<B: Backplane>(
+    hub: &HubInner<B>,
+    user: &str,
+    action: ServerCommand,
+    channel: Option<&ChannelName>,
+    command: impl Fn(u64) -> Option<Command>,
+) -> Answer {
+    let connections = hub
+        .users
+        .of(user)
+        .iter()
+        .filter(|(key, outbox)| command(*key).is_some_and(|c| outbox.command(c)))
+        .count();
+    record(hub, action, user, channel, connections);
+    Answer {
+        connections,
+        ..Answer::default()
+    }
 }
 
 /// Counts the orders carried to connections of this instance, and writes them to the audit
