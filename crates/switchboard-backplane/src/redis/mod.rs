@@ -499,17 +499,7 @@ impl Shared {
     /// sent is missing from that survey, which says so (`replied < asked`).
     async fn reply(&self, node: &str, id: u64, answers: &[Bytes]) {
         let Some(live) = self.live() else { return };
-        let mut conn = live.conn.clone();
-        let channel = self.keys.reply(node);
-        let payload = survey::reply(id, answers);
-        let publish = async move {
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(CallError::from)
-        };
+        let publish = publish_raw(&live, self.keys.reply(node), survey::reply(id, answers));
         if let Err(err) = self.call(live.generation, publish).await {
             tracing::debug!(
                 node,
@@ -1242,16 +1232,7 @@ impl Backplane for RedisBackplane {
         };
         let open = shared.surveys.open();
         let payload = survey::request(&shared.node, open.id(), &request);
-        let mut conn = live.conn.clone();
-        let channel = shared.control_channel.clone();
-        let publish = async move {
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(CallError::from)
-        };
+        let publish = publish_raw(&live, shared.control_channel.clone(), payload);
         // Redis answers with how many instances listen on the control channel: each replies.
         let asked = match shared.call(live.generation, publish).await {
             Ok(listening) => usize::try_from(listening).unwrap_or(0),
@@ -1276,6 +1257,23 @@ impl Backplane for RedisBackplane {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+}
+
+/// `PUBLISH channel payload` on `live`'s connection: how many subscribers heard it.
+fn publish_raw(
+    live: &Live,
+    channel: String,
+    payload: Vec<u8>,
+) -> impl Future<Output = Result<i64, CallError>> + use<> {
+    let mut conn = live.conn.clone();
+    async move {
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(CallError::from)
     }
 }
 
