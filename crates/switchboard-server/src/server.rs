@@ -105,6 +105,9 @@ impl BackplaneHandle {
 /// channel occupancy: a dead instance's channels are reported vacated within about that.
 const OCCUPANCY_CLAIM: Duration = Duration::from_secs(30);
 
+/// How long a shutdown waits at most for the webhook receiver to take the last events.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(5);
+
 /// The hub's lifecycle stream capacity when webhooks read it.
 const WEBHOOK_EVENT_CAPACITY: std::num::NonZeroUsize = std::num::NonZeroUsize::new(65_536).unwrap();
 
@@ -139,8 +142,8 @@ pub struct Server {
     connections: TaskTracker,
     accept: JoinHandle<()>,
     _reload_watcher: Option<ReloadWatcher>,
-    /// Stops with the server.
-    _webhooks: Option<crate::webhooks::Webhooks>,
+    /// Drained by [`Server::shutdown`]; stops with the server.
+    webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl fmt::Debug for Server {
@@ -260,7 +263,7 @@ impl Server {
             connections,
             accept,
             _reload_watcher: reload_watcher,
-            _webhooks: webhooks,
+            webhooks,
         };
         server.log_startup();
         Ok(server)
@@ -397,6 +400,12 @@ impl Server {
         let http = tokio::time::timeout_at(deadline, self.connections.wait())
             .await
             .is_ok();
+        // The sessions' last events (their disconnects) go out before the server does; a
+        // receiver that is down delays the exit by a few seconds at most.
+        if let Some(webhooks) = self.webhooks {
+            let limit = tokio::time::Instant::now() + WEBHOOK_DRAIN;
+            webhooks.drain(deadline.min(limit)).await;
+        }
         self.backplane.shutdown().await;
         tracing::info!(
             sessions_drained = sessions,

@@ -262,10 +262,15 @@ async fn undelivered_events_survive_a_restart_in_the_queue_file() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/hook", closed.local_addr().unwrap());
     drop(closed);
-    let server = server_with(
-        WebhookConfig::new(dead_url)
-            .secret(Some(SECRET))
-            .queue_path(Some(path.clone())),
+    // A shutdown waits for the receiver only so long (a dead one here).
+    let server = start(
+        test_config()
+            .shutdown_timeout(Duration::from_secs(1))
+            .webhook(Some(
+                WebhookConfig::new(dead_url)
+                    .secret(Some(SECRET))
+                    .queue_path(Some(path.clone())),
+            )),
     )
     .await;
     let (ws, welcome) = connect(&server.ws_url()).await;
@@ -369,4 +374,32 @@ async fn a_channel_is_reported_occupied_by_its_first_subscriber_and_vacated_by_i
         ["channel_vacated"],
         "once, after the last left"
     );
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_delivers_the_sessions_last_events_first() {
+    let mut receiver = Receiver::start(&[]).await;
+    let server = server_with(
+        WebhookConfig::new(receiver.url())
+            .secret(Some(SECRET))
+            .events(Some(vec![
+                WebhookEventType::Connected,
+                WebhookEventType::Disconnected,
+            ])),
+    )
+    .await;
+    let (_ws, welcome) = connect(&server.ws_url()).await;
+    let events = receiver.events_until(|e| !e.is_empty()).await;
+    assert_eq!(types(&events), ["connected"]);
+
+    // The queue is in memory: only a drain before the process ends delivers the disconnect.
+    server.shutdown().await;
+    let delivery = receiver
+        .deliveries
+        .try_recv()
+        .expect("delivered before shutdown returned");
+    let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(body["events"][0]["type"], "disconnected");
+    assert_eq!(body["events"][0]["code"], 1001);
+    assert_eq!(body["events"][0]["connectionId"], welcome["connectionId"]);
 }

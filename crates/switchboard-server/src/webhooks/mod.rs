@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_hub::{DisconnectReason, HubEvent};
 use switchboard_metrics::{Metrics, WebhookResult};
 use switchboard_queue::{Backoff, DeliveryConfig, DeliveryQueue, Priority, StoreConfig};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Secret;
@@ -347,7 +347,12 @@ pub enum WebhookError {
 /// not delivered).
 #[derive(Debug)]
 pub(crate) struct Webhooks {
+    /// The forwarder, then the sender.
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the forwarder to take what the hub already sent and stop.
+    finishing: watch::Sender<bool>,
+    /// How many events wait to be delivered.
+    depth: watch::Receiver<usize>,
 }
 
 impl Drop for Webhooks {
@@ -361,6 +366,26 @@ impl Drop for Webhooks {
 type Queue = Arc<Mutex<DeliveryQueue<Event>>>;
 
 impl Webhooks {
+    /// Stops taking events once the hub's last ones are queued, and gives the receiver
+    /// until `deadline` to get every queued event; then stops. Returns whether the queue
+    /// emptied. Events left are kept by a queue file, and lost (and logged) without one.
+    pub(crate) async fn drain(mut self, deadline: tokio::time::Instant) -> bool {
+        self.finishing.send_replace(true);
+        let forwarder = self.tasks.remove(0);
+        let _ = tokio::time::timeout_at(deadline, forwarder).await;
+        let emptied = tokio::time::timeout_at(deadline, self.depth.wait_for(|&n| n == 0))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        if !emptied {
+            let left = *self.depth.borrow();
+            tracing::warn!(
+                events = left,
+                "webhook events not delivered before shutdown (a WEBHOOK_QUEUE_PATH file keeps them)"
+            );
+        }
+        emptied
+    }
+
     /// Starts forwarding `events` to the receiver of `config`.
     ///
     /// # Errors
@@ -402,74 +427,129 @@ impl Webhooks {
             }
             None => DeliveryQueue::new(delivery),
         };
-        metrics.webhook_queue_depth(queue.len());
+        let (depth_tx, depth) = watch::channel(queue.len());
+        let depth_tx = Depth {
+            metrics,
+            tx: Arc::new(depth_tx),
+        };
+        depth_tx.set(queue.len());
         let queue: Queue = Arc::new(Mutex::new(queue));
+        let (finishing, finishing_rx) = watch::channel(false);
         let wake = Arc::new(Notify::new());
         let ids = Ids {
             node: format!("{:016x}", rand::random::<u64>()),
             next: AtomicU64::new(0),
         };
         let forward = tokio::spawn(forward(
+            Forwarder {
+                config: config.clone(),
+                ids,
+                queue: Arc::clone(&queue),
+                wake: Arc::clone(&wake),
+                depth: depth_tx.clone(),
+            },
             events,
-            config.clone(),
-            ids,
-            Arc::clone(&queue),
-            Arc::clone(&wake),
-            metrics.clone(),
+            finishing_rx,
         ));
-        let send = tokio::spawn(send(poster, queue, wake, metrics));
+        let send = tokio::spawn(send(poster, queue, wake, depth_tx));
         Ok(Self {
             tasks: vec![forward, send],
+            finishing,
+            depth,
         })
     }
 }
 
-/// Hub events → the queue. Never waits on the receiver.
-async fn forward(
-    mut events: broadcast::Receiver<HubEvent>,
+/// The queue depth, in the metric and for [`Webhooks::drain`].
+#[derive(Clone)]
+struct Depth {
+    metrics: Metrics,
+    tx: Arc<watch::Sender<usize>>,
+}
+
+impl Depth {
+    fn set(&self, events: usize) {
+        self.metrics.webhook_queue_depth(events);
+        self.tx.send_replace(events);
+    }
+}
+
+/// What the forwarder needs.
+struct Forwarder {
     config: WebhookConfig,
     ids: Ids,
     queue: Queue,
     wake: Arc<Notify>,
-    metrics: Metrics,
-) {
-    loop {
-        let hub_event = match events.recv().await {
-            Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "webhook events dropped: the hub's event stream outran the webhook queue"
-                );
-                metrics.webhook_events(WebhookResult::Dropped, missed);
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+    depth: Depth,
+}
+
+impl Forwarder {
+    /// Queues the webhook event `hub_event` makes, if wanted. Never waits on the receiver.
+    fn take(&self, hub_event: HubEvent) {
+        let Some((kind, event)) = event_of(hub_event, &self.ids) else {
+            return;
         };
-        let Some((kind, event)) = event_of(hub_event, &ids) else {
-            continue;
-        };
-        if !config.wants(kind) {
-            continue;
+        if !self.config.wants(kind) {
+            return;
         }
-        let mut queue = queue.lock();
+        let mut queue = self.queue.lock();
         match queue.push(event, Priority::Normal) {
             Ok(_) => {
-                metrics.webhook_queue_depth(queue.len());
+                self.depth.set(queue.len());
                 drop(queue);
-                wake.notify_one();
+                self.wake.notify_one();
             }
             Err(err) => {
                 drop(queue);
                 tracing::warn!(%err, "a webhook event was dropped");
-                metrics.webhook_events(WebhookResult::Dropped, 1);
+                self.depth.metrics.webhook_events(WebhookResult::Dropped, 1);
+            }
+        }
+    }
+
+    fn lagged(&self, missed: u64) {
+        tracing::warn!(
+            missed,
+            "webhook events dropped: the hub's event stream outran the webhook queue"
+        );
+        self.depth
+            .metrics
+            .webhook_events(WebhookResult::Dropped, missed);
+    }
+}
+
+/// Hub events → the queue, until the hub is gone or the server finishes (then what the hub
+/// already sent is taken first).
+async fn forward(
+    forwarder: Forwarder,
+    mut events: broadcast::Receiver<HubEvent>,
+    mut finishing: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => forwarder.take(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => forwarder.lagged(missed),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = finishing.wait_for(|&finishing| finishing) => {
+                loop {
+                    match events.try_recv() {
+                        Ok(event) => forwarder.take(event),
+                        Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                            forwarder.lagged(missed);
+                        }
+                        Err(_) => return,
+                    }
+                }
             }
         }
     }
 }
 
 /// The queue → the receiver, a batch at a time; failed batches wait for their retry.
-async fn send(poster: Poster, queue: Queue, wake: Arc<Notify>, metrics: Metrics) {
+async fn send(poster: Poster, queue: Queue, wake: Arc<Notify>, depth: Depth) {
+    let metrics = depth.metrics.clone();
     loop {
         let (batch, due) = {
             let mut queue = queue.lock();
@@ -542,7 +622,7 @@ async fn send(poster: Poster, queue: Queue, wake: Arc<Notify>, metrics: Metrics)
                 }
             }
         }
-        metrics.webhook_queue_depth(queue.len());
+        depth.set(queue.len());
     }
 }
 
