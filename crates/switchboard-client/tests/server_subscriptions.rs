@@ -4,7 +4,7 @@
 mod support;
 
 use support::{Server, WAIT, fast_client, next_event, user_token};
-use switchboard_client::{ServerSubscriptionEvent, SubscriptionEvent};
+use switchboard_client::{Client, ServerSubscriptionEvent, SubscriptionEvent};
 use switchboard_protocol::ChannelName;
 use tokio::sync::broadcast;
 
@@ -17,13 +17,18 @@ async fn next_server_event(
         .expect("the stream is open and did not lag")
 }
 
+/// A client signed in as ada.
+fn ada(server: &Server) -> Client {
+    fast_client(&server.url())
+        .token(user_token("ada"))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_server_subscription_streams_its_messages_until_the_server_ends_it() {
     let server = Server::jwt().await;
-    let client = fast_client(&server.url())
-        .token(user_token("ada"))
-        .build()
-        .unwrap();
+    let client = ada(&server);
     client.connected().await.unwrap();
     let mut events = client.server_subscriptions();
     let news = ChannelName::new("news").unwrap();
@@ -65,10 +70,7 @@ async fn a_server_subscription_streams_its_messages_until_the_server_ends_it() {
 #[tokio::test]
 async fn an_application_subscription_the_server_ends_reports_why_and_is_not_made_again() {
     let server = Server::jwt().await;
-    let client = fast_client(&server.url())
-        .token(user_token("ada"))
-        .build()
-        .unwrap();
+    let client = ada(&server);
     let mut subscription = client.subscribe("room").unwrap();
     assert!(matches!(
         next_event(&mut subscription).await,
@@ -96,10 +98,7 @@ async fn an_application_subscription_the_server_ends_reports_why_and_is_not_made
 #[tokio::test]
 async fn server_subscriptions_end_with_their_connection() {
     let server = Server::jwt().await;
-    let client = fast_client(&server.url())
-        .token(user_token("ada"))
-        .build()
-        .unwrap();
+    let client = ada(&server);
     client.connected().await.unwrap();
     let mut events = client.server_subscriptions();
     let feed = ChannelName::new("feed").unwrap();

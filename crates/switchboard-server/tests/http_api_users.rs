@@ -24,17 +24,7 @@ async fn server() -> Server {
 
 /// A connection of `user`.
 async fn as_user(server: &Server, user: &str) -> Ws {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": user, "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = support::user_token(SECRET, user);
     connect(&format!("{}?token={token}", server.ws_url()))
         .await
         .0

@@ -163,17 +163,7 @@ async fn with_a_jwt_secret_connections_need_a_valid_token() {
         matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
         "{refused:?}"
     );
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"sub": "alice", "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
+    let token = support::user_token(secret, "alice");
     let (_ws, welcome) = connect(&format!("{}?token={token}", server.ws_url())).await;
     assert_eq!(welcome["userId"], "alice");
 }

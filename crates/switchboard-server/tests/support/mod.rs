@@ -24,6 +24,21 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub const API_KEY: &str = "test-api-key-0123456789";
 
+/// An HS256 token for user `sub`, signed with `secret`, valid for ten minutes.
+pub fn user_token(secret: &str, sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
 /// A config for tests: a free port, a short drain window.
 pub fn test_config() -> ServerConfig {
     ServerConfig::default()
