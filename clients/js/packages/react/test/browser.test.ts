@@ -8,12 +8,11 @@
 // `@switchboard/react/styles.css`), so run `npm run build` in both packages first.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 import { build } from "esbuild";
 import { type RunningServer, startServer } from "@switchboard/test-support/server";
+import { appPage, serveStatic } from "@switchboard/test-support/static";
 import { type ChromeDriver, type Session, startChromeDriver } from "@switchboard/test-support/webdriver";
 import { QUALITY_COLORS, formatLatency } from "../src/index.js";
 import type { HookValues } from "./fixtures/harness.js";
@@ -53,34 +52,12 @@ async function bundleApp(): Promise<{ js: string; css: string }> {
 }
 
 /** Serves the app on a free port of 127.0.0.1; another origin than the switchboard server's. */
-async function serveApp(app: { js: string; css: string }): Promise<{ url: string; close(): Promise<void> }> {
-  const page =
-    '<!doctype html><html><head><meta charset="utf-8"><title>switchboard react</title>' +
-    '<link rel="stylesheet" href="/app.css"></head><body><div id="root"></div>' +
-    '<script type="module" src="/app.js"></script></body></html>';
-  const files: Record<string, [string, string]> = {
-    "/": ["text/html; charset=utf-8", page],
+function serveApp(app: { js: string; css: string }): Promise<{ url: string; close(): Promise<void> }> {
+  return serveStatic({
+    "/": ["text/html; charset=utf-8", appPage("switchboard react", { css: true })],
     "/app.js": ["text/javascript; charset=utf-8", app.js],
     "/app.css": ["text/css; charset=utf-8", app.css],
-  };
-  const server: Server = createServer((request, response) => {
-    const file = files[new URL(request.url ?? "/", "http://localhost").pathname];
-    if (!file) {
-      response.writeHead(404).end();
-      return;
-    }
-    response.writeHead(200, { "content-type": file[0], "cache-control": "no-store" }).end(file[1]);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 function rgb(hex: string): string {
