@@ -10,9 +10,10 @@
 //   await driver.stop();
 import { spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+
+import { freePort } from "./ports.mjs";
 
 /** How long a `waitFor` waits unless told otherwise. */
 export const DEFAULT_WAIT_MS = 15000;
@@ -55,17 +56,6 @@ export function browserPrograms() {
     chromium: findProgram("chromium", process.env.CHROMIUM_BIN, ["/usr/bin/chromium"], ["chromium", "chromium-browser"]),
     chromedriver: findProgram("chromedriver", process.env.CHROMEDRIVER_BIN, ["/usr/bin/chromedriver"], ["chromedriver"]),
   };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** One WebDriver command: the answer's `value`, or a thrown error with WebDriver's message. */

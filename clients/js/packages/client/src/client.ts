@@ -107,7 +107,7 @@ export interface Ack {
   id: string;
   /** The message's offset in its channel. */
   offset: number;
-  /** The frame that was sent (absent for a publish restored from storage after a reload whose frame is gone). */
+  /** The frame that was sent (for a publish restored from storage after a reload, as it was stored). */
   frame: PublishFrame;
 }
 
