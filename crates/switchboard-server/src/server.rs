@@ -382,20 +382,25 @@ impl Server {
         }
     }
 
-    /// Drains gracefully, within [`ServerConfig::shutdown_timeout`]: stops accepting, lets
-    /// in-flight HTTP requests finish, closes every WebSocket with 1001 (spread over the
-    /// drain window), then stops the backplane. Returns whether everything ended in time.
+    /// Drains gracefully, within [`ServerConfig::shutdown_timeout`]: closes every WebSocket
+    /// with 1001 (spread over the drain window) while still answering HTTP — `/ready` 503
+    /// `draining`, `/health` 200, a new WebSocket upgrade 503 — then stops listening, lets
+    /// in-flight HTTP requests finish, and stops the backplane. Returns whether everything
+    /// ended in time.
     pub async fn shutdown(self) -> bool {
         let deadline = tokio::time::Instant::now() + self.state.config.shutdown_timeout;
         self.state.draining.store(true, Ordering::Relaxed);
-        self.stop.send_replace(true);
-        // The accept loop ends at once on the stop signal; the listener closes with it.
-        let _ = self.accept.await;
+        // The listener stays open through the drain window, so that a load balancer's
+        // readiness probe is answered 503 rather than refused, and a client that reconnects
+        // too early is told to go elsewhere (the transport refuses upgrades once draining).
         let sessions = self
             .state
             .transport
             .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
             .await;
+        self.stop.send_replace(true);
+        // The accept loop ends at once on the stop signal; the listener closes with it.
+        let _ = self.accept.await;
         self.connections.close();
         let http = tokio::time::timeout_at(deadline, self.connections.wait())
             .await
