@@ -175,7 +175,7 @@ impl Values {
         )?;
         v.gauge(
             "websocket_active_sessions",
-            "Authenticated sessions currently active.",
+            "WebSocket sessions running, anonymous ones included: the same count as websocket_connections_total.",
             self.active_sessions.load(Relaxed),
         )?;
         v.labelled_counter(

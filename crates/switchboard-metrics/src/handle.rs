@@ -137,7 +137,10 @@ impl Metrics {
         }
     }
 
-    /// A connection authenticated and its session began (`websocket_active_sessions` up).
+    /// A session began: its upgrade was accepted (authenticated, or anonymous in open mode)
+    /// and its `welcome` queued (`websocket_active_sessions` up). The transport records it
+    /// together with [`connection_opened`](Self::connection_opened), so that gauge and
+    /// `websocket_connections_total` are equal.
     #[inline]
     pub fn session_started(&self) {
         if let Some(v) = self.values() {

@@ -75,3 +75,58 @@ async fn connections_messages_errors_and_rejections_are_counted() {
     assert_eq!(value(&snapshot, "websocket_connections_total"), 0.0);
     assert_eq!(value(&snapshot, "websocket_disconnections_total"), 1.0);
 }
+
+/// `websocket_connections_total` and `websocket_active_sessions`, as exported.
+fn connection_gauges(metrics: &Metrics) -> (f64, f64) {
+    let snapshot = serde_json::to_value(metrics.snapshot()).unwrap();
+    (
+        value(&snapshot, "websocket_connections_total"),
+        value(&snapshot, "websocket_active_sessions"),
+    )
+}
+
+#[tokio::test]
+async fn active_sessions_count_every_running_session_as_the_connection_gauge_does() {
+    let metrics = Metrics::new();
+    let hub = Hub::builder(MemoryBackplane::new(MemoryBackplaneConfig::default()))
+        .metrics(metrics.clone())
+        .build();
+    let transport = Transport::builder(hub)
+        .auth(support::jwt_verifier())
+        .metrics(metrics.clone())
+        .build();
+    let mut events = transport.hub().events();
+    let server = Server::serving(transport).await;
+    let with_token =
+        |claims: serde_json::Value| format!("{}?token={}", server.url(), support::token(&claims));
+    let exp = support::unix_now() + 600;
+
+    // A token naming a user and one naming none: both are sessions, counted once each.
+    let mut alice =
+        Client::connect(&with_token(serde_json::json!({"sub": "alice", "exp": exp}))).await;
+    let anonymous = Client::connect(&with_token(serde_json::json!({"exp": exp}))).await;
+    assert_eq!(anonymous.welcome["userId"], serde_json::Value::Null);
+    assert_eq!(connection_gauges(&metrics), (2.0, 2.0));
+
+    // An upgrade refused for its token is neither a connection nor a session.
+    let expired = with_token(serde_json::json!({"sub": "bob", "exp": exp - 3600}));
+    let refused = Client::try_connect(expired.into_client_request().unwrap()).await;
+    assert_eq!(refused.err().unwrap().status, 401);
+    assert_eq!(connection_gauges(&metrics), (2.0, 2.0));
+
+    // A session the client ends, then one the server ends: each leaves both gauges.
+    drop(anonymous);
+    support::disconnected(&mut events).await;
+    assert_eq!(connection_gauges(&metrics), (1.0, 1.0));
+    let closed = server
+        .transport
+        .hub()
+        .disconnect_user("alice", 4003, "")
+        .await
+        .unwrap();
+    assert_eq!(closed.value, 1);
+    assert_eq!(alice.closed_with().await, 4003);
+    drop(alice);
+    support::disconnected(&mut events).await;
+    assert_eq!(connection_gauges(&metrics), (0.0, 0.0));
+}
