@@ -2,6 +2,10 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use serde_json::json;
 use support::{Binary, connect, get, next_of_type, send_json, start, subscribe, test_config};
 use switchboard_server::Secret;
@@ -66,4 +70,79 @@ async fn an_unreachable_redis_starts_degraded_and_ready_answers_503() {
     let ready = get(server.local_addr(), "/ready").await;
     assert_eq!(ready.status, 503);
     assert_eq!(ready.json()["status"], "degraded");
+}
+
+/// How long an outage may take to be reported: two missed probes (200 ms apart) plus the
+/// command timeout, with room for a loaded machine.
+const DETECT: Duration = Duration::from_secs(10);
+/// How long recovery may take: the backplane's reconnect backoff (at most 5 s) and its
+/// resync, with room.
+const RECOVER: Duration = Duration::from_secs(25);
+
+/// The `websocket_backplane_state` series in `/metrics/prometheus`, by state.
+fn backplane_states(openmetrics: &str) -> BTreeMap<String, String> {
+    openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("websocket_backplane_state{state=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(state, value)| (state.to_owned(), value.to_owned()))
+        .collect()
+}
+
+/// Polls `/metrics/prometheus` until the backplane state gauge reports `state` (1 for it,
+/// 0 for the others), at most `within`.
+async fn wait_for_backplane_state(addr: SocketAddr, state: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut last = BTreeMap::new();
+    while tokio::time::Instant::now() < deadline {
+        let metrics = get(addr, "/metrics/prometheus").await;
+        assert_eq!(metrics.status, 200);
+        last = backplane_states(&metrics.text());
+        let expected = ["up", "degraded", "down"]
+            .into_iter()
+            .map(|s| (s.to_owned(), if s == state { "1" } else { "0" }.to_owned()))
+            .collect::<BTreeMap<_, _>>();
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("websocket_backplane_state did not report {state:?} within {within:?}: {last:?}");
+}
+
+#[tokio::test]
+async fn the_backplane_state_metric_reports_a_redis_outage_and_the_recovery() {
+    // The test kills Redis: a server of its own.
+    let mut redis = RedisServer::spawn();
+    let mut binary = Binary::spawn(
+        &[
+            ("PORT", "0"),
+            ("REDIS_URL", redis.url()),
+            ("REDIS_PROBE_INTERVAL_MS", "200"),
+            ("REDIS_TIMEOUT_MS", "300"),
+        ],
+        &[],
+    );
+    binary.wait_for_line("Redis backplane connected").await;
+    let addr = binary.listening().await;
+    wait_for_backplane_state(addr, "up", DETECT).await;
+    assert_eq!(get(addr, "/health").await.json()["status"], "ok");
+
+    redis.kill().unwrap();
+    wait_for_backplane_state(addr, "degraded", DETECT).await;
+    let health = get(addr, "/health").await;
+    assert_eq!(health.status, 200, "health answers while degraded");
+    let health = health.json();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["backplane"]["state"], "degraded", "{health}");
+    let ready = get(addr, "/ready").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["status"], "degraded");
+
+    redis.restart().unwrap();
+    wait_for_backplane_state(addr, "up", RECOVER).await;
+    let health = get(addr, "/health").await.json();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["backplane"]["state"], "up", "{health}");
+    assert_eq!(get(addr, "/ready").await.status, 200);
 }
