@@ -1,13 +1,15 @@
-//! TLS: https and wss on the one port, fail-closed startup, reload on SIGHUP.
+//! TLS: https and wss on the one port, an encrypted key, client certificates, fail-closed
+//! startup, reload on SIGHUP.
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use http_body_util::Full;
 use support::{Binary, send, start, test_config, write_certificate};
 use switchboard_tls::TlsConfig;
-use switchboard_tls::rustls::pki_types::{CertificateDer, ServerName};
+use switchboard_tls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
 use switchboard_tls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::Connector;
 
@@ -203,4 +205,228 @@ async fn sighup_reloads_the_certificate_for_new_connections() {
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
     binary.wait_for_line("TLS certificate reloaded").await;
     assert_eq!(presented_certificate(addr.port(), &second).await, second);
+}
+
+/// A certificate authority made for one test.
+struct TestCa {
+    cert: rcgen::Certificate,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key.
+struct Issued {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            cert,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn issue(&self, names: Vec<String>, usage: rcgen::ExtendedKeyUsagePurpose) -> Issued {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Issued { cert, key }
+    }
+
+    /// A server certificate for `localhost`.
+    fn server(&self) -> Issued {
+        self.issue(
+            vec!["localhost".to_owned()],
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    /// A client certificate.
+    fn client(&self) -> Issued {
+        self.issue(Vec::new(), rcgen::ExtendedKeyUsagePurpose::ClientAuth)
+    }
+}
+
+/// `key` as PKCS#8 encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC), as
+/// `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it.
+fn encrypted_key_pem(key: &rcgen::KeyPair, passphrase: &str) -> String {
+    use pkcs8::der::pem::{LineEnding, PemLabel as _};
+    // Few iterations: the cost a real key pays buys nothing in a test.
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(1_000, &[7; 16], &[9; 16])
+            .unwrap();
+    pkcs8::PrivateKeyInfo::try_from(key.serialized_der())
+        .unwrap()
+        .encrypt_with_params(params, passphrase)
+        .unwrap()
+        .to_pem(pkcs8::EncryptedPrivateKeyInfo::PEM_LABEL, LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+
+/// A client trusting `ca`, presenting `identity` when given.
+fn client_config_with(ca: &TestCa, identity: Option<&Issued>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        switchboard_tls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        Some(issued) => builder
+            .with_client_auth_cert(
+                vec![issued.cert.der().clone()],
+                PrivatePkcs8KeyDer::from(issued.key.serialized_der().to_vec()).into(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Opens `wss://localhost:port/ws` with `config`: a real TLS handshake, then the upgrade.
+async fn connect_wss(
+    port: u16,
+    config: Arc<ClientConfig>,
+) -> Result<support::Ws, tokio_tungstenite::tungstenite::Error> {
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        format!("wss://localhost:{port}/ws"),
+        None,
+        false,
+        Some(Connector::Rustls(config)),
+    );
+    tokio::time::timeout(support::WAIT, connecting)
+        .await
+        .expect("connected or refused in time")
+        .map(|(ws, _)| ws)
+}
+
+/// Writes into `dir` a `localhost` certificate from `ca`, its key encrypted with
+/// `passphrase` (mode 600), and `ca` as the bundle client certificates are verified
+/// against; returns them as `SSL_CERT_PATH`, `SSL_KEY_PATH` and `SSL_CA_PATH`.
+fn encrypted_key_files(ca: &TestCa, dir: &Path, passphrase: &str) -> [(&'static str, PathBuf); 3] {
+    let server = ca.server();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let bundle = dir.join("ca.pem");
+    std::fs::write(&cert, server.cert.pem()).unwrap();
+    std::fs::write(&key, encrypted_key_pem(&server.key, passphrase)).unwrap();
+    std::fs::write(&bundle, ca.cert.pem()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    [
+        ("SSL_CERT_PATH", cert),
+        ("SSL_KEY_PATH", key),
+        ("SSL_CA_PATH", bundle),
+    ]
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_serves_wss_with_an_encrypted_key_and_admits_only_clients_its_ca_signed() {
+    const PASSPHRASE: &str = "correct horse battery staple";
+    let ca = TestCa::new("switchboard test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let files = encrypted_key_files(&ca, dir.path(), PASSPHRASE);
+    let mut env: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, path)| (*name, path.to_str().unwrap()))
+        .collect();
+    env.extend([
+        ("PORT", "0"),
+        ("SSL_ENABLED", "true"),
+        ("SSL_KEY_PASSPHRASE", PASSPHRASE),
+        ("SSL_CLIENT_AUTH", "required"),
+    ]);
+    let mut binary = Binary::spawn(&env, &[]);
+    let line = binary.wait_for_line("TLS enabled").await;
+    assert!(line.contains("client_certificates=required"), "{line}");
+    let line = binary.wait_for_line("listening on ").await;
+    assert!(line.contains("wss://"), "{line}");
+    let port = binary.listening_addr(&line).port();
+
+    // A client certificate the CA signed: the handshake and the upgrade succeed.
+    let mut ws = connect_wss(port, client_config_with(&ca, Some(&ca.client())))
+        .await
+        .expect("a client the CA signed connects");
+    assert_eq!(support::next_json(&mut ws).await["type"], "welcome");
+
+    // No client certificate: the server ends the handshake with an alert.
+    let refused = connect_wss(port, client_config_with(&ca, None))
+        .await
+        .expect_err("a client without a certificate is refused");
+    assert!(
+        refused.to_string().contains("CertificateRequired"),
+        "refused by the TLS handshake: {refused}"
+    );
+
+    // A certificate from another CA: refused the same way.
+    let stranger = TestCa::new("another CA").client();
+    let refused = connect_wss(port, client_config_with(&ca, Some(&stranger)))
+        .await
+        .expect_err("a client another CA signed is refused");
+    assert!(
+        refused.to_string().contains("UnknownCA"),
+        "refused by the TLS handshake: {refused}"
+    );
+
+    drop(ws);
+    binary.terminate();
+    let (code, output) = binary.exit().await;
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        !output.contains(PASSPHRASE),
+        "the passphrase is never logged"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_key_passphrase_stops_the_binary_with_exit_1_naming_the_key_file() {
+    const WRONG: &str = "not-the-passphrase-4711";
+    let ca = TestCa::new("switchboard test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let files = encrypted_key_files(&ca, dir.path(), "the right one");
+    let key = files[1].1.to_str().unwrap();
+    let mut env: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, path)| (*name, path.to_str().unwrap()))
+        .collect();
+    env.extend([
+        ("PORT", "0"),
+        ("SSL_ENABLED", "true"),
+        ("SSL_KEY_PASSPHRASE", WRONG),
+    ]);
+    let binary = Binary::spawn(&env, &[]);
+    let (code, output) = binary.exit().await;
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains(&format!(
+            "{key}: cannot decrypt the private key: wrong passphrase"
+        )),
+        "{output}"
+    );
+    assert!(
+        !output.contains("listening on"),
+        "it never serves: {output}"
+    );
+    assert!(!output.contains(WRONG), "the passphrase is never printed");
 }
