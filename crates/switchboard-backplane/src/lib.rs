@@ -21,6 +21,7 @@ pub use redis::{
     DEFAULT_HISTORY_MAX_CHANNEL_BYTES, RedisBackplane, RedisBackplaneConfig, RedisBackplaneStats,
 };
 pub use types::{
-    Envelope, Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction,
-    PresenceChange, PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope, Survey,
+    DegradedCause, Envelope, Epoch, Event, GroupJoin, Health, HealthState, Position,
+    PresenceAction, PresenceChange, PresenceEntry, PublishOptions, Published, Recovery,
+    ResetReason, Scope, Survey,
 };

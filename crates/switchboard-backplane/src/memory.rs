@@ -404,6 +404,7 @@ impl MemoryBackplane {
         self.inner.health.send_replace(Health {
             state: HealthState::Down,
             detail: "shut down".into(),
+            cause: None,
             since: SystemTime::now(),
         });
     }

@@ -239,6 +239,23 @@ impl fmt::Display for HealthState {
     }
 }
 
+/// What made a backplane degraded: the kind, for metrics and alerts; the words are in
+/// [`Health::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DegradedCause {
+    /// The connection broke, or could not be made.
+    ConnectionLost,
+    /// Calls got no answer in time, often enough to give the connection up.
+    Timeout,
+    /// The liveness probe stopped coming back: the connection looks open but delivers
+    /// nothing.
+    LivenessProbeFailed,
+    /// Calls were refused (a busy or loading server, a failed subscribe), often enough to
+    /// give the connection up.
+    CommandFailed,
+}
+
 /// The backplane's health, with the reason when not up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
@@ -246,6 +263,9 @@ pub struct Health {
     pub state: HealthState,
     /// Why (empty when up), e.g. `"redis: connection refused"` or `"probe echo missing for 6s"`.
     pub detail: String,
+    /// What kind of failure made it degraded; `None` when up, while first connecting, when
+    /// shut down, or from an implementation that does not say.
+    pub cause: Option<DegradedCause>,
     /// When the state last changed.
     pub since: SystemTime,
 }
@@ -257,6 +277,7 @@ impl Health {
         Self {
             state: HealthState::Up,
             detail: String::new(),
+            cause: None,
             since: SystemTime::now(),
         }
     }

@@ -6,7 +6,9 @@ mod faults;
 
 use std::time::Duration;
 
-use switchboard_backplane::{Backplane, Event, HealthState, RedisBackplane, ResetReason, Scope};
+use switchboard_backplane::{
+    Backplane, DegradedCause, Event, HealthState, RedisBackplane, ResetReason, Scope,
+};
 use switchboard_test_support::RedisServer;
 
 use contract::{WAIT, next_event, next_message};
@@ -53,6 +55,12 @@ async fn killed_redis_keeps_local_delivery_and_turns_health_degraded_within_the_
     server.kill().unwrap();
     let health = health_becomes(&a, HealthState::Degraded, DETECTION).await;
     assert!(health.detail.starts_with("redis:"), "{}", health.detail);
+    assert_eq!(
+        health.cause,
+        Some(DegradedCause::ConnectionLost),
+        "{}",
+        health.detail
+    );
 
     let published = a.publish("room", "during".into()).await.unwrap();
     assert_eq!((published.scope, published.offset), (Scope::LocalOnly, 2));
@@ -137,6 +145,15 @@ async fn a_frozen_redis_is_caught_by_the_probe_and_healed_after_it_resumes() {
     assert!(
         health.detail.contains("probe") || health.detail.contains("circuit"),
         "{}",
+        health.detail
+    );
+    assert!(
+        matches!(
+            health.cause,
+            Some(DegradedCause::LivenessProbeFailed | DegradedCause::Timeout)
+        ),
+        "a frozen Redis answers nothing: {:?} ({})",
+        health.cause,
         health.detail
     );
     server.resume().unwrap();

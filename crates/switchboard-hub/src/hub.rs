@@ -441,21 +441,35 @@ async fn refresh_presence<B: Backplane>(
     }
 }
 
-/// Mirrors the backplane's health into the metrics.
+/// Mirrors the backplane's health into the metrics: the state, and each fall from up into
+/// degraded counted with its cause.
 async fn track_health(
     mut health: watch::Receiver<Health>,
     metrics: Metrics,
     mut alive: watch::Receiver<()>,
 ) {
-    use switchboard_backplane::HealthState;
-    use switchboard_metrics::BackplaneState;
+    use switchboard_backplane::{DegradedCause, HealthState};
+    use switchboard_metrics::{BackplaneState, DegradedReason};
+    let mut was_up = false;
     loop {
-        let state = match health.borrow_and_update().state {
-            HealthState::Up => BackplaneState::Up,
-            HealthState::Degraded => BackplaneState::Degraded,
-            _ => BackplaneState::Down,
+        let (state, cause) = {
+            let health = health.borrow_and_update();
+            (health.state, health.cause)
         };
-        metrics.backplane_state(state);
+        match (state, cause) {
+            (HealthState::Up, _) => metrics.backplane_state(BackplaneState::Up),
+            (HealthState::Degraded, Some(cause)) if was_up => {
+                metrics.backplane_degraded(match cause {
+                    DegradedCause::Timeout => DegradedReason::Timeout,
+                    DegradedCause::LivenessProbeFailed => DegradedReason::LivenessProbeFailed,
+                    DegradedCause::CommandFailed => DegradedReason::CommandFailed,
+                    _ => DegradedReason::ConnectionLost,
+                });
+            }
+            (HealthState::Degraded, _) => metrics.backplane_state(BackplaneState::Degraded),
+            _ => metrics.backplane_state(BackplaneState::Down),
+        }
+        was_up = state == HealthState::Up;
         tokio::select! {
             changed = health.changed() => if changed.is_err() { return },
             _ = alive.changed() => return,

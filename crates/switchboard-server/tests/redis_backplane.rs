@@ -89,6 +89,20 @@ fn backplane_states(openmetrics: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `websocket_backplane_degradations_total` series, by reason, read as numbers.
+fn degradations(openmetrics: &str) -> BTreeMap<String, u64> {
+    openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("websocket_backplane_degradations_total{reason=\""))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(reason, value)| (reason.to_owned(), value.trim().parse().unwrap()))
+        .collect()
+}
+
+async fn degradations_now(addr: SocketAddr) -> BTreeMap<String, u64> {
+    degradations(&get(addr, "/metrics/prometheus").await.text())
+}
+
 /// Polls `/metrics/prometheus` until the backplane state gauge reports `state` (1 for it,
 /// 0 for the others), at most `within`.
 async fn wait_for_backplane_state(addr: SocketAddr, state: &str, within: Duration) {
@@ -127,9 +141,26 @@ async fn the_backplane_state_metric_reports_a_redis_outage_and_the_recovery() {
     let addr = binary.listening().await;
     wait_for_backplane_state(addr, "up", DETECT).await;
     assert_eq!(get(addr, "/health").await.json()["status"], "ok");
+    let before = degradations_now(addr).await;
+    assert_eq!(
+        before.values().sum::<u64>(),
+        0,
+        "connecting at start is not a degradation: {before:?}"
+    );
 
     redis.kill().unwrap();
     wait_for_backplane_state(addr, "degraded", DETECT).await;
+    let counted = degradations_now(addr).await;
+    assert_eq!(
+        counted.values().sum::<u64>(),
+        1,
+        "one outage, counted once with its cause: {counted:?}"
+    );
+    assert_eq!(
+        counted.get("connection_lost"),
+        Some(&1),
+        "a killed Redis is a lost connection: {counted:?}"
+    );
     let health = get(addr, "/health").await;
     assert_eq!(health.status, 200, "health answers while degraded");
     let health = health.json();
@@ -145,4 +176,9 @@ async fn the_backplane_state_metric_reports_a_redis_outage_and_the_recovery() {
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["backplane"]["state"], "up", "{health}");
     assert_eq!(get(addr, "/ready").await.status, 200);
+    assert_eq!(
+        degradations_now(addr).await,
+        counted,
+        "the recovery counts nothing"
+    );
 }

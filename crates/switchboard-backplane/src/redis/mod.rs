@@ -26,15 +26,15 @@ pub use config::{DEFAULT_HISTORY_MAX_CHANNEL_BYTES, RedisBackplaneConfig};
 
 use self::continuity::{Live as LiveOutcome, MAX_ROUNDS, Sub};
 use self::layout::{Incoming, Keys, presence_change};
-use self::scripts::{CallError, Limits, SetMode};
+use self::scripts::{Break, CallError, Limits, SetMode};
 use crate::backplane::Backplane;
 use crate::error::{BackplaneError, Result};
 use crate::events::{EventOutlet, EventReceiver, EventSink};
 use crate::history::{History, HistoryBudget, HistoryLimits, overridden};
 use crate::presence::PresenceTable;
 use crate::types::{
-    Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction, PresenceEntry,
-    PublishOptions, Published, Recovery, ResetReason, Scope, Survey, rand_u64,
+    DegradedCause, Epoch, Event, GroupJoin, Health, HealthState, Position, PresenceAction,
+    PresenceEntry, PublishOptions, Published, Recovery, ResetReason, Scope, Survey, rand_u64,
 };
 
 /// How many channels one `SUBSCRIBE` carries when resubscribing after a reconnect.
@@ -121,8 +121,8 @@ pub(crate) struct Shared {
     counters: Counters,
     failures: AtomicU32,
     closed: AtomicBool,
-    /// Connection generation and reason, when a connection is found broken.
-    broken: mpsc::Sender<(u64, String)>,
+    /// Connection generation and why, when a connection is found broken.
+    broken: mpsc::Sender<(u64, Break)>,
     pushes: mpsc::Sender<(u64, redis::PushInfo)>,
     gate: Arc<PushGate>,
     /// The generation whose probe echo came back last, and when.
@@ -211,6 +211,7 @@ impl RedisBackplane {
         let (health, _) = watch::channel(Health {
             state: HealthState::Degraded,
             detail: "redis: connecting".into(),
+            cause: None,
             since: SystemTime::now(),
         });
         let (broken_tx, broken_rx) = mpsc::channel(64);
@@ -316,6 +317,7 @@ impl RedisBackplane {
         shared.health.send_replace(Health {
             state: HealthState::Down,
             detail: "shut down".into(),
+            cause: None,
             since: SystemTime::now(),
         });
     }
@@ -397,19 +399,31 @@ impl Shared {
         let timeout = self.config.command_timeout;
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(CallError::Transient(format!(
+            Err(_) => Err(CallError::TimedOut(format!(
                 "redis: no reply within {timeout:?}"
             ))),
         };
         match &result {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
-            Err(CallError::Broken(reason)) => self.break_connection(generation, reason),
-            Err(CallError::Transient(reason)) => {
+            Err(CallError::Broken(reason)) => {
+                self.break_connection(
+                    generation,
+                    Break::new(DegradedCause::ConnectionLost, reason),
+                );
+            }
+            Err(error @ (CallError::Transient(reason) | CallError::TimedOut(reason))) => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if failures >= self.config.failure_threshold.get() {
+                    let cause = match error {
+                        CallError::TimedOut(_) => DegradedCause::Timeout,
+                        _ => DegradedCause::CommandFailed,
+                    };
                     self.break_connection(
                         generation,
-                        &format!("redis: circuit open after {failures} failed calls ({reason})"),
+                        Break::new(
+                            cause,
+                            format!("redis: circuit open after {failures} failed calls ({reason})"),
+                        ),
                     );
                 }
             }
@@ -420,7 +434,7 @@ impl Shared {
 
     /// Opens the circuit: drops connection `generation` (if still installed) so calls go
     /// local, says so in the health, and tells the supervisor to reconnect.
-    fn break_connection(&self, generation: u64, reason: &str) {
+    fn break_connection(&self, generation: u64, why: Break) {
         let dropped = {
             let mut st = self.state.lock();
             match &st.conn {
@@ -429,18 +443,18 @@ impl Shared {
             }
         };
         if dropped.is_some() {
-            self.set_degraded(reason);
+            self.set_degraded(&why);
         }
         drop(dropped);
         // Full means the supervisor already has reasons to reconnect.
-        let _ = self.broken.try_send((generation, reason.to_owned()));
+        let _ = self.broken.try_send((generation, why));
     }
 
-    /// Degraded with `reason`; `true` when that changed the health.
-    fn set_degraded(&self, reason: &str) -> bool {
+    /// Degraded for `why`; `true` when that changed the health.
+    fn set_degraded(&self, why: &Break) -> bool {
         let changed = self.health.send_if_modified(|h| {
             if h.state == HealthState::Down
-                || (h.state == HealthState::Degraded && h.detail == reason)
+                || (h.state == HealthState::Degraded && h.detail == why.reason)
             {
                 return false;
             }
@@ -448,11 +462,12 @@ impl Shared {
                 h.since = SystemTime::now();
             }
             h.state = HealthState::Degraded;
-            h.detail = reason.to_owned();
+            h.detail.clone_from(&why.reason);
+            h.cause = Some(why.cause);
             true
         });
         if changed {
-            tracing::warn!(reason, "redis backplane degraded: publishing locally only");
+            tracing::warn!(reason = %why.reason, "redis backplane degraded: publishing locally only");
         }
         changed
     }
@@ -935,7 +950,10 @@ impl Backplane for RedisBackplane {
         if !shared.pubsub_command(&live, &name, true).await {
             // Whether Redis holds the subscription is unknown: reconnect, which resubscribes
             // everything, and tell the subscribers continuity is not guaranteed.
-            shared.break_connection(live.generation, "redis: SUBSCRIBE failed");
+            shared.break_connection(
+                live.generation,
+                Break::new(DegradedCause::CommandFailed, "redis: SUBSCRIBE failed"),
+            );
             if let Some(sub) = shared.state.lock().subs.get_mut(&name) {
                 sub.mark_reset(ResetReason::MessagesMissed);
             }

@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script, Value};
 
 use super::layout::Keys;
-use crate::types::{Envelope, Epoch, Position, Recovery};
+use crate::types::{DegradedCause, Envelope, Epoch, Position, Recovery};
 
 /// Assigns the next offset, appends to the stream (trimmed by count) and publishes, in one
 /// step. Creates the channel's epoch when it is missing (first use, flush, restart). With a
@@ -388,9 +388,10 @@ pub(crate) enum CallError {
     /// The connection is unusable (closed, reset, or the server turned read-only after a
     /// failover): reconnect.
     Broken(String),
-    /// No answer in time, or a transient server state (loading, busy): counts towards
-    /// opening the circuit.
+    /// A transient server state (loading, busy): counts towards opening the circuit.
     Transient(String),
+    /// No answer in time: counts towards opening the circuit.
+    TimedOut(String),
     /// The server answered with an error or with something we did not write.
     Protocol(String),
 }
@@ -398,7 +399,23 @@ pub(crate) enum CallError {
 impl CallError {
     pub(crate) fn reason(&self) -> &str {
         match self {
-            Self::Broken(r) | Self::Transient(r) | Self::Protocol(r) => r,
+            Self::Broken(r) | Self::Transient(r) | Self::TimedOut(r) | Self::Protocol(r) => r,
+        }
+    }
+}
+
+/// Why a connection is given up: the kind (for the health and the metrics) and the words.
+#[derive(Debug, Clone)]
+pub(crate) struct Break {
+    pub(crate) cause: DegradedCause,
+    pub(crate) reason: String,
+}
+
+impl Break {
+    pub(crate) fn new(cause: DegradedCause, reason: impl Into<String>) -> Self {
+        Self {
+            cause,
+            reason: reason.into(),
         }
     }
 }
@@ -414,7 +431,7 @@ impl From<RedisError> for CallError {
             _ => {}
         }
         if e.is_timeout() {
-            Self::Transient(reason)
+            Self::TimedOut(reason)
         } else if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()

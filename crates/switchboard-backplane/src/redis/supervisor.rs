@@ -19,9 +19,9 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::layout::Incoming;
-use super::scripts::{self, CallError};
+use super::scripts::{self, Break, CallError};
 use super::{Live, Pushed, SUBSCRIBE_BATCH, Shared, parse_push};
-use crate::types::rand_u64;
+use crate::types::{DegradedCause, rand_u64};
 
 /// Exponential backoff with full jitter: attempt `n` waits a random time below
 /// `min(max, initial * 2^n)`.
@@ -63,7 +63,7 @@ impl Backoff {
 pub(super) async fn supervise(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<()>,
-    mut broken: mpsc::Receiver<(u64, String)>,
+    mut broken: mpsc::Receiver<(u64, Break)>,
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -89,15 +89,16 @@ pub(super) async fn supervise(
                 backoff.reset();
                 let connected =
                     run_connected(&shared, generation, &mut broken, &mut sweep, &mut ready);
-                let reason = tokio::select! {
-                    reason = connected => reason,
+                let why = tokio::select! {
+                    why = connected => why,
                     _ = stop.changed() => return,
                 };
-                shared.break_connection(generation, &reason);
+                shared.break_connection(generation, why);
             }
             Err(reason) => {
-                shared.break_connection(generation, &reason);
-                shared.set_degraded(&reason);
+                let why = Break::new(DegradedCause::ConnectionLost, reason);
+                shared.set_degraded(&why);
+                shared.break_connection(generation, why);
             }
         }
         if let Some(ready) = ready.take() {
@@ -193,7 +194,8 @@ fn push_sender(shared: &Shared, generation: u64) -> impl AsyncPushSender {
             Ok(()) => Ok(()),
             Err(TrySendError::Full((_, info))) => {
                 if info.kind == PushKind::Disconnection {
-                    let _ = broken.try_send((generation, "redis: connection lost".into()));
+                    let why = Break::new(DegradedCause::ConnectionLost, "redis: connection lost");
+                    let _ = broken.try_send((generation, why));
                 } else {
                     // Every channel catches up from history once the pump has room.
                     gate.overflow.store(true, Ordering::Relaxed);
@@ -210,10 +212,10 @@ fn push_sender(shared: &Shared, generation: u64) -> impl AsyncPushSender {
 async fn run_connected(
     shared: &Arc<Shared>,
     generation: u64,
-    broken: &mut mpsc::Receiver<(u64, String)>,
+    broken: &mut mpsc::Receiver<(u64, Break)>,
     sweep: &mut Interval,
     ready: &mut Option<oneshot::Sender<()>>,
-) -> String {
+) -> Break {
     let every = shared.config.probe_interval;
     let mut probe = tokio::time::interval(every);
     probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -221,9 +223,9 @@ async fn run_connected(
     loop {
         tokio::select! {
             notice = broken.recv() => match notice {
-                Some((g, reason)) if g == generation => return reason,
+                Some((g, why)) if g == generation => return why,
                 Some(_) => {}
-                None => return "redis: backplane stopping".into(),
+                None => return Break::new(DegradedCause::ConnectionLost, "redis: backplane stopping"),
             },
             () = shared.echo.notified() => {
                 let echo = *shared.last_echo.lock();
@@ -241,10 +243,13 @@ async fn run_connected(
                 let silent = last_echo.elapsed();
                 if silent > 2 * every {
                     shared.counters.probe_failures.fetch_add(1, Ordering::Relaxed);
-                    return format!("redis: probe echo missing for {} ms", silent.as_millis());
+                    return Break::new(
+                        DegradedCause::LivenessProbeFailed,
+                        format!("redis: probe echo missing for {} ms", silent.as_millis()),
+                    );
                 }
-                if let Some(reason) = send_probe(shared, generation).await {
-                    return reason;
+                if let Some(why) = send_probe(shared, generation).await {
+                    return why;
                 }
             }
             _ = sweep.tick() => shared.sweep().await,
@@ -253,7 +258,7 @@ async fn run_connected(
 }
 
 /// Publishes a probe; `Some(reason)` when that shows the subscription is gone.
-async fn send_probe(shared: &Shared, generation: u64) -> Option<String> {
+async fn send_probe(shared: &Shared, generation: u64) -> Option<Break> {
     let live = shared.live()?;
     let mut conn = live.conn.clone();
     let channel = shared.probe_channel.clone();
@@ -264,7 +269,7 @@ async fn send_probe(shared: &Shared, generation: u64) -> Option<String> {
         let publish = command.query_async::<i64>(&mut conn);
         match tokio::time::timeout(every, publish).await {
             Ok(result) => result.map_err(CallError::from),
-            Err(_) => Err(CallError::Transient(format!(
+            Err(_) => Err(CallError::TimedOut(format!(
                 "redis: probe not accepted within {every:?}"
             ))),
         }
@@ -276,7 +281,10 @@ async fn send_probe(shared: &Shared, generation: u64) -> Option<String> {
                 .counters
                 .probe_failures
                 .fetch_add(1, Ordering::Relaxed);
-            Some("redis: probe channel lost its subscription".into())
+            Some(Break::new(
+                DegradedCause::LivenessProbeFailed,
+                "redis: probe channel lost its subscription",
+            ))
         }
         Ok(_) => None,
         // Counted by `call`; a missing echo or the failure threshold decides.
@@ -310,7 +318,10 @@ pub(super) async fn pump(
         };
         let sync = match parse_push(&shared, generation, push) {
             Some(Pushed::Disconnected) => {
-                shared.break_connection(generation, "redis: connection lost");
+                shared.break_connection(
+                    generation,
+                    Break::new(DegradedCause::ConnectionLost, "redis: connection lost"),
+                );
                 None
             }
             Some(Pushed::Echo) => {
