@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use switchboard_client::{Backoff, Client, Priority, Subscription, SubscriptionEvent};
+use switchboard_client::{Client, Priority, RECONNECT_BACKOFF, Subscription, SubscriptionEvent};
 use switchboard_test_support::RedisServer;
 use tests::{Balancer, ServerProcess, WsClient, e2e_binary, unique};
 use tokio::sync::watch;
@@ -31,8 +31,8 @@ async fn two_instances(redis: &RedisServer) -> (ServerProcess, ServerProcess) {
 fn client(url: &str) -> Client {
     Client::builder(url)
         .backoff(
-            Backoff::default()
-                .with_initial(Duration::from_millis(100))
+            RECONNECT_BACKOFF
+                .with_base(Duration::from_millis(100))
                 .with_max(Duration::from_millis(300)),
         )
         .build()

@@ -1,6 +1,6 @@
 //! The client handle and its builder.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use crate::publish::{Outbox, PublishOptions, PublishOutcome, QueuedPublish};
 use crate::quality::QualityTracker;
 use crate::{
     Backoff, ClientError, ConnectionState, DisconnectReason, Heartbeat, PublishHandle, Quality,
-    QualityConfig, QueueConfig, Result, ServerSubscriptionEvent, Subscription,
+    QualityConfig, QueueConfig, RECONNECT_BACKOFF, Result, ServerSubscriptionEvent, Subscription,
 };
 
 /// How many publish outcomes [`Client::publish_outcomes`] buffers for a slow receiver.
@@ -336,6 +336,7 @@ pub struct ClientBuilder {
     token: Token,
     connect_timeout: Duration,
     backoff: Backoff,
+    max_reconnect_attempts: Option<NonZeroU32>,
     heartbeat: Heartbeat,
     quality: QualityConfig,
     queue: QueueConfig,
@@ -357,6 +358,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("token", &self.token)
             .field("connect_timeout", &self.connect_timeout)
             .field("backoff", &self.backoff)
+            .field("max_reconnect_attempts", &self.max_reconnect_attempts)
             .field("heartbeat", &self.heartbeat)
             .field("quality", &self.quality)
             .field("queue", &self.queue)
@@ -370,7 +372,8 @@ impl ClientBuilder {
             url,
             token: Token::None,
             connect_timeout: Duration::from_secs(10),
-            backoff: Backoff::default(),
+            backoff: RECONNECT_BACKOFF,
+            max_reconnect_attempts: None,
             heartbeat: Heartbeat::default(),
             quality: QualityConfig::default(),
             queue: QueueConfig::default(),
@@ -423,9 +426,19 @@ impl ClientBuilder {
         self
     }
 
-    /// When to reconnect. Default [`Backoff::default`].
+    /// When to reconnect: the delay before reconnect attempt `n` is
+    /// [`backoff.delay(n, r)`](Backoff::delay) with `r` drawn from the client's generator
+    /// (see [`seed`](Self::seed)). Default [`RECONNECT_BACKOFF`] (1 s × 1.5 up to 30 s, full
+    /// jitter).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Reconnect attempts in a row after which the client gives up
+    /// ([`ConnectionState::Error`]); `None` (the default) never gives up.
+    pub fn max_reconnect_attempts(mut self, attempts: Option<NonZeroU32>) -> Self {
+        self.max_reconnect_attempts = attempts;
         self
     }
 
@@ -559,6 +572,7 @@ impl ClientBuilder {
                 connector,
             },
             backoff: self.backoff,
+            max_reconnect_attempts: self.max_reconnect_attempts,
             heartbeat: self.heartbeat,
             queue: self.queue,
         });

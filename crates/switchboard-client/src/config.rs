@@ -3,131 +3,26 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-/// How the random part of a reconnect delay is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Jitter {
-    /// "Full jitter": the delay is drawn uniformly from zero to the capped exponential delay,
-    /// so clients that lost the same server do not come back in lockstep. The default.
-    #[default]
-    Full,
-    /// No randomness: exactly the capped exponential delay. Only for tests and tools that
-    /// run alone; a fleet of such clients reconnects in waves.
-    None,
-}
+pub use switchboard_queue::Backoff;
 
-/// When to reconnect after a connection is lost or an attempt fails.
-///
-/// The cap of reconnect attempt `n` (from 1) is `min(max, initial × factorⁿ⁻¹)`; with
-/// [`Jitter::Full`] the delay is drawn uniformly from `[0, cap]`. The defaults are those of
-/// the browser hooks — initial 1 s, factor 1.5, max 30 s, unlimited attempts — plus full
-/// jitter.
+/// When to reconnect by default: the cap of reconnect attempt `n` (from 1) is
+/// `min(30 s, 1 s × 1.5ⁿ⁻¹)`, and the delay is drawn uniformly below it ("full jitter"), so
+/// clients that lost the same server do not come back in lockstep. The browser client's
+/// schedule too. Attempts are unlimited unless
+/// [`ClientBuilder::max_reconnect_attempts`](crate::ClientBuilder::max_reconnect_attempts)
+/// says otherwise.
 ///
 /// ```
 /// use std::{num::NonZeroU32, time::Duration};
-/// use switchboard_client::{Backoff, Jitter};
+/// use switchboard_client::RECONNECT_BACKOFF;
 ///
-/// let backoff = Backoff::default();
 /// let third = NonZeroU32::new(3).unwrap();
-/// assert_eq!(backoff.cap(third), Duration::from_millis(2250)); // 1 s × 1.5²
-/// assert_eq!(backoff.delay(third, 0.5), Duration::from_millis(1125)); // half of the cap
-/// assert_eq!(backoff.with_jitter(Jitter::None).delay(third, 0.5), Duration::from_millis(2250));
+/// assert_eq!(RECONNECT_BACKOFF.cap(third), Duration::from_millis(2250)); // 1 s × 1.5²
+/// assert_eq!(RECONNECT_BACKOFF.delay(third, 0.5), Duration::from_millis(1125)); // half of the cap
+/// assert_eq!(RECONNECT_BACKOFF.with_jitter(0.0).delay(third, 0.5), Duration::from_millis(2250));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct Backoff {
-    /// The cap of the first reconnect delay. Default 1 s.
-    pub initial: Duration,
-    /// How much each further attempt multiplies the cap; at least 1. Default 1.5.
-    pub factor: f64,
-    /// The largest delay. Default 30 s.
-    pub max: Duration,
-    /// Reconnect attempts in a row after which the client gives up
-    /// ([`ConnectionState::Error`](crate::ConnectionState::Error)); `None` (the default)
-    /// never gives up.
-    pub max_attempts: Option<NonZeroU32>,
-    /// How the delay is randomized. Default [`Jitter::Full`].
-    pub jitter: Jitter,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            factor: 1.5,
-            max: Duration::from_secs(30),
-            max_attempts: None,
-            jitter: Jitter::Full,
-        }
-    }
-}
-
-impl Backoff {
-    /// Sets [`Backoff::initial`].
-    #[must_use]
-    pub fn with_initial(mut self, initial: Duration) -> Self {
-        self.initial = initial;
-        self
-    }
-
-    /// Sets [`Backoff::factor`]; values below 1 (and NaN) become 1.
-    #[must_use]
-    pub fn with_factor(mut self, factor: f64) -> Self {
-        self.factor = if factor >= 1.0 { factor } else { 1.0 };
-        self
-    }
-
-    /// Sets [`Backoff::max`].
-    #[must_use]
-    pub fn with_max(mut self, max: Duration) -> Self {
-        self.max = max;
-        self
-    }
-
-    /// Sets [`Backoff::max_attempts`].
-    #[must_use]
-    pub fn with_max_attempts(mut self, max_attempts: Option<NonZeroU32>) -> Self {
-        self.max_attempts = max_attempts;
-        self
-    }
-
-    /// Sets [`Backoff::jitter`].
-    #[must_use]
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// The largest delay before reconnect attempt `attempt`: `min(max, initial ×
-    /// factor^(attempt-1))`.
-    #[must_use]
-    pub fn cap(&self, attempt: NonZeroU32) -> Duration {
-        let exponent = i32::try_from(attempt.get() - 1).unwrap_or(i32::MAX);
-        let max = self.max.as_secs_f64();
-        let capped = (self.initial.as_secs_f64() * self.factor.max(1.0).powi(exponent)).min(max);
-        Duration::try_from_secs_f64(capped).unwrap_or(self.max)
-    }
-
-    /// The delay before reconnect attempt `attempt`, for a random draw `random` in `[0, 1)`
-    /// (values outside are clamped): `cap × random` under [`Jitter::Full`], the cap under
-    /// [`Jitter::None`]. Deterministic; the client draws `random` from its own generator,
-    /// seedable with [`ClientBuilder::seed`](crate::ClientBuilder::seed).
-    #[must_use]
-    pub fn delay(&self, attempt: NonZeroU32, random: f64) -> Duration {
-        let cap = self.cap(attempt);
-        match self.jitter {
-            Jitter::None => cap,
-            Jitter::Full => {
-                let random = if random.is_nan() {
-                    0.0
-                } else {
-                    random.clamp(0.0, 1.0)
-                };
-                cap.mul_f64(random)
-            }
-        }
-    }
-}
+pub const RECONNECT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_secs(1), 1.5, Duration::from_secs(30), 1.0);
 
 /// The client's own application-level heartbeat: a `ping` frame every `interval`, answered
 /// by a `pong`. It measures the connection (see [`Quality`](crate::Quality)) and detects a
@@ -227,9 +122,9 @@ pub struct QueueConfig {
     pub ack_timeout: Duration,
     /// Failed attempts after which a publish is reported failed. Default 3.
     pub max_attempts: NonZeroU32,
-    /// The wait before a failed publish is sent again. Default
-    /// [`switchboard_queue::Backoff::default`] (500 ms, ×2, at most 30 s, half jittered).
-    pub retry_backoff: switchboard_queue::Backoff,
+    /// The wait before a failed publish is sent again. Default [`Backoff::default`]
+    /// (500 ms, ×2, at most 30 s, half jittered).
+    pub retry_backoff: Backoff,
     /// Publishes sent and not yet acknowledged, at most. Keeps a long offline queue from
     /// tripping the server's rate limit in one burst. Default 32.
     pub max_in_flight: NonZeroUsize,
@@ -241,7 +136,7 @@ impl Default for QueueConfig {
             capacity: NonZeroUsize::new(1000).expect("1000 is not zero"),
             ack_timeout: Duration::from_secs(10),
             max_attempts: NonZeroU32::new(3).expect("3 is not zero"),
-            retry_backoff: switchboard_queue::Backoff::default(),
+            retry_backoff: Backoff::default(),
             max_in_flight: NonZeroUsize::new(32).expect("32 is not zero"),
         }
     }
@@ -271,7 +166,7 @@ impl QueueConfig {
 
     /// Sets [`QueueConfig::retry_backoff`].
     #[must_use]
-    pub fn with_retry_backoff(mut self, backoff: switchboard_queue::Backoff) -> Self {
+    pub fn with_retry_backoff(mut self, backoff: Backoff) -> Self {
         self.retry_backoff = backoff;
         self
     }

@@ -70,6 +70,7 @@ pub(crate) struct Shared {
 pub(crate) struct Settings {
     pub(crate) endpoint: Endpoint,
     pub(crate) backoff: Backoff,
+    pub(crate) max_reconnect_attempts: Option<NonZeroU32>,
     pub(crate) heartbeat: Heartbeat,
     pub(crate) queue: QueueConfig,
 }
@@ -205,7 +206,11 @@ impl Driver {
             }
             attempt = attempt.saturating_add(1);
             let backoff = self.settings.backoff;
-            if backoff.max_attempts.is_some_and(|max| attempt > max.get()) {
+            if self
+                .settings
+                .max_reconnect_attempts
+                .is_some_and(|max| attempt > max.get())
+            {
                 return self.finish(
                     ConnectionState::Error {
                         reason,
@@ -827,7 +832,7 @@ impl Driver {
             }
             if error.code.is_retryable() {
                 entry.phase = Phase::Idle;
-                entry.retry_at = Some(now + retry_after.unwrap_or(self.settings.backoff.initial));
+                entry.retry_at = Some(now + retry_after.unwrap_or(self.settings.backoff.base));
             } else if let Some(entry) = self.channels.remove(&channel) {
                 let event = SubscriptionEvent::Refused {
                     code: error.code,

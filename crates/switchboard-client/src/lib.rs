@@ -12,7 +12,7 @@ mod state;
 mod subscription;
 
 pub use client::{Client, ClientBuilder};
-pub use config::{Backoff, Heartbeat, Jitter, QualityConfig, QueueConfig};
+pub use config::{Backoff, Heartbeat, QualityConfig, QueueConfig, RECONNECT_BACKOFF};
 pub use error::{ClientError, DisconnectReason, PublishError, Result};
 pub use publish::{Acked, PublishHandle, PublishOptions, PublishOutcome};
 pub use quality::{Quality, QualityClass};

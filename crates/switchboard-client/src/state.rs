@@ -39,7 +39,8 @@ pub enum ConnectionState {
     },
     /// The client gave up: reconnecting cannot help
     /// ([`DisconnectReason::should_reconnect`] is `false`), or
-    /// [`Backoff::max_attempts`](crate::Backoff::max_attempts) attempts failed. Final.
+    /// [`ClientBuilder::max_reconnect_attempts`](crate::ClientBuilder::max_reconnect_attempts)
+    /// attempts failed. Final.
     Error {
         /// The last failure.
         reason: DisconnectReason,

@@ -1,5 +1,5 @@
 //! The reconnect schedule: capped exponential delays with full jitter, waited exactly, and
-//! giving up after `max_attempts`. Timed under tokio's paused clock.
+//! giving up after `max_reconnect_attempts`. Timed under tokio's paused clock.
 
 mod support;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use switchboard_client::{Backoff, Client, ConnectionState, DisconnectReason, Jitter};
+use switchboard_client::{Client, ConnectionState, DisconnectReason, RECONNECT_BACKOFF};
 use tokio::time::Instant;
 
 fn nth(n: u32) -> NonZeroU32 {
@@ -17,7 +17,7 @@ fn nth(n: u32) -> NonZeroU32 {
 
 #[test]
 fn the_default_caps_grow_by_half_from_one_second_to_thirty() {
-    let backoff = Backoff::default().with_jitter(Jitter::None);
+    let backoff = RECONNECT_BACKOFF.with_jitter(0.0);
     let caps: Vec<u128> = (1..=11)
         .map(|n| backoff.delay(nth(n), 0.3).as_millis())
         .collect();
@@ -27,12 +27,11 @@ fn the_default_caps_grow_by_half_from_one_second_to_thirty() {
             1000, 1500, 2250, 3375, 5062, 7593, 11390, 17085, 25628, 30000, 30000
         ]
     );
-    assert_eq!(backoff.max_attempts, None, "unlimited by default");
 }
 
 #[test]
 fn full_jitter_stays_within_zero_and_the_cap_and_spreads_evenly() {
-    let backoff = Backoff::default();
+    let backoff = RECONNECT_BACKOFF;
     let mut rng = SmallRng::seed_from_u64(42);
     for attempt in 1..=12 {
         let cap = backoff.cap(nth(attempt));
@@ -52,9 +51,14 @@ fn full_jitter_stays_within_zero_and_the_cap_and_spreads_evenly() {
             "a quarter land in the first quarter: {early}"
         );
     }
-    assert_eq!(backoff.delay(nth(1), 0.0), Duration::ZERO);
+    assert_eq!(backoff.delay(nth(1), 0.0), Duration::from_secs(1));
     assert_eq!(
         backoff.delay(nth(1), 7.0),
+        Duration::ZERO,
+        "draws are clamped"
+    );
+    assert_eq!(
+        backoff.delay(nth(1), -7.0),
         Duration::from_secs(1),
         "draws are clamped"
     );
@@ -67,10 +71,10 @@ async fn reconnects_wait_exactly_the_jittered_delay_and_give_up_after_max_attemp
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = silent.local_addr().unwrap();
     let connect_timeout = Duration::from_secs(1);
-    let backoff = Backoff::default().with_max_attempts(Some(nth(4)));
+    let backoff = RECONNECT_BACKOFF;
     let client = Client::builder(format!("ws://{addr}/ws"))
         .connect_timeout(connect_timeout)
-        .backoff(backoff)
+        .max_reconnect_attempts(Some(nth(4)))
         .seed(7)
         .build()
         .unwrap();

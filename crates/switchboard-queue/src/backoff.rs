@@ -1,12 +1,14 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-/// Exponential backoff with jitter between the attempts of a
-/// [`DeliveryQueue`](crate::DeliveryQueue) entry.
+/// Exponential backoff with jitter: the one schedule of switchboard, used between the
+/// attempts of a [`DeliveryQueue`](crate::DeliveryQueue) entry, by `switchboard-client`
+/// between reconnects, and by the Redis backplane between connection attempts.
 ///
-/// After the `n`th failed attempt the entry waits
-/// `min(max, base × factor^(n-1)) × (1 − jitter × r)` with `r` uniform in `[0, 1)`: jitter
-/// spreads the retries of many clients that failed together.
+/// After the `n`th failure the wait is `cap(n) × (1 − jitter × r)`, with
+/// `cap(n) = min(max, base × factor^(n-1))` and `r` uniform in `[0, 1)`: jitter spreads the
+/// retries of many clients that failed together. `jitter` 1 is "full jitter" (anywhere
+/// between zero and the cap), 0 none (exactly the cap).
 ///
 /// ```
 /// use std::{num::NonZeroU32, time::Duration};
@@ -42,6 +44,18 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// A backoff of `base`, `factor`, `max` and `jitter`, usable in a `const`. `factor`
+    /// below 1 counts as 1 and `jitter` is clamped to `0.0..=1.0` when a delay is computed.
+    #[must_use]
+    pub const fn new(base: Duration, factor: f64, max: Duration, jitter: f64) -> Self {
+        Self {
+            base,
+            factor,
+            max,
+            jitter,
+        }
+    }
+
     /// Sets the wait after the first failure.
     #[must_use]
     pub fn with_base(mut self, base: Duration) -> Self {
@@ -74,14 +88,23 @@ impl Backoff {
         self
     }
 
-    /// The wait after failure number `failures`, for a random draw `random` in `[0, 1)`
-    /// (values outside are clamped). Deterministic: the queue supplies `random` from its
-    /// own seedable generator.
+    /// The largest wait after failure number `failures`:
+    /// `min(max, base × factor^(failures-1))`.
     #[must_use]
-    pub fn delay(&self, failures: NonZeroU32, random: f64) -> Duration {
+    pub fn cap(&self, failures: NonZeroU32) -> Duration {
         let exponent = i32::try_from(failures.get() - 1).unwrap_or(i32::MAX);
         let max = self.max.as_secs_f64();
-        let full = (self.base.as_secs_f64() * self.factor.max(1.0).powi(exponent)).min(max);
+        let cap = (self.base.as_secs_f64() * self.factor.max(1.0).powi(exponent)).min(max);
+        Duration::try_from_secs_f64(cap).unwrap_or(self.max)
+    }
+
+    /// The wait after failure number `failures`, for a random draw `random` in `[0, 1)`
+    /// (values outside are clamped). Deterministic: the caller supplies `random` from its
+    /// own (seedable) generator.
+    #[must_use]
+    pub fn delay(&self, failures: NonZeroU32, random: f64) -> Duration {
+        let max = self.max.as_secs_f64();
+        let full = self.cap(failures).as_secs_f64();
         let random = if random.is_nan() {
             0.0
         } else {

@@ -7,12 +7,14 @@
 //! (reads) without waiting on Redis. Each reconnection attempt, after a backoff with full
 //! jitter, is the half-open trial; success closes the circuit again.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::AsyncPushSender;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind};
+use switchboard_queue::Backoff;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -23,40 +25,50 @@ use super::scripts::{self, Break, CallError};
 use super::{Live, Pushed, SUBSCRIBE_BATCH, Shared, parse_push};
 use crate::types::{DegradedCause, rand_u64};
 
-/// Exponential backoff with full jitter: attempt `n` waits a random time below
-/// `min(max, initial * 2^n)`.
+/// The waits between connection attempts: switchboard's one [`Backoff`] schedule, doubling
+/// from `backoff_initial` up to `backoff_max` with full jitter, over the failures in a row.
 #[derive(Debug)]
-pub(crate) struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
+pub(crate) struct Reconnects {
+    schedule: Backoff,
+    failures: u32,
 }
 
-impl Backoff {
-    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
+impl Reconnects {
+    pub(crate) const fn new(initial: Duration, max: Duration) -> Self {
         Self {
-            initial,
-            max,
-            attempt: 0,
+            schedule: Backoff::new(initial, 2.0, max, 1.0),
+            failures: 0,
         }
     }
 
+    /// The number of the next failure.
+    fn next(&self) -> NonZeroU32 {
+        NonZeroU32::new(self.failures.saturating_add(1)).unwrap_or(NonZeroU32::MAX)
+    }
+
     /// The cap of the next delay.
+    #[cfg(test)]
     fn cap(&self) -> Duration {
-        self.initial
-            .saturating_mul(1u32 << self.attempt.min(20))
-            .min(self.max)
+        self.schedule.cap(self.next())
     }
 
     pub(crate) fn next_delay(&mut self) -> Duration {
-        let cap = u64::try_from(self.cap().as_nanos()).unwrap_or(u64::MAX);
-        self.attempt = self.attempt.saturating_add(1);
-        Duration::from_nanos(rand_u64() % cap.saturating_add(1))
+        let failure = self.next();
+        self.failures = failure.get();
+        self.schedule.delay(failure, unit_random())
     }
 
     pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
+        self.failures = 0;
     }
+}
+
+/// A random number in `[0, 1)`, from the top 53 bits of [`rand_u64`] (exact in an `f64`).
+fn unit_random() -> f64 {
+    const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
+    #[allow(clippy::cast_precision_loss)] // 53 bits: exact
+    let bits = (rand_u64() >> 11) as f64;
+    bits * SCALE
 }
 
 /// Connects, keeps the connection checked, and reconnects, until stopped.
@@ -67,7 +79,7 @@ pub(super) async fn supervise(
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = Backoff::new(shared.config.backoff_initial, shared.config.backoff_max);
+    let mut backoff = Reconnects::new(shared.config.backoff_initial, shared.config.backoff_max);
     let every = shared.config.presence_sweep;
     let mut sweep = tokio::time::interval_at(Instant::now() + every, every);
     sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -376,7 +388,7 @@ mod tests {
 
     #[test]
     fn backoff_caps_double_up_to_the_maximum_and_delays_stay_below_the_cap() {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = Reconnects::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut caps = Vec::new();
         for _ in 0..8 {
             let cap = backoff.cap();

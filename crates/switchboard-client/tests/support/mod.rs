@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use switchboard_backplane::{MemoryBackplane, MemoryBackplaneConfig};
 use switchboard_client::{
-    Backoff, Client, ClientBuilder, ConnectionState, Heartbeat, SubscriptionEvent,
+    Client, ClientBuilder, ConnectionState, Heartbeat, RECONNECT_BACKOFF, SubscriptionEvent,
 };
 use switchboard_hub::{Hub, HubEvent, ServerMessage};
 use switchboard_protocol::{ChannelName, EventType, Payload};
@@ -176,8 +176,8 @@ pub fn fast_client(url: &str) -> ClientBuilder {
     Client::builder(url)
         .connect_timeout(Duration::from_secs(2))
         .backoff(
-            Backoff::default()
-                .with_initial(Duration::from_millis(50))
+            RECONNECT_BACKOFF
+                .with_base(Duration::from_millis(50))
                 .with_max(Duration::from_millis(200)),
         )
         .heartbeat(Heartbeat::default().with_interval(Duration::from_millis(200)))
