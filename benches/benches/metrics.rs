@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchboard_metrics::{ErrorLabel, Metrics};
+use switchboard_metrics::{ErrorCode, Metrics};
 
 fn record(c: &mut Criterion) {
     let metrics = Metrics::new();
@@ -18,7 +18,7 @@ fn record(c: &mut Criterion) {
         b.iter(|| black_box(&metrics).message_received())
     });
     g.bench_function("labelled_counter_increment", |b| {
-        b.iter(|| black_box(&metrics).error(black_box(ErrorLabel::RateLimited)))
+        b.iter(|| black_box(&metrics).error(black_box(ErrorCode::RateLimited)))
     });
     g.bench_function("gauge_adjustment", |b| {
         b.iter(|| black_box(&metrics).outbound_enqueued(black_box(1)))

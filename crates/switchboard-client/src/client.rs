@@ -209,7 +209,7 @@ impl Client {
             .shared
             .outbox
             .lock()
-            .push(QueuedPublish { id, frame }, queue_priority(priority))?;
+            .push(QueuedPublish { id, frame }, priority)?;
         self.0.shared.wake.notify_one();
         Ok(handle)
     }
@@ -307,15 +307,6 @@ impl Client {
 
     fn is_closed(&self) -> bool {
         self.0.shared.closed.load(Ordering::Acquire)
-    }
-}
-
-fn queue_priority(priority: Priority) -> switchboard_queue::Priority {
-    match priority {
-        Priority::Low => switchboard_queue::Priority::Low,
-        Priority::Normal => switchboard_queue::Priority::Normal,
-        Priority::High => switchboard_queue::Priority::High,
-        Priority::Critical => switchboard_queue::Priority::Critical,
     }
 }
 

@@ -23,12 +23,6 @@ use crate::publish::Publisher;
 use crate::state::{HubInner, now_ms};
 use crate::subscriptions::Subscriptions;
 
-/// The metrics label of an error code: labels are the codes' wire names.
-pub(crate) fn error_label(code: ErrorCode) -> switchboard_metrics::ErrorLabel {
-    switchboard_metrics::ErrorLabel::from_name(code.as_str())
-        .unwrap_or(switchboard_metrics::ErrorLabel::Internal)
-}
-
 /// Presence fields a connection announced.
 #[derive(Debug, Clone, PartialEq)]
 struct PresenceFields {
@@ -201,7 +195,7 @@ impl<B: Backplane> Connection<B> {
 
     /// Sends an `error` frame.
     pub fn error(&self, code: ErrorCode, message: impl Into<String>, id: Option<String>) {
-        self.hub.metrics.error(error_label(code));
+        self.hub.metrics.error(code);
         self.send(
             &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)),
             Priority::High,

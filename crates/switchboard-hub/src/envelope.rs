@@ -35,14 +35,9 @@ pub(crate) fn encode_envelope(
         HEADER_LEN + usize::from(!exclude.is_empty()) + listed + draft.encoded_len_hint(),
     );
     let flag = if exclude.is_empty() { 0 } else { EXCLUDES };
-    buf.push(
-        flag | match priority {
-            Priority::Low => 0,
-            Priority::Normal => 1,
-            Priority::High => 2,
-            Priority::Critical => 3,
-        },
-    );
+    // The priority's compact form (0 low … 3 critical), which every instance reads back.
+    let index = u8::try_from(priority.index()).unwrap_or(u8::MAX);
+    buf.push(flag | index);
     buf.extend_from_slice(&published_ms.to_be_bytes());
     if !exclude.is_empty() {
         buf.push(u8::try_from(exclude.len()).unwrap_or(u8::MAX));
@@ -71,13 +66,7 @@ pub(crate) fn decode_envelope(data: &Bytes, offset: u64, ids: &IdGenerator) -> O
     if data.len() < HEADER_LEN {
         return None;
     }
-    let priority = match data[0] & !EXCLUDES {
-        0 => Priority::Low,
-        1 => Priority::Normal,
-        2 => Priority::High,
-        3 => Priority::Critical,
-        _ => return None,
-    };
+    let priority = Priority::from_index(usize::from(data[0] & !EXCLUDES))?;
     let published_ms = u64::from_be_bytes(data[1..HEADER_LEN].try_into().ok()?);
     let mut at = HEADER_LEN;
     let mut exclude = Vec::new();

@@ -6,10 +6,12 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use switchboard_types::{ErrorCode, Priority};
+
 use crate::histogram::{HistogramReading, LatencyHistogram};
 use crate::labels::{
-    AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel, Label,
-    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand, WebhookResult,
+    AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, Label, RecoveryResult,
+    RefreshResult, ServerCommand, WebhookResult,
 };
 
 /// One counter per value of a bounded label, resolved at construction: recording is an index
@@ -113,7 +115,7 @@ pub(crate) struct Values {
     pub(crate) messages_sent: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) message_latency: LatencyHistogram,
-    pub(crate) errors: LabelledCounters<ErrorLabel>,
+    pub(crate) errors: LabelledCounters<ErrorCode>,
     pub(crate) active_sessions: AtomicI64,
     pub(crate) disconnections_by_reason: LabelledCounters<DisconnectReason>,
     pub(crate) rate_limited: AtomicU64,
@@ -124,7 +126,7 @@ pub(crate) struct Values {
     pub(crate) backplane_published: AtomicU64,
     pub(crate) backplane_received: AtomicU64,
     pub(crate) backplane_lag: LatencyHistogram,
-    pub(crate) evictions: LabelledCounters<PriorityLabel>,
+    pub(crate) evictions: LabelledCounters<Priority>,
     pub(crate) outbound_queue_depth: AtomicI64,
     pub(crate) presence_members: AtomicI64,
     pub(crate) recoveries: LabelledCounters<RecoveryResult>,

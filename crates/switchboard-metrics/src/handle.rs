@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use switchboard_types::{ErrorCode, Priority};
 
 use crate::catalogue::Values;
 use crate::error::MetricsError;
 use crate::exposition::Exposition;
 use crate::labels::{
-    AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, ErrorLabel,
-    PriorityLabel, RecoveryResult, RefreshResult, ServerCommand, WebhookResult,
+    AuthFailure, BackplaneState, CapKind, DegradedReason, DisconnectReason, RecoveryResult,
+    RefreshResult, ServerCommand, WebhookResult,
 };
 use crate::snapshot::MetricsSnapshot;
 
@@ -184,7 +185,7 @@ impl Metrics {
 
     /// An error frame with this code was sent (`websocket_errors_total{code}`).
     #[inline]
-    pub fn error(&self, code: ErrorLabel) {
+    pub fn error(&self, code: ErrorCode) {
         if let Some(v) = self.values() {
             v.errors.inc(code);
         }
@@ -263,7 +264,7 @@ impl Metrics {
     /// (`websocket_outbound_evictions_total{priority}`). The depth gauge is not touched:
     /// report the removal with [`outbound_dequeued`](Self::outbound_dequeued).
     #[inline]
-    pub fn evicted(&self, priority: PriorityLabel) {
+    pub fn evicted(&self, priority: Priority) {
         if let Some(v) = self.values() {
             v.evictions.inc(priority);
         }

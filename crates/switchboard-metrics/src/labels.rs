@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use switchboard_types::{ErrorCode, Priority};
+
 /// A bounded label: one key and a fixed set of values, each with a dense index.
 pub(crate) trait Label: Copy + Eq + fmt::Debug + 'static {
     /// The label key, e.g. `code`.
@@ -41,8 +43,7 @@ macro_rules! label_enum {
                 }
             }
 
-            /// The value exported as `name`, if any. Label values are the wire names of what
-            /// they count (an error code, a priority), so callers map by name.
+            /// The value exported as `name`, if any.
             #[must_use]
             #[allow(dead_code, reason = "a crate-private label may have no caller")]
             $vis fn from_name(name: &str) -> Option<Self> {
@@ -69,31 +70,6 @@ macro_rules! label_enum {
             }
         }
     };
-}
-
-label_enum! {
-    /// The error code of an error frame sent to a client: the protocol's nine codes
-    /// (label `code` of `websocket_errors_total`).
-    pub enum ErrorLabel as "code" {
-        /// `bad_request`: the frame could not be decoded or validated.
-        BadRequest = "bad_request",
-        /// `unauthorized`: the connection is not authenticated.
-        Unauthorized = "unauthorized",
-        /// `forbidden`: authenticated, but not allowed on this channel.
-        Forbidden = "forbidden",
-        /// `rate_limited`: the connection exceeded its message rate.
-        RateLimited = "rate_limited",
-        /// `too_large`: a payload or field exceeded its limit.
-        TooLarge = "too_large",
-        /// `not_subscribed`: the operation needs a subscription first.
-        NotSubscribed = "not_subscribed",
-        /// `unsupported`: the server does not offer this operation.
-        Unsupported = "unsupported",
-        /// `unavailable`: a dependency (e.g. the backplane) cannot serve the request now.
-        Unavailable = "unavailable",
-        /// `internal`: a server bug or unexpected failure.
-        Internal = "internal",
-    }
 }
 
 label_enum! {
@@ -156,22 +132,6 @@ label_enum! {
         LivenessProbeFailed = "liveness_probe_failed",
         /// `command_failed`: a publish, subscribe or history command returned an error.
         CommandFailed = "command_failed",
-    }
-}
-
-label_enum! {
-    /// The priority of an evicted outbound message (label `priority` of
-    /// `websocket_outbound_evictions_total`).
-    pub enum PriorityLabel as "priority" {
-        /// `critical`: never evicted by switchboard's queue; the series stays at 0 unless a
-        /// custom queue does.
-        Critical = "critical",
-        /// `high`.
-        High = "high",
-        /// `normal`.
-        Normal = "normal",
-        /// `low`: evicted first.
-        Low = "low",
     }
 }
 
@@ -250,5 +210,37 @@ label_enum! {
         Recovered = "recovered",
         /// `not_recovered`: history no longer held every missed message.
         NotRecovered = "not_recovered",
+    }
+}
+
+/// The `code` label of `websocket_errors_total`: the protocol's error codes themselves, in
+/// their documentation order, so a code is counted without a conversion.
+impl Label for ErrorCode {
+    const KEY: &'static str = "code";
+    const VALUES: &'static [Self] = &Self::ALL;
+
+    fn value(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn index(self) -> usize {
+        // The inherent `ErrorCode::index`: the position in `ALL`, which `VALUES` is.
+        Self::index(self)
+    }
+}
+
+/// The `priority` label of `websocket_outbound_evictions_total`: the message priorities
+/// themselves, most important first (`critical`, which switchboard's queue never evicts, so
+/// its series stays at 0 unless a custom queue does, then `high`, `normal`, `low`).
+impl Label for Priority {
+    const KEY: &'static str = "priority";
+    const VALUES: &'static [Self] = &[Self::Critical, Self::High, Self::Normal, Self::Low];
+
+    fn value(self) -> &'static str {
+        self.as_str()
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.len() - 1 - Self::index(self)
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use switchboard_metrics::{
-    AuthFailure, BackplaneState, CapKind, DegradedReason, Metrics, PriorityLabel,
+    AuthFailure, BackplaneState, CapKind, DegradedReason, Metrics, Priority,
 };
 
 #[track_caller]
@@ -127,9 +127,9 @@ fn backplane_publishes_receives_and_lag_are_recorded() {
 #[test]
 fn evictions_are_counted_by_priority() {
     let metrics = Metrics::new();
-    metrics.evicted(PriorityLabel::Low);
-    metrics.evicted(PriorityLabel::Low);
-    metrics.evicted(PriorityLabel::Normal);
+    metrics.evicted(Priority::Low);
+    metrics.evicted(Priority::Low);
+    metrics.evicted(Priority::Normal);
     assert_lines(
         &metrics,
         &[
@@ -152,7 +152,7 @@ fn outbound_queue_depth_follows_enqueues_and_dequeues() {
 fn an_eviction_does_not_move_the_queue_depth_by_itself() {
     let metrics = Metrics::new();
     metrics.outbound_enqueued(1);
-    metrics.evicted(PriorityLabel::Low);
+    metrics.evicted(Priority::Low);
     assert_lines(&metrics, &["websocket_outbound_queue_depth 1"]);
 }
 

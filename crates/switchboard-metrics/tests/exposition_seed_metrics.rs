@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_metrics::{DisconnectReason, ErrorLabel, Metrics};
+use switchboard_metrics::{DisconnectReason, ErrorCode, Metrics};
 
 #[track_caller]
 fn assert_lines(metrics: &Metrics, expected: &[&str]) {
@@ -90,9 +90,9 @@ fn latency_lands_in_millisecond_buckets_with_cumulative_counts() {
 #[test]
 fn errors_are_counted_by_protocol_error_code() {
     let metrics = Metrics::new();
-    metrics.error(ErrorLabel::RateLimited);
-    metrics.error(ErrorLabel::RateLimited);
-    metrics.error(ErrorLabel::NotSubscribed);
+    metrics.error(ErrorCode::RateLimited);
+    metrics.error(ErrorCode::RateLimited);
+    metrics.error(ErrorCode::NotSubscribed);
     assert_lines(
         &metrics,
         &[
@@ -105,7 +105,7 @@ fn errors_are_counted_by_protocol_error_code() {
 
 #[test]
 fn the_error_label_values_are_the_protocol_codes() {
-    let values: Vec<_> = ErrorLabel::ALL.iter().map(|code| code.as_str()).collect();
+    let values: Vec<_> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
     assert_eq!(
         values,
         [

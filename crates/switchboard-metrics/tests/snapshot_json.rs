@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_metrics::{BackplaneState, ErrorLabel, Metrics};
+use switchboard_metrics::{BackplaneState, ErrorCode, Metrics};
 
 fn json_of(metrics: &Metrics) -> Value {
     serde_json::to_value(metrics.snapshot()).unwrap()
@@ -41,7 +41,7 @@ fn the_snapshot_reports_recorded_counters_and_gauges() {
     metrics.connection_opened();
     metrics.connection_opened();
     metrics.messages_sent(7);
-    metrics.error(ErrorLabel::Forbidden);
+    metrics.error(ErrorCode::Forbidden);
     metrics.backplane_state(BackplaneState::Degraded);
     let json = json_of(&metrics);
     assert_eq!(json["gauges"]["websocket_connections_total"], 2);

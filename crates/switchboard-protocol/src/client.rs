@@ -5,9 +5,10 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::Priority;
 use crate::codes::ErrorCode;
 use crate::name::{ChannelName, EventType, NameError, validate_id};
-use crate::payload::{Payload, Priority};
+use crate::payload::Payload;
 use crate::server::ErrorFrame;
 
 /// The longest presence `status`, in bytes.

@@ -2,75 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-/// The `code` of an `error` frame. Each says what the client should do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// The frame is malformed or names an invalid channel, type or field. Fix the frame.
-    BadRequest,
-    /// No valid credentials. Obtain a token and reconnect.
-    Unauthorized,
-    /// The credentials do not allow this channel or action. Do not retry.
-    Forbidden,
-    /// Too many frames; retry after `retryAfterMs`.
-    RateLimited,
-    /// The frame or a field is larger than allowed. Send less.
-    TooLarge,
-    /// The operation needs a subscription to the channel first.
-    NotSubscribed,
-    /// The frame kind is not supported (for example a binary frame).
-    Unsupported,
-    /// A dependency is temporarily unavailable; retry later.
-    Unavailable,
-    /// A server bug; retry later and report it.
-    Internal,
-}
-
-impl ErrorCode {
-    /// Every code, in documentation order.
-    pub const ALL: [Self; 9] = [
-        Self::BadRequest,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::RateLimited,
-        Self::TooLarge,
-        Self::NotSubscribed,
-        Self::Unsupported,
-        Self::Unavailable,
-        Self::Internal,
-    ];
-
-    /// The code as it appears on the wire.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::RateLimited => "rate_limited",
-            Self::TooLarge => "too_large",
-            Self::NotSubscribed => "not_subscribed",
-            Self::Unsupported => "unsupported",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
-        }
-    }
-
-    /// Whether retrying the same request later may succeed.
-    #[must_use]
-    pub const fn is_retryable(self) -> bool {
-        matches!(self, Self::RateLimited | Self::Unavailable | Self::Internal)
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use switchboard_types::ErrorCode;
 
 /// WebSocket close codes used by switchboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

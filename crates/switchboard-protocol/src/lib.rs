@@ -16,12 +16,13 @@ pub use name::{
     ChannelName, ClientId, EventType, MAX_CHANNEL_LEN, MAX_CLIENT_ID_LEN, MAX_EVENT_TYPE_LEN,
     MAX_ID_LEN, NameError, validate_id,
 };
-pub use payload::{Payload, Priority};
+pub use payload::Payload;
 pub use server::{
     Ack, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message, MessageDraft, Pong,
     PresenceAction, PresenceEvent, PresenceList, Refreshed, Sender, ServerDecodeError, ServerFrame,
     Subscribed, Unsubscribed, Welcome,
 };
+pub use switchboard_types::Priority;
 
 /// The default largest inbound message, in bytes (64 KiB). A message of exactly this size is
 /// accepted; a larger one closes the connection with [`CloseCode::TooLarge`].

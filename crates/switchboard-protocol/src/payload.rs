@@ -101,66 +101,9 @@ impl From<serde_json::Value> for Payload {
     }
 }
 
-/// How important a message is. It never reorders a channel's messages; it decides what a
-/// full outbound queue evicts first (low, then normal, then high; never critical).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Evicted first.
-    Low,
-    /// The default.
-    #[default]
-    Normal,
-    /// Evicted only when no normal or low message can make room.
-    High,
-    /// Never evicted; a consumer that cannot take it is disconnected (close 4008).
-    Critical,
-}
-
-impl Priority {
-    /// Every priority, lowest first.
-    pub const ALL: [Self; 4] = [Self::Low, Self::Normal, Self::High, Self::Critical];
-
-    /// The priority as it appears on the wire.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    /// Parses a wire name.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn priorities_order_from_low_to_critical() {
-        assert!(Priority::Low < Priority::Normal);
-        assert!(Priority::Normal < Priority::High);
-        assert!(Priority::High < Priority::Critical);
-        assert_eq!(Priority::default(), Priority::Normal);
-        for p in Priority::ALL {
-            assert_eq!(Priority::from_name(p.as_str()), Some(p));
-        }
-    }
 
     #[test]
     fn payload_keeps_the_exact_json_text() {

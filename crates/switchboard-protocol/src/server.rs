@@ -5,10 +5,11 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::Priority;
 use crate::client::StreamPosition;
 use crate::codes::ErrorCode;
 use crate::name::{ChannelName, EventType};
-use crate::payload::{Payload, Priority};
+use crate::payload::Payload;
 
 /// `welcome`: the first frame of every connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ impl<S: Slot> Lanes<S> {
                 };
                 self.bytes -= slot.byte_len();
                 count -= 1;
-                evicted(Priority::from_index(index), slot);
+                evicted(Priority::ALL[index], slot);
             }
         }
     }
@@ -129,14 +129,12 @@ impl<S: Slot> Lanes<S> {
         let index = self.next_lane(order)?;
         let slot = self.lanes[index].pop_front()?;
         self.bytes -= slot.byte_len();
-        Some((Priority::from_index(index), slot))
+        Some((Priority::ALL[index], slot))
     }
 
     pub(crate) fn peek(&self, order: PopOrder) -> Option<(Priority, &S)> {
         let index = self.next_lane(order)?;
-        self.lanes[index]
-            .front()
-            .map(|s| (Priority::from_index(index), s))
+        self.lanes[index].front().map(|s| (Priority::ALL[index], s))
     }
 
     /// Removes the entry with sequence number `seq`, wherever it is.
@@ -145,7 +143,7 @@ impl<S: Slot> Lanes<S> {
             if let Ok(at) = lane.binary_search_by_key(&seq, Slot::seq) {
                 let slot = lane.remove(at)?;
                 self.bytes -= slot.byte_len();
-                return Some((Priority::from_index(index), slot));
+                return Some((Priority::ALL[index], slot));
             }
         }
         None
@@ -155,7 +153,7 @@ impl<S: Slot> Lanes<S> {
         self.lanes
             .iter()
             .enumerate()
-            .flat_map(|(i, lane)| lane.iter().map(move |s| (Priority::from_index(i), s)))
+            .flat_map(|(i, lane)| lane.iter().map(move |s| (Priority::ALL[i], s)))
     }
 
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Priority, S)> + '_ {
@@ -163,7 +161,7 @@ impl<S: Slot> Lanes<S> {
         self.lanes
             .iter_mut()
             .enumerate()
-            .flat_map(|(i, lane)| lane.drain(..).map(move |s| (Priority::from_index(i), s)))
+            .flat_map(|(i, lane)| lane.drain(..).map(move |s| (Priority::ALL[i], s)))
     }
 
     /// Frees every lane buffer beyond what the entries need.

@@ -450,7 +450,7 @@ fn apply(
         TAG_PUSH => {
             let id = r.u64()?;
             let priority = match r.u8()? {
-                p @ 0..=3 => Priority::from_index(usize::from(p)),
+                p @ 0..=3 => Priority::ALL[usize::from(p)],
                 _ => return Err("unknown priority"),
             };
             let failures = r.u32()?;

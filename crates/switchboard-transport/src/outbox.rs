@@ -16,24 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_hub::{Command, Outbox};
-use switchboard_metrics::{Metrics, PriorityLabel};
+use switchboard_metrics::Metrics;
 use switchboard_protocol::{CloseCode, EncodedFrame, Priority};
 use switchboard_queue::{OutboundConfig, OutboundQueue};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
-
-fn queue_priority(p: Priority) -> switchboard_queue::Priority {
-    match p {
-        Priority::Low => switchboard_queue::Priority::Low,
-        Priority::Normal => switchboard_queue::Priority::Normal,
-        Priority::High => switchboard_queue::Priority::High,
-        Priority::Critical => switchboard_queue::Priority::Critical,
-    }
-}
-
-fn priority_label(p: switchboard_queue::Priority) -> PriorityLabel {
-    PriorityLabel::from_name(p.as_str()).unwrap_or(PriorityLabel::Critical)
-}
 
 struct State {
     /// Whole frames not yet started, FIFO, evicting by priority when full.
@@ -218,7 +205,7 @@ impl SessionOutbox {
             }
             return;
         };
-        let result = state.queue.push(wire.clone(), queue_priority(priority));
+        let result = state.queue.push(wire.clone(), priority);
         drop(state);
         match result {
             Ok(evictions) => {
@@ -228,7 +215,7 @@ impl SessionOutbox {
                 if !evictions.is_empty() {
                     self.metrics.outbound_dequeued(evictions.len());
                     for evicted in &evictions {
-                        self.metrics.evicted(priority_label(evicted.priority));
+                        self.metrics.evicted(evicted.priority);
                     }
                 }
                 if idle {
@@ -239,8 +226,7 @@ impl SessionOutbox {
                 // Nothing less important could make room. A lost message leaves a gap in its
                 // channel's offsets, which the client sees; a critical one must not be lost,
                 // so continuity is declared lost and the client recovers from history.
-                self.metrics
-                    .evicted(priority_label(queue_priority(priority)));
+                self.metrics.evicted(priority);
                 if priority == Priority::Critical {
                     Outbox::close(self, CloseCode::SlowConsumer);
                 }

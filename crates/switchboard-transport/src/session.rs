@@ -9,7 +9,6 @@ use std::task::{Poll, ready};
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Command, Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
-use switchboard_metrics::ErrorLabel;
 use switchboard_protocol::{
     ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
@@ -131,10 +130,6 @@ fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::Disconnect
         DisconnectReason::Closed(_) => L::ClientClosed,
         _ => L::ConnectionLost,
     }
-}
-
-fn error_label(code: ErrorCode) -> ErrorLabel {
-    ErrorLabel::from_name(code.as_str()).unwrap_or(ErrorLabel::Internal)
 }
 
 /// What to sleep for a coalescing window of `window`: tokio's timer fires on the first
@@ -617,7 +612,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     }
 
     fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
-        self.outbox.metrics().error(error_label(code));
+        self.outbox.metrics().error(code);
         self.outbox.push(
             &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
             Priority::High,
@@ -644,7 +639,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
                     + u64::from(wait.subsec_nanos() % 1_000_000 != 0);
                 self.outbox.metrics().rate_limited();
-                self.outbox.metrics().error(ErrorLabel::RateLimited);
+                self.outbox.metrics().error(ErrorCode::RateLimited);
                 self.outbox.push(
                     &ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
                     Priority::High,
@@ -760,7 +755,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             },
             Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
                 Charge::Allowed => {
-                    self.outbox.metrics().error(error_label(err.code()));
+                    self.outbox.metrics().error(err.code());
                     self.outbox
                         .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
                     Admitted::Done { abusive: false }

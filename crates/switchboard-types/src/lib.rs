@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error_code;
+mod priority;
+
+pub use error_code::ErrorCode;
+pub use priority::{Priority, UnknownName};
