@@ -1034,7 +1034,7 @@
       const announcement = this.#channelPresence.get(frame.channel);
       if (announcement) this.#send(announcement);
       this.#subscribeAnswered(frame.id);
-      if (fresh && st.history && frame.offset > 0 && !frame.recovered) {
+      if ((fresh || lost) && st.history && frame.offset > 0 && !frame.recovered) {
         st.offset = 0;
         st.loadingHistory = true;
         this.#recover(frame.channel, st);

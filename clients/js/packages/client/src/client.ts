@@ -182,7 +182,10 @@ export interface Publish extends Promise<Ack> {
 
 /** Options of a subscription. */
 export interface SubscribeOptions {
-  /** Also load what the server still keeps of the channel's history, when it is whole. */
+  /**
+   * Also load what the server still keeps of the channel's history, when it is whole: on
+   * the first subscribe, and again after a `reset` (the new epoch's earlier messages).
+   */
   history?: boolean;
 }
 
@@ -852,8 +855,9 @@ export class SwitchboardClient {
     const announcement = this.#channelPresence.get(frame.channel);
     if (announcement) this.#send(announcement);
     this.#subscribeAnswered(frame.id);
-    if (fresh && st.history && frame.offset > 0 && !frame.recovered) {
-      // Load what the server keeps: re-subscribe from the epoch's start.
+    if ((fresh || lost) && st.history && frame.offset > 0 && !frame.recovered) {
+      // Load what the server keeps: re-subscribe from the epoch's start. After a reset too:
+      // the new epoch's messages published before this subscription are then delivered.
       st.offset = 0;
       st.loadingHistory = true;
       this.#recover(frame.channel, st);

@@ -415,3 +415,26 @@ test("the default queue key is per tab and per server", () => {
   ]);
   assert.notEqual(a.clientId, b.clientId);
 });
+
+test("with history, a reset reloads what the new epoch already holds, once each", async () => {
+  const { client, clock, ws, socket } = await connected();
+  const got: string[] = [];
+  client.on("message", (m) => got.push(`${m.id}@${m.offset}`));
+  client.subscribe("chat", { history: true });
+  answerSubscribe(socket, "chat", 0); // empty: nothing to load
+  socket.receive(message("chat", 1));
+  socket.drop();
+  await clock.advance(500);
+  const second = ws.sockets[1]!;
+  second.open();
+  // The server restarted without history: a new epoch that already holds two messages.
+  answerSubscribe(second, "chat", 2, false, "e2");
+  const reload = second.ofType("subscribe").pop()!;
+  assert.deepEqual(reload["since"], { offset: 0, epoch: "e2" });
+  second.receive({ type: "subscribed", channel: "chat", id: reload["id"], offset: 2, epoch: "e2", recovered: true });
+  second.receive(message("chat", 1, { id: "n1" }));
+  second.receive(message("chat", 2, { id: "n2" }));
+  second.receive(message("chat", 3, { id: "n3" }));
+  assert.deepEqual(got, ["m1@1", "n1@1", "n2@2", "n3@3"]);
+  client.close();
+});
