@@ -567,7 +567,12 @@
       this.#connectTimeoutMs = options.connectTimeoutMs ?? 1e4;
       this.#WebSocket = options.WebSocket;
       const storage = options.queue?.storage === void 0 ? defaultStorage() : options.queue.storage;
-      const key = options.queue?.key ?? `switchboard:queue:${tabKey()}:${parsed.host}${parsed.pathname}`;
+      let key = options.queue?.key;
+      if (key === void 0) {
+        const tab = tabKey();
+        key = `switchboard:queue:${tab}:${parsed.host}${parsed.pathname}`;
+        adoptLegacyQueue(storage, `switchboard:queue:${tab}`, key);
+      }
       this.#queue = new OfflineQueue({ ...QUEUE_DEFAULTS, ...options.queue, storage, key }, this.#clock);
       this.clientId = options.clientId ?? loadClientId(storage, `switchboard:client:${key}`);
       if (!CLIENT_ID.test(this.clientId)) {
@@ -1380,6 +1385,19 @@
       return key;
     } catch {
       return "default";
+    }
+  }
+  function adoptLegacyQueue(storage, legacy, key) {
+    if (!storage) return;
+    try {
+      const queued = storage.getItem(legacy);
+      if (queued === null || storage.getItem(key) !== null) return;
+      const clientId = storage.getItem(`switchboard:client:${legacy}`);
+      storage.setItem(key, queued);
+      if (clientId !== null) storage.setItem(`switchboard:client:${key}`, clientId);
+      storage.removeItem(legacy);
+      storage.removeItem(`switchboard:client:${legacy}`);
+    } catch {
     }
   }
   function loadClientId(storage, key) {

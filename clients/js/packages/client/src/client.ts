@@ -338,7 +338,12 @@ export class SwitchboardClient {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10000;
     this.#WebSocket = options.WebSocket;
     const storage = options.queue?.storage === undefined ? defaultStorage() : options.queue.storage;
-    const key = options.queue?.key ?? `switchboard:queue:${tabKey()}:${parsed.host}${parsed.pathname}`;
+    let key = options.queue?.key;
+    if (key === undefined) {
+      const tab = tabKey();
+      key = `switchboard:queue:${tab}:${parsed.host}${parsed.pathname}`;
+      adoptLegacyQueue(storage, `switchboard:queue:${tab}`, key);
+    }
     this.#queue = new OfflineQueue({ ...QUEUE_DEFAULTS, ...options.queue, storage, key }, this.#clock);
     this.clientId = options.clientId ?? loadClientId(storage, `switchboard:client:${key}`);
     if (!CLIENT_ID.test(this.clientId)) {
@@ -1255,6 +1260,27 @@ function tabKey(): string {
     return key;
   } catch {
     return "default";
+  }
+}
+
+/**
+ * Moves what the earlier `/client.js` kept under its per-tab key (`legacy`: the queue, and
+ * the client id beside it) to `key`, unless `key` holds a queue already: publishes queued by
+ * a page before the upgrade are still sent, under the same client id, so the server still
+ * recognises a retry of one it already delivered.
+ */
+function adoptLegacyQueue(storage: StorageLike | null, legacy: string, key: string): void {
+  if (!storage) return;
+  try {
+    const queued = storage.getItem(legacy);
+    if (queued === null || storage.getItem(key) !== null) return;
+    const clientId = storage.getItem(`switchboard:client:${legacy}`);
+    storage.setItem(key, queued);
+    if (clientId !== null) storage.setItem(`switchboard:client:${key}`, clientId);
+    storage.removeItem(legacy);
+    storage.removeItem(`switchboard:client:${legacy}`);
+  } catch {
+    // Storage denied: nothing to move.
   }
 }
 

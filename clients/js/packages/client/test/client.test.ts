@@ -438,3 +438,24 @@ test("with history, a reset reloads what the new epoch already holds, once each"
   assert.deepEqual(got, ["m1@1", "n1@1", "n2@2", "n3@3"]);
   client.close();
 });
+
+test("publishes the earlier /client.js queued are adopted, with its client id", async () => {
+  const storage = new MemoryStorage();
+  // What the earlier script left in a tab without sessionStorage ("default" tab key).
+  storage.setItem(
+    "switchboard:queue:default",
+    JSON.stringify([{ frame: { type: "note", channel: "c", payload: 1, id: "old-1", priority: "high" }, priority: "high", seq: 4 }]),
+  );
+  storage.setItem("switchboard:client:switchboard:queue:default", "cLegacyId");
+  const clock = new FakeClock();
+  const ws = fakeSockets();
+  const client = new SwitchboardClient("ws://example.test/ws", { WebSocket: ws.WebSocket, clock, queue: { storage } });
+  assert.equal(client.clientId, "cLegacyId");
+  assert.equal(storage.getItem("switchboard:queue:default"), null);
+  client.connect();
+  await clock.advance(0);
+  ws.sockets[0]!.open();
+  assert.deepEqual(ws.sockets[0]!.ofType("note").map((f) => f["id"]), ["old-1"]);
+  assert.equal(new URL(ws.sockets[0]!.url).searchParams.get("client"), "cLegacyId");
+  client.close();
+});
