@@ -351,7 +351,7 @@ impl Driver {
                     }
                     if now >= next_ping {
                         let id = self.quality.ping(now);
-                        self.out.push(ClientFrame::Ping(Ping { id: Some(id), timestamp: Some(unix_ms()) }).encode());
+                        self.out.push(ClientFrame::Ping(Ping { id: Some(id), timestamp: Some(switchboard_protocol::now_ms()) }).encode());
                         next_ping = now + heartbeat.interval;
                     }
                     let missed = self.quality.expire(now);
@@ -726,7 +726,7 @@ impl Driver {
     /// fifths of its remaining lifetime. `None` without a token source or an expiry.
     fn refresh_due(&self, expires_at: Option<u64>, now: Instant) -> Option<Instant> {
         self.settings.endpoint.token.source()?;
-        let remaining = expires_at?.saturating_sub(unix_ms());
+        let remaining = expires_at?.saturating_sub(switchboard_protocol::now_ms());
         Some(now + Duration::from_millis(remaining / 5 * 4))
     }
 
@@ -871,10 +871,4 @@ async fn close_socket(ws: &mut Ws) {
     };
     // The server may already be gone; the client closes either way.
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use switchboard_metrics::Metrics;
@@ -38,9 +37,4 @@ pub(crate) struct HubInner<B> {
     pub(crate) _alive: watch::Sender<()>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use switchboard_protocol::now_ms;

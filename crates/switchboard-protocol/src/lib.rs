@@ -5,6 +5,7 @@ mod codes;
 mod name;
 mod payload;
 mod server;
+mod time;
 
 pub use client::{
     ClientFrame, DecodeError, DecodeLimits, MAX_EPOCH_LEN, MAX_FEATURE_LEN, MAX_META_BYTES,
@@ -23,6 +24,7 @@ pub use server::{
     Subscribed, Unsubscribed, Welcome,
 };
 pub use switchboard_types::Priority;
+pub use time::{now_ms, unix_ms};
 
 /// The default largest inbound message, in bytes (64 KiB). A message of exactly this size is
 /// accepted; a larger one closes the connection with [`CloseCode::TooLarge`].

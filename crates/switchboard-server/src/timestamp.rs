@@ -3,13 +3,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 pub(crate) fn iso8601_now() -> String {
     iso8601(SystemTime::now())
 }

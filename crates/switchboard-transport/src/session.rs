@@ -713,7 +713,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 self.outbox.push(
                     &ServerFrame::Refreshed(switchboard_protocol::Refreshed {
                         id: id.clone(),
-                        expires_at: expires_at.map(crate::transport::unix_ms),
+                        expires_at: expires_at.map(switchboard_protocol::unix_ms),
                     })
                     .encode(),
                     Priority::High,

@@ -16,7 +16,7 @@ use switchboard_backplane::{Backplane, BoxBackplane};
 use switchboard_hub::Hub;
 use switchboard_limiter::{ConnectionCap, KeyedConnectionCap, KeyedLimiterConfig};
 use switchboard_metrics::{AuthFailure, CapKind, Metrics};
-use switchboard_protocol::{ClientId, ServerFrame, Welcome};
+use switchboard_protocol::{ClientId, ServerFrame, Welcome, now_ms, unix_ms};
 use switchboard_queue::OutboundConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -951,16 +951,6 @@ impl<B: Backplane> Transport<B> {
             .await
             .is_ok()
     }
-}
-
-fn now_ms() -> u64 {
-    unix_ms(SystemTime::now())
-}
-
-/// `at` in ms since the Unix epoch (0 before it).
-pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Moves a value out of its box and frees the box now, not at the end of the caller's

@@ -315,7 +315,7 @@ fn event_of(hub_event: HubEvent, ids: &Ids) -> Option<(WebhookEventType, Event)>
         Event {
             id: ids.next(),
             kind: kind.as_str().to_owned(),
-            time: crate::timestamp::unix_ms(),
+            time: switchboard_protocol::now_ms(),
             connection,
             channel: channel.map(|c| c.as_str().to_owned()),
             code,
