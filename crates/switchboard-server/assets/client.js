@@ -485,7 +485,7 @@
 
   // packages/client/src/client.ts
   var SwitchboardError = class extends Error {
-    /** A protocol error code (`forbidden`, `rate_limited`…) or the client's own (`not_connected`, `queue_full`, `evicted`, `cleared`, `attempts`, `invalid`, `disconnected`, `closed`). */
+    /** A protocol error code (`forbidden`, `rate_limited`…) or the client's own (`not_connected`, `queue_full`, `evicted`, `cleared`, `attempts`, `invalid`, `disconnected`, `unsubscribed`). */
     code;
     /** The server's error frame, when the server answered. */
     frame;

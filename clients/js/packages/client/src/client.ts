@@ -200,7 +200,7 @@ export interface Subscription {
 
 /** An error from the client or the server, with the protocol's code. */
 export class SwitchboardError extends Error {
-  /** A protocol error code (`forbidden`, `rate_limited`…) or the client's own (`not_connected`, `queue_full`, `evicted`, `cleared`, `attempts`, `invalid`, `disconnected`, `closed`). */
+  /** A protocol error code (`forbidden`, `rate_limited`…) or the client's own (`not_connected`, `queue_full`, `evicted`, `cleared`, `attempts`, `invalid`, `disconnected`, `unsubscribed`). */
   readonly code: string;
   /** The server's error frame, when the server answered. */
   readonly frame: ErrorFrame | undefined;
