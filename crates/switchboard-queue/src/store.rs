@@ -449,10 +449,7 @@ fn apply(
     match r.u8()? {
         TAG_PUSH => {
             let id = r.u64()?;
-            let priority = match r.u8()? {
-                p @ 0..=3 => Priority::ALL[usize::from(p)],
-                _ => return Err("unknown priority"),
-            };
+            let priority = Priority::from_index(usize::from(r.u8()?)).ok_or("unknown priority")?;
             let failures = r.u32()?;
             let dead = r.u8()? != 0;
             let key = match r.u32()? {
