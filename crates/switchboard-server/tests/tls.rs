@@ -320,6 +320,21 @@ async fn connect_wss(
 /// Writes into `dir` a `localhost` certificate from `ca`, its key encrypted with
 /// `passphrase` (mode 600), and `ca` as the bundle client certificates are verified
 /// against; returns them as `SSL_CERT_PATH`, `SSL_KEY_PATH` and `SSL_CA_PATH`.
+/// The binary's environment for TLS on a free port with `files` (their variable names and
+/// paths), plus `extra`.
+fn tls_env<'a>(
+    files: &'a [(&'static str, PathBuf)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut env: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, path)| (*name, path.to_str().unwrap()))
+        .collect();
+    env.extend([("PORT", "0"), ("SSL_ENABLED", "true")]);
+    env.extend_from_slice(extra);
+    env
+}
+
 fn encrypted_key_files(ca: &TestCa, dir: &Path, passphrase: &str) -> [(&'static str, PathBuf); 3] {
     let server = ca.server();
     let cert = dir.join("cert.pem");
@@ -347,16 +362,13 @@ async fn the_binary_serves_wss_with_an_encrypted_key_and_admits_only_clients_its
     let ca = TestCa::new("switchboard test CA");
     let dir = tempfile::tempdir().unwrap();
     let files = encrypted_key_files(&ca, dir.path(), PASSPHRASE);
-    let mut env: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(name, path)| (*name, path.to_str().unwrap()))
-        .collect();
-    env.extend([
-        ("PORT", "0"),
-        ("SSL_ENABLED", "true"),
-        ("SSL_KEY_PASSPHRASE", PASSPHRASE),
-        ("SSL_CLIENT_AUTH", "required"),
-    ]);
+    let env = tls_env(
+        &files,
+        &[
+            ("SSL_KEY_PASSPHRASE", PASSPHRASE),
+            ("SSL_CLIENT_AUTH", "required"),
+        ],
+    );
     let mut binary = Binary::spawn(&env, &[]);
     let line = binary.wait_for_line("TLS enabled").await;
     assert!(line.contains("client_certificates=required"), "{line}");
@@ -406,15 +418,7 @@ async fn a_wrong_key_passphrase_stops_the_binary_with_exit_1_naming_the_key_file
     let dir = tempfile::tempdir().unwrap();
     let files = encrypted_key_files(&ca, dir.path(), "the right one");
     let key = files[1].1.to_str().unwrap();
-    let mut env: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(name, path)| (*name, path.to_str().unwrap()))
-        .collect();
-    env.extend([
-        ("PORT", "0"),
-        ("SSL_ENABLED", "true"),
-        ("SSL_KEY_PASSPHRASE", WRONG),
-    ]);
+    let env = tls_env(&files, &[("SSL_KEY_PASSPHRASE", WRONG)]);
     let binary = Binary::spawn(&env, &[]);
     let (code, output) = binary.exit().await;
     assert_eq!(code, Some(1), "{output}");
