@@ -6,22 +6,10 @@ pub(crate) use with_store::Journal;
 #[cfg(not(feature = "persist"))]
 pub(crate) use without_store::Journal;
 
-/// A live entry, as the journal sees it.
-// Without a store nothing reads it; building it anyway keeps one code path.
-#[cfg_attr(not(feature = "persist"), allow(dead_code))]
-pub(crate) struct EntryView<'a, T> {
-    pub(crate) id: u64,
-    pub(crate) priority: crate::Priority,
-    pub(crate) failures: u32,
-    pub(crate) dead: bool,
-    pub(crate) key: Option<&'a str>,
-    pub(crate) item: &'a T,
-}
-
 #[cfg(feature = "persist")]
 mod with_store {
-    use super::EntryView;
     use crate::QueueError;
+    use crate::entry_view::EntryView;
     use crate::store::{Encode, FileLog};
 
     pub(crate) struct Journal<T> {
@@ -130,8 +118,8 @@ mod with_store {
 
 #[cfg(not(feature = "persist"))]
 mod without_store {
-    use super::EntryView;
     use crate::QueueError;
+    use crate::entry_view::EntryView;
 
     pub(crate) struct Journal<T>(std::marker::PhantomData<fn(&T)>);
 

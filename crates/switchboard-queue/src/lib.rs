@@ -3,6 +3,7 @@
 
 mod backoff;
 mod delivery;
+mod entry_view;
 mod error;
 mod evicted;
 mod journal;

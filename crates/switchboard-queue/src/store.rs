@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::journal::EntryView;
+use crate::entry_view::EntryView;
 use crate::{Priority, QueueError};
 
 /// The first bytes of every queue file: a name and the format version.
