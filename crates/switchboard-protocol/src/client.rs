@@ -9,6 +9,7 @@ use crate::Priority;
 use crate::codes::ErrorCode;
 use crate::name::{ChannelName, EventType, NameError, validate_id};
 use crate::payload::Payload;
+use crate::position::StreamPosition;
 use crate::server::ErrorFrame;
 
 /// The longest presence `status`, in bytes.
@@ -19,16 +20,6 @@ pub const MAX_FEATURE_LEN: usize = 256;
 pub const MAX_META_BYTES: usize = 4096;
 /// The longest recovery epoch, in bytes.
 pub const MAX_EPOCH_LEN: usize = 128;
-
-/// A position in a channel's stream: the offset of the last message seen, and the epoch it
-/// belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct StreamPosition {
-    /// Offset of the last message seen (0: none).
-    pub offset: u64,
-    /// The channel's history epoch when that message was seen.
-    pub epoch: String,
-}
 
 /// `subscribe`: start receiving a channel, optionally recovering what was missed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,13 +4,13 @@ mod client;
 mod codes;
 mod name;
 mod payload;
+mod position;
 mod server;
 mod time;
 
 pub use client::{
     ClientFrame, DecodeError, DecodeLimits, MAX_EPOCH_LEN, MAX_FEATURE_LEN, MAX_META_BYTES,
-    MAX_STATUS_LEN, Ping, PresenceQuery, PresenceUpdate, Publish, Refresh, StreamPosition,
-    Subscribe, Unsubscribe,
+    MAX_STATUS_LEN, Ping, PresenceQuery, PresenceUpdate, Publish, Refresh, Subscribe, Unsubscribe,
 };
 pub use codes::{CloseCode, ErrorCode};
 pub use name::{
@@ -18,6 +18,7 @@ pub use name::{
     MAX_ID_LEN, NameError, validate_id,
 };
 pub use payload::Payload;
+pub use position::StreamPosition;
 pub use server::{
     Ack, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message, MessageDraft, Pong,
     PresenceAction, PresenceEvent, PresenceList, Refreshed, Sender, ServerDecodeError, ServerFrame,

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::Priority;
-use crate::client::StreamPosition;
 use crate::codes::ErrorCode;
 use crate::name::{ChannelName, EventType};
 use crate::payload::Payload;
+use crate::position::StreamPosition;
 
 /// `welcome`: the first frame of every connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
