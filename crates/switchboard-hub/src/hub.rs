@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use switchboard_backplane::{Backplane, BackplaneError, BoxBackplane, Health, Position, Scope};
+use switchboard_backplane::{Backplane, BackplaneError, BoxBackplane, Health, Position};
 use switchboard_metrics::Metrics;
 use switchboard_protocol::{
     ChannelName, CloseCode, EncodedFrame, EventType, Member, Payload, Priority,
@@ -22,7 +22,7 @@ use crate::identity::Identity;
 use crate::ids::IdGenerator;
 use crate::lifecycle::HubEvent;
 use crate::outbox::Outbox;
-use crate::publish::Publisher;
+use crate::publish::{PublishReceipt, Publisher};
 use crate::redact::Redactor;
 use crate::registry::Registry;
 use crate::state::HubInner;
@@ -46,22 +46,6 @@ pub enum HubError {
     /// ([`NamespaceOptions::presence`](crate::NamespaceOptions::presence)).
     #[error("presence is off in namespace {0}")]
     PresenceOff(String),
-}
-
-/// The receipt of a publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishReceipt {
-    /// The message id (the publisher's, or generated).
-    pub id: String,
-    /// The offset the backplane assigned.
-    pub offset: u64,
-    /// Whether it reached every instance or only this one (backplane degraded).
-    pub scope: Scope,
-    /// `true` when the publish repeated an `id` its publisher (the same user; all anonymous
-    /// connections share one scope, server-side code another) already published on the
-    /// channel within the backplane's dedupe window: nothing was delivered again, and
-    /// `offset` is the first publish's. This makes retries after a lost `ack` idempotent.
-    pub duplicate: bool,
 }
 
 /// A message published by server-side code (a backend's "task status changed").
@@ -224,7 +208,7 @@ impl<B: Backplane> HubBuilder<B> {
             ids: IdGenerator::new(),
             events,
             members: Mutex::new(HashSet::new()),
-            users: crate::control::Users::default(),
+            users: crate::users::Users::default(),
             policies,
             connections: AtomicUsize::new(0),
             metrics: self.metrics,

@@ -3,15 +3,30 @@
 
 use std::sync::Arc;
 
-use switchboard_backplane::{Backplane, BackplaneError, PublishOptions};
+use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Scope};
 use switchboard_protocol::{
     ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender,
 };
 
 use crate::envelope::encode_envelope;
-use crate::hub::PublishReceipt;
 use crate::lifecycle::HubEvent;
 use crate::state::{HubInner, now_ms};
+
+/// The receipt of a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishReceipt {
+    /// The message id (the publisher's, or generated).
+    pub id: String,
+    /// The offset the backplane assigned.
+    pub offset: u64,
+    /// Whether it reached every instance or only this one (backplane degraded).
+    pub scope: Scope,
+    /// `true` when the publish repeated an `id` its publisher (the same user; all anonymous
+    /// connections share one scope, server-side code another) already published on the
+    /// channel within the backplane's dedupe window: nothing was delivered again, and
+    /// `offset` is the first publish's. This makes retries after a lost `ack` idempotent.
+    pub duplicate: bool,
+}
 
 /// Who publishes: a connection, or server-side code.
 pub(crate) struct Publisher {

@@ -28,7 +28,7 @@ pub(crate) struct HubInner<B> {
     pub(crate) members: Mutex<HashSet<(Arc<str>, Arc<str>)>>,
     pub(crate) connections: AtomicUsize,
     /// Each signed-in user's local connections, for the cluster-wide user operations.
-    pub(crate) users: crate::control::Users,
+    pub(crate) users: crate::users::Users,
     /// What each configured namespace allows.
     pub(crate) policies: crate::namespace::Policies,
     pub(crate) metrics: Metrics,
