@@ -4,6 +4,7 @@
 
 mod error_code;
 mod priority;
+mod setters;
 
 pub use error_code::ErrorCode;
 pub use priority::{Priority, UnknownName};
