@@ -1,5 +1,5 @@
-//! The background tasks: the supervisor (connect, resubscribe, catch up, probe, reconnect
-//! with backoff) and the pump (pub/sub pushes in, events out).
+//! The supervisor: the background task that connects, resubscribes, catches up, probes and
+//! reconnects with backoff. (The other task, the pump, is in `dispatch.rs`.)
 //!
 //! The circuit breaker: while a connection is installed the circuit is closed and calls go to
 //! Redis. A lost connection, a missing probe echo, or `failure_threshold` consecutive failed
@@ -17,13 +17,14 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind};
 use switchboard_queue::Backoff;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::layout::Incoming;
 use super::scripts::{self, Break, CallError};
-use super::{Live, Pushed, SUBSCRIBE_BATCH, Shared, parse_push};
+use super::shared::{Live, Shared};
 use crate::types::{DegradedCause, rand_u64};
+
+/// How many channels one `SUBSCRIBE` carries when resubscribing after a reconnect.
+const SUBSCRIBE_BATCH: usize = 256;
 
 /// The waits between connection attempts: switchboard's one [`Backoff`] schedule, doubling
 /// from `backoff_initial` up to `backoff_max` with full jitter, over the failures in a row.
@@ -301,84 +302,6 @@ async fn send_probe(shared: &Shared, generation: u64) -> Option<Break> {
         Ok(_) => None,
         // Counted by `call`; a missing echo or the failure threshold decides.
         Err(_) => None,
-    }
-}
-
-/// Turns pushes into events until stopped. A push that reveals a gap starts that channel's
-/// catch-up as a task of its own: the pump goes on with every other channel meanwhile (the
-/// caught-up channel's live messages are noted by its sync and fetched in order). Stopping
-/// the pump ends the catch-ups it started.
-pub(super) async fn pump(
-    shared: Arc<Shared>,
-    mut pushes: mpsc::Receiver<(u64, PushInfo)>,
-    mut stop: watch::Receiver<()>,
-) {
-    let mut syncs = JoinSet::new();
-    loop {
-        let item = tokio::select! {
-            item = pushes.recv() => item,
-            Some(done) = syncs.join_next(), if !syncs.is_empty() => {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a channel's catch-up task failed");
-                }
-                continue;
-            }
-            _ = stop.changed() => return,
-        };
-        let Some((generation, push)) = item else {
-            return;
-        };
-        let sync = match parse_push(&shared, generation, push) {
-            Some(Pushed::Disconnected) => {
-                shared.break_connection(
-                    generation,
-                    Break::new(DegradedCause::ConnectionLost, "redis: connection lost"),
-                );
-                None
-            }
-            Some(Pushed::Echo) => {
-                *shared.last_echo.lock() = Some((generation, Instant::now()));
-                shared.echo.notify_one();
-                None
-            }
-            Some(Pushed::Request { node, id, request }) => {
-                // Answered here, in order with the messages before it; the reply is sent off
-                // the pump.
-                let answers = shared.answer(&request);
-                let shared = Arc::clone(&shared);
-                syncs.spawn(async move { shared.reply(&node, id, &answers).await });
-                None
-            }
-            Some(Pushed::Reply { id, answers }) => {
-                shared.surveys.on_reply(id, answers);
-                None
-            }
-            Some(Pushed::Channel(
-                channel,
-                Incoming::Message {
-                    epoch,
-                    offset,
-                    data,
-                },
-            )) => shared.on_message(&channel, &epoch, offset, data),
-            Some(Pushed::Channel(channel, Incoming::Presence { action, entry })) => {
-                shared.on_presence(&channel, action, entry);
-                None
-            }
-            Some(Pushed::Channel(channel, Incoming::NewEpoch { epoch })) => {
-                shared.on_new_epoch(&channel, &epoch)
-            }
-            None => None,
-        };
-        if let Some((name, id)) = sync {
-            let shared = Arc::clone(&shared);
-            syncs.spawn(async move { shared.run_sync(name, id).await });
-        }
-        if shared.gate.overflow.swap(false, Ordering::Relaxed) {
-            // Channels already catching up are asked for another round instead.
-            let shared = Arc::clone(&shared);
-            syncs.spawn(async move { shared.sync_all().await });
-        }
     }
 }
 
