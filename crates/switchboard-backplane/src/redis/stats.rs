@@ -12,7 +12,7 @@ pub struct RedisBackplaneStats {
     pub reconnects: u64,
     /// Times the liveness probe's echo did not come back in time.
     pub probe_failures: u64,
-    /// [`Event::Reset`]s emitted.
+    /// [`Event::Reset`](crate::Event::Reset)s emitted.
     pub resets: u64,
     /// Messages delivered from history to fill a gap (after a reconnect or a lost push).
     pub gap_fills: u64,
