@@ -12,7 +12,7 @@ mod redis;
 mod types;
 
 pub use backplane::{Backplane, BoxBackplane, DynBackplane};
-pub use error::{BackplaneError, Result};
+pub use error::{BackplaneError, ErrorDetail, Result};
 pub use events::{EventReceiver, EventSink};
 pub use history::HistoryOverride;
 pub use memory::{DEFAULT_HISTORY_MAX_BYTES, MemoryBackplane, MemoryBackplaneConfig};

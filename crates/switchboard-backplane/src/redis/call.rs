@@ -8,20 +8,26 @@ use std::time::SystemTime;
 
 use redis::aio::MultiplexedConnection;
 
-use super::scripts::{Break, CallError};
+use super::failure::{Break, CallError, Failure};
 use super::shared::{Live, Shared};
-use crate::error::{BackplaneError, Result};
+use crate::error::{BackplaneError, ErrorDetail, Result};
 use crate::types::{DegradedCause, Health, HealthState};
 
 impl Shared {
-    /// Why calls cannot reach Redis right now.
-    pub(super) fn unavailable(&self) -> BackplaneError {
+    /// Why calls cannot reach Redis right now, in the health's words. Its source is the
+    /// Redis error of `failure` (the call that just failed), else the one that degraded the
+    /// health.
+    pub(super) fn unavailable(&self, failure: Option<Failure>) -> BackplaneError {
         let detail = self.health.borrow().detail.clone();
-        BackplaneError::Unavailable(if detail.is_empty() {
+        let message = if detail.is_empty() {
             "redis: call failed".into()
         } else {
             detail
-        })
+        };
+        let source = failure
+            .and_then(|failure| failure.source)
+            .or_else(|| self.degraded_by.lock().clone());
+        BackplaneError::Unavailable(ErrorDetail::caused_by(message, source))
     }
 
     /// One call that only Redis can answer (no local fallback): `Unavailable` while it is
@@ -35,12 +41,12 @@ impl Shared {
     {
         self.check_open()?;
         let Some(live) = self.live() else {
-            return Err(self.unavailable());
+            return Err(self.unavailable(None));
         };
         match self.call(live.generation, call(live.conn.clone())).await {
             Ok(value) => Ok(value),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(self.unavailable()),
+            Err(CallError::Protocol(failure)) => Err(failure.into_protocol()),
+            Err(error) => Err(self.unavailable(Some(error.into_failure()))),
         }
     }
 
@@ -54,19 +60,19 @@ impl Shared {
         let timeout = self.config.command_timeout;
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(CallError::TimedOut(format!(
-                "redis: no reply within {timeout:?}"
-            ))),
+            Err(_) => Err(CallError::TimedOut(
+                format!("redis: no reply within {timeout:?}").into(),
+            )),
         };
         match &result {
             Ok(_) => self.failures.store(0, Ordering::Relaxed),
-            Err(CallError::Broken(reason)) => {
+            Err(CallError::Broken(failure)) => {
                 self.break_connection(
                     generation,
-                    Break::new(DegradedCause::ConnectionLost, reason),
+                    Break::after(DegradedCause::ConnectionLost, failure.clone()),
                 );
             }
-            Err(error @ (CallError::Transient(reason) | CallError::TimedOut(reason))) => {
+            Err(error @ (CallError::Transient(failure) | CallError::TimedOut(failure))) => {
                 let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if failures >= self.config.failure_threshold.get() {
                     let cause = match error {
@@ -75,9 +81,15 @@ impl Shared {
                     };
                     self.break_connection(
                         generation,
-                        Break::new(
+                        Break::after(
                             cause,
-                            format!("redis: circuit open after {failures} failed calls ({reason})"),
+                            Failure {
+                                reason: format!(
+                                    "redis: circuit open after {failures} failed calls ({})",
+                                    failure.reason
+                                ),
+                                source: failure.source.clone(),
+                            },
                         ),
                     );
                 }
@@ -122,6 +134,7 @@ impl Shared {
             true
         });
         if changed {
+            self.degraded_by.lock().clone_from(&why.source);
             tracing::warn!(reason = %why.reason, "redis backplane degraded: publishing locally only");
         }
         changed
@@ -137,6 +150,7 @@ impl Shared {
             }
         });
         if changed {
+            *self.degraded_by.lock() = None;
             tracing::info!("redis backplane up");
         }
     }
@@ -171,5 +185,65 @@ pub(super) fn publish_raw(
             .query_async::<i64>(&mut conn)
             .await
             .map_err(CallError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+    use std::time::Duration;
+
+    use redis::RedisError;
+
+    use crate::{Backplane, BackplaneError, RedisBackplane, RedisBackplaneConfig};
+
+    #[tokio::test]
+    async fn a_call_to_a_closed_port_fails_unavailable_with_the_refused_connection_as_source() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address").port()
+        };
+        let config = RedisBackplaneConfig::default()
+            .connect_timeout(Duration::from_millis(500))
+            .command_timeout(Duration::from_millis(500))
+            .backoff_initial(Duration::from_secs(60))
+            .backoff_max(Duration::from_secs(60));
+        let backplane = RedisBackplane::connect(&format!("redis://127.0.0.1:{port}"), config)
+            .await
+            .expect("an unreachable Redis is not a configuration error");
+
+        let err = backplane
+            .lease_acquire("lease", "holder", 1, Duration::from_secs(1))
+            .await
+            .expect_err("nothing listens on the port");
+
+        assert!(matches!(err, BackplaneError::Unavailable(_)), "{err}");
+        assert!(err.is_retryable());
+        let redis = err
+            .source()
+            .and_then(|source| source.downcast_ref::<RedisError>())
+            .expect("the source is the RedisError");
+        assert!(redis.is_connection_refusal(), "{redis}");
+        let io = redis
+            .source()
+            .expect("the RedisError's source is the io error");
+        assert!(io.to_string().contains("refused"), "{io}");
+        backplane.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_is_a_config_error_with_the_redis_error_as_source() {
+        let err = RedisBackplane::connect("http://not-redis", RedisBackplaneConfig::default())
+            .await
+            .expect_err("not a Redis URL");
+        assert!(matches!(err, BackplaneError::Config(_)), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid backplane configuration: invalid Redis URL: ")
+        );
+        assert!(
+            err.source()
+                .is_some_and(|s| s.downcast_ref::<RedisError>().is_some())
+        );
     }
 }

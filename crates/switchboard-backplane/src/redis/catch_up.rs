@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::continuity::MAX_ROUNDS;
-use super::scripts::{self, CallError};
+use super::failure::CallError;
+use super::scripts;
 use super::shared::{CONCURRENT_SYNCS, Shared, State};
 use crate::types::{Epoch, Event};
 

@@ -175,10 +175,9 @@ impl RedisBackplaneConfig {
     /// Checks the values that have no meaningful zero or order.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.prefix.contains(['{', '}']) {
-            return Err(BackplaneError::Config(format!(
-                "prefix {:?} must not contain '{{' or '}}'",
-                self.prefix
-            )));
+            return Err(BackplaneError::Config(
+                format!("prefix {:?} must not contain '{{' or '}}'", self.prefix).into(),
+            ));
         }
         let at_least_a_millisecond = [
             ("history_ttl", self.history_ttl),
@@ -192,16 +191,19 @@ impl RedisBackplaneConfig {
         ];
         for (name, value) in at_least_a_millisecond {
             if value < Duration::from_millis(1) {
-                return Err(BackplaneError::Config(format!(
-                    "{name} must be at least 1 ms, got {value:?}"
-                )));
+                return Err(BackplaneError::Config(
+                    format!("{name} must be at least 1 ms, got {value:?}").into(),
+                ));
             }
         }
         if self.backoff_max < self.backoff_initial {
-            return Err(BackplaneError::Config(format!(
-                "backoff_max ({:?}) is shorter than backoff_initial ({:?})",
-                self.backoff_max, self.backoff_initial
-            )));
+            return Err(BackplaneError::Config(
+                format!(
+                    "backoff_max ({:?}) is shorter than backoff_initial ({:?})",
+                    self.backoff_max, self.backoff_initial
+                )
+                .into(),
+            ));
         }
         Ok(())
     }

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::call::publish_raw;
 use super::continuity::Live as LiveOutcome;
+use super::failure::Break;
 use super::layout::{Incoming, presence_change};
-use super::scripts::Break;
 use super::shared::{Shared, State, sub_entry};
 use super::survey;
 use crate::types::{DegradedCause, Event, PresenceAction, PresenceEntry, Scope, Survey};

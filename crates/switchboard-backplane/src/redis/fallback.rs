@@ -9,10 +9,11 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::continuity::Sub;
-use super::scripts::{self, CallError};
+use super::failure::CallError;
+use super::scripts;
 use super::shared::{Shared, State, sub_entry};
 use super::stats::Counters;
-use crate::error::{BackplaneError, Result};
+use crate::error::Result;
 use crate::events::EventOutlet;
 use crate::history::{History, HistoryBudget};
 use crate::types::{Epoch, Event, PublishOptions, Published, Recovery, ResetReason, Scope};
@@ -46,7 +47,7 @@ impl Shared {
                         duplicate,
                     });
                 }
-                Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
+                Err(CallError::Protocol(failure)) => return Err(failure.into_protocol()),
                 // Whether Redis applied it is unknown; the local epoch makes the channel
                 // reset when Redis is back, so nobody relies on either copy.
                 Err(_) => {}
@@ -179,7 +180,7 @@ impl Shared {
             let read = scripts::read(&mut conn, &self.keys, &limits, &name, known, offset);
             match self.call(live.generation, read).await {
                 Ok(recovery) => return Ok(recovery),
-                Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
+                Err(CallError::Protocol(failure)) => return Err(failure.into_protocol()),
                 Err(_) => {}
             }
         }

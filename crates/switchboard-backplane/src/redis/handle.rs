@@ -19,7 +19,7 @@ use super::shared::{PushGate, Shared, State, millis};
 use super::stats::{Counters, RedisBackplaneStats};
 use super::supervisor;
 use super::survey::Surveys;
-use crate::error::{BackplaneError, Result};
+use crate::error::{BackplaneError, ErrorDetail, Result};
 use crate::events::EventOutlet;
 use crate::history::HistoryBudget;
 use crate::types::{Health, HealthState, rand_u64};
@@ -71,9 +71,12 @@ impl RedisBackplane {
     /// Outside a Tokio runtime.
     pub async fn connect(url: &str, config: RedisBackplaneConfig) -> Result<Self> {
         config.validate()?;
-        let info = url
-            .into_connection_info()
-            .map_err(|e| BackplaneError::Config(format!("invalid Redis URL: {e}")))?;
+        let info = url.into_connection_info().map_err(|e| {
+            BackplaneError::Config(ErrorDetail::with_source(
+                format!("invalid Redis URL: {e}"),
+                e,
+            ))
+        })?;
         #[cfg(feature = "redis-tls")]
         if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
             // Already installed by the application (or an earlier call): keep that one.
@@ -83,8 +86,12 @@ impl RedisBackplane {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| BackplaneError::Config(format!("invalid Redis URL: {e}")))?;
+        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|e| {
+            BackplaneError::Config(ErrorDetail::with_source(
+                format!("invalid Redis URL: {e}"),
+                e,
+            ))
+        })?;
 
         let node = format!("{:016x}", rand_u64());
         let keys = Keys::new(&config.prefix);
@@ -139,6 +146,7 @@ impl RedisBackplane {
             gate: Arc::new(PushGate::default()),
             last_echo: Mutex::new(None),
             echo: Notify::new(),
+            degraded_by: Mutex::new(None),
             config,
         });
         let tasks = vec![

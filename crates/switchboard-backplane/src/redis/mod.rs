@@ -11,6 +11,7 @@ mod catch_up;
 mod config;
 mod continuity;
 mod dispatch;
+mod failure;
 mod fallback;
 mod handle;
 mod layout;

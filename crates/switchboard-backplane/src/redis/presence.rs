@@ -7,10 +7,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::failure::CallError;
 use super::layout::presence_change;
-use super::scripts::{self, CallError, SetMode};
+use super::scripts::{self, SetMode};
 use super::shared::{CONCURRENT_SYNCS, Shared};
-use crate::error::{BackplaneError, Result};
+use crate::error::Result;
 use crate::presence::PresenceTable;
 use crate::types::{Event, PresenceAction, PresenceEntry};
 
@@ -139,7 +140,7 @@ impl Shared {
             match self.call(live.generation, set).await {
                 Ok(true) => return Ok(PresenceAction::Update),
                 Ok(false) => return Ok(PresenceAction::Join),
-                Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
+                Err(CallError::Protocol(failure)) => return Err(failure.into_protocol()),
                 Err(_) => {}
             }
         }
@@ -174,6 +175,7 @@ impl Shared {
             }
             removed
         };
+        let mut failed = None;
         if let Some(live) = self.live() {
             let mut conn = live.conn.clone();
             let remove = scripts::presence_remove(&mut conn, &self.keys, channel, connection_id);
@@ -184,14 +186,14 @@ impl Shared {
                         data,
                     }));
                 }
-                Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
-                Err(_) => {}
+                Err(CallError::Protocol(failure)) => return Err(failure.into_protocol()),
+                Err(error) => failed = Some(error.into_failure()),
             }
         }
         // Degraded: only this instance's own members can be removed, here, and in Redis
         // after the reconnect.
         let Some(entry) = owned else {
-            return Err(self.unavailable());
+            return Err(self.unavailable(failed));
         };
         let mut st = self.state.lock();
         st.removed_offline
@@ -216,6 +218,7 @@ impl Shared {
                 None => false,
             }
         };
+        let mut failed = None;
         if let Some(live) = self.live() {
             let mut conn = live.conn.clone();
             let touch = scripts::presence_touch(
@@ -227,21 +230,21 @@ impl Shared {
             );
             match self.call(live.generation, touch).await {
                 Ok(()) => return Ok(()),
-                Err(CallError::Protocol(reason)) => return Err(BackplaneError::Protocol(reason)),
-                Err(_) => {}
+                Err(CallError::Protocol(failure)) => return Err(failure.into_protocol()),
+                Err(error) => failed = Some(error.into_failure()),
             }
         }
         if owned {
             Ok(())
         } else {
-            Err(self.unavailable())
+            Err(self.unavailable(failed))
         }
     }
 
     pub(super) async fn presence_list(&self, channel: &str) -> Result<Vec<PresenceEntry>> {
         self.check_open()?;
         let Some(live) = self.live() else {
-            return Err(self.unavailable());
+            return Err(self.unavailable(None));
         };
         let mut conn = live.conn.clone();
         let list = scripts::presence_sweep(&mut conn, &self.keys, channel, true);
@@ -253,8 +256,8 @@ impl Shared {
                     data,
                 })
                 .collect()),
-            Err(CallError::Protocol(reason)) => Err(BackplaneError::Protocol(reason)),
-            Err(_) => Err(self.unavailable()),
+            Err(CallError::Protocol(failure)) => Err(failure.into_protocol()),
+            Err(error) => Err(self.unavailable(Some(error.into_failure()))),
         }
     }
 }

@@ -4,10 +4,11 @@ use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{RedisError, Script, Value};
+use redis::{Script, Value};
 
+use super::failure::CallError;
 use super::layout::Keys;
-use crate::types::{DegradedCause, Envelope, Epoch, Position, Recovery};
+use crate::types::{Envelope, Epoch, Position, Recovery};
 
 /// Assigns the next offset, appends to the stream (trimmed by count) and publishes, in one
 /// step. Creates the channel's epoch when it is missing (first use, flush, restart). With a
@@ -382,70 +383,8 @@ static PRESENCE_REMOVE: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE
 static PRESENCE_TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_TOUCH_LUA));
 static PRESENCE_SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(PRESENCE_SWEEP_LUA));
 
-/// Why a Redis call failed.
-#[derive(Debug)]
-pub(crate) enum CallError {
-    /// The connection is unusable (closed, reset, or the server turned read-only after a
-    /// failover): reconnect.
-    Broken(String),
-    /// A transient server state (loading, busy): counts towards opening the circuit.
-    Transient(String),
-    /// No answer in time: counts towards opening the circuit.
-    TimedOut(String),
-    /// The server answered with an error or with something we did not write.
-    Protocol(String),
-}
-
-impl CallError {
-    pub(crate) fn reason(&self) -> &str {
-        match self {
-            Self::Broken(r) | Self::Transient(r) | Self::TimedOut(r) | Self::Protocol(r) => r,
-        }
-    }
-}
-
-/// Why a connection is given up: the kind (for the health and the metrics) and the words.
-#[derive(Debug, Clone)]
-pub(crate) struct Break {
-    pub(crate) cause: DegradedCause,
-    pub(crate) reason: String,
-}
-
-impl Break {
-    pub(crate) fn new(cause: DegradedCause, reason: impl Into<String>) -> Self {
-        Self {
-            cause,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl From<RedisError> for CallError {
-    fn from(e: RedisError) -> Self {
-        let reason = format!("redis: {e}");
-        match e.code() {
-            Some("READONLY") => return Self::Broken(reason),
-            Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN") => {
-                return Self::Transient(reason);
-            }
-            _ => {}
-        }
-        if e.is_timeout() {
-            Self::TimedOut(reason)
-        } else if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
-        {
-            Self::Broken(reason)
-        } else {
-            Self::Protocol(reason)
-        }
-    }
-}
-
 fn unexpected(what: &str, value: &Value) -> CallError {
-    CallError::Protocol(format!("unexpected {what} reply: {value:?}"))
+    CallError::Protocol(format!("unexpected {what} reply: {value:?}").into())
 }
 
 fn bulk(value: Value) -> Option<Vec<u8>> {

@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use redis::RedisError;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::config::RedisBackplaneConfig;
 use super::continuity::Sub;
+use super::failure::Break;
 use super::layout::Keys;
-use super::scripts::{Break, Limits};
+use super::scripts::Limits;
 use super::stats::Counters;
 use super::survey::Surveys;
 use crate::error::{BackplaneError, Result};
@@ -87,6 +89,9 @@ pub(super) struct Shared {
     /// The generation whose probe echo came back last, and when.
     pub(super) last_echo: Mutex<Option<(u64, Instant)>>,
     pub(super) echo: Notify,
+    /// The Redis error behind the health's degraded detail, if there is one: the source of
+    /// the `Unavailable` errors it explains.
+    pub(super) degraded_by: Mutex<Option<RedisError>>,
 }
 
 impl Shared {

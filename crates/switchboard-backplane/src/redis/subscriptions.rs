@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::continuity::Sub;
-use super::scripts::Break;
+use super::failure::Break;
 use super::shared::{Shared, sub_entry};
 use crate::error::{BackplaneError, Result};
 use crate::types::{DegradedCause, ResetReason};

@@ -19,7 +19,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::scripts::{self, Break, CallError};
+use super::failure::{Break, CallError, Failure};
+use super::scripts;
 use super::shared::{Live, Shared};
 use crate::types::{DegradedCause, rand_u64};
 
@@ -108,8 +109,8 @@ pub(super) async fn supervise(
                 };
                 shared.break_connection(generation, why);
             }
-            Err(reason) => {
-                let why = Break::new(DegradedCause::ConnectionLost, reason);
+            Err(failure) => {
+                let why = Break::after(DegradedCause::ConnectionLost, failure);
                 shared.set_degraded(&why);
                 shared.break_connection(generation, why);
             }
@@ -127,7 +128,7 @@ pub(super) async fn supervise(
 
 /// Connects, subscribes the probe channel and every subscribed channel, installs the
 /// connection, catches every channel up and re-announces this instance's members.
-async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> {
+async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), Failure> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(shared.config.connect_timeout))
         .set_response_timeout(Some(shared.config.command_timeout))
@@ -138,8 +139,8 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
         .get_multiplexed_async_connection_with_config(&config);
     let conn = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(format!("redis: {e}")),
-        Err(_) => return Err(format!("redis: no connection within {timeout:?}")),
+        Ok(Err(e)) => return Err(Failure::redis(e)),
+        Err(_) => return Err(format!("redis: no connection within {timeout:?}").into()),
     };
     let live = Live { generation, conn };
     let mut probe = live.conn.clone();
@@ -158,7 +159,7 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
     shared
         .call(generation, subscribe_probe)
         .await
-        .map_err(|e| e.reason().to_owned())?;
+        .map_err(CallError::into_failure)?;
 
     // Installed: calls go to Redis from now on. The local fallback ends with the outage; the
     // channels that used it reset when they catch up below.
@@ -180,7 +181,7 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
         shared
             .call(generation, bump)
             .await
-            .map_err(|e| e.reason().to_owned())?;
+            .map_err(CallError::into_failure)?;
         // Forgotten only once done: a connection lost midway bumps the rest next time.
         shared.state.lock().published_locally.remove(channel);
     }
@@ -190,7 +191,7 @@ async fn establish(shared: &Arc<Shared>, generation: u64) -> Result<(), String> 
         shared
             .call(generation, subscribe)
             .await
-            .map_err(|e| e.reason().to_owned())?;
+            .map_err(CallError::into_failure)?;
     }
     shared.sync_all().await;
     shared.restore_presence().await;
@@ -282,9 +283,9 @@ async fn send_probe(shared: &Shared, generation: u64) -> Option<Break> {
         let publish = command.query_async::<i64>(&mut conn);
         match tokio::time::timeout(every, publish).await {
             Ok(result) => result.map_err(CallError::from),
-            Err(_) => Err(CallError::TimedOut(format!(
-                "redis: probe not accepted within {every:?}"
-            ))),
+            Err(_) => Err(CallError::TimedOut(
+                format!("redis: probe not accepted within {every:?}").into(),
+            )),
         }
     };
     match shared.call(generation, publish).await {
