@@ -1,6 +1,5 @@
 //! The HTTP routes: one dispatch over the path, JSON answers for everything but the demo.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,18 +15,10 @@ use crate::server::AppState;
 use crate::timestamp::iso8601_now;
 use crate::{api, assets};
 
-/// Answers one request.
-pub(crate) async fn route(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<ResponseBody> {
+/// Answers one request (the transport answers `/ws` before it comes here).
+pub(crate) async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
     let path = req.uri().path().to_owned();
     let mut response = match path.as_str() {
-        "/ws" => match allow_get(&req) {
-            Some(refused) => refused,
-            None => return state.transport.upgrade(req, peer).await,
-        },
         "/health" => allow_get(&req).unwrap_or_else(|| health(&state)),
         "/ready" => allow_get(&req).unwrap_or_else(|| ready(&state)),
         "/metrics" => allow_get(&req).unwrap_or_else(|| metrics_json(&state)),

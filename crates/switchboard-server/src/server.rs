@@ -1,7 +1,6 @@
 //! Wiring: backplane, hub, transport, metrics and TLS behind one listener, and the graceful
 //! shutdown.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use switchboard_backplane::{
     BackplaneError, BoxBackplane, Health, HealthState, HistoryOverride, MemoryBackplane,
     MemoryBackplaneConfig, RedisBackplane, RedisBackplaneConfig,
@@ -20,12 +18,12 @@ use switchboard_hub::{Hub, HubConfig};
 use switchboard_metrics::Metrics;
 use switchboard_tls::{ReloadWatcher, ReloadWatcherConfig, ReloadableAcceptor, TlsError};
 use switchboard_transport::{
-    AuthConfigError, Authenticator, TokenVerifier, Transport, TransportConfig,
+    AuthConfigError, Authenticator, TokenVerifier, Transport, TransportConfig, WrapStream,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, ServerConfig};
@@ -138,7 +136,8 @@ pub struct Server {
     local_addr: SocketAddr,
     tls: Option<ReloadableAcceptor>,
     backplane: BackplaneHandle,
-    stop: watch::Sender<bool>,
+    /// Stops the accept loop when cancelled, or when the server is dropped.
+    stop: DropGuard,
     connections: TaskTracker,
     accept: JoinHandle<()>,
     _reload_watcher: Option<ReloadWatcher>,
@@ -245,13 +244,13 @@ impl Server {
             draining: AtomicBool::new(false),
             config,
         });
-        let (stop, _) = watch::channel(false);
+        let stop = CancellationToken::new();
         let connections = TaskTracker::new();
         let accept = tokio::spawn(accept_loop(
             listener,
             Arc::clone(&state),
             tls.clone(),
-            stop.subscribe(),
+            stop.clone(),
             connections.clone(),
         ));
         let server = Self {
@@ -259,7 +258,7 @@ impl Server {
             local_addr,
             tls,
             backplane,
-            stop,
+            stop: stop.drop_guard(),
             connections,
             accept,
             _reload_watcher: reload_watcher,
@@ -398,7 +397,7 @@ impl Server {
             .transport
             .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
             .await;
-        self.stop.send_replace(true);
+        self.stop.disarm().cancel();
         // The accept loop ends at once on the stop signal; the listener closes with it.
         let _ = self.accept.await;
         self.connections.close();
@@ -567,102 +566,45 @@ fn redacted_url(url: &str) -> String {
     }
 }
 
+/// The accept loop's TLS step: the handshake with the certificate current at accept.
+struct TlsHandshake(ReloadableAcceptor);
+
+impl WrapStream for TlsHandshake {
+    type Stream = switchboard_tls::tokio_rustls::server::TlsStream<TcpStream>;
+    type Error = io::Error;
+
+    async fn wrap(&self, stream: TcpStream, _peer: SocketAddr) -> io::Result<Self::Stream> {
+        self.0.accept(stream).await
+    }
+}
+
+/// Runs the transport's accept loop: the server's routes beside `/ws`, over TLS when
+/// configured, until `stop`, each connection a task of `connections`.
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<AppState>,
     tls: Option<ReloadableAcceptor>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     connections: TaskTracker,
 ) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Per-connection failures (a reset before accept, descriptor pressure)
-                    // must not stop the server; a pause keeps EMFILE from spinning, and the
-                    // log gets at most a line a second.
-                    tokio::time::sleep(state.transport.accept_failed(&err)).await;
-                    continue;
-                }
-            },
-            // A stop signal, or the server handle dropped.
-            () = stopped(&mut stop) => return,
-        };
-        // Counted from accept: over the caps, refused before anything is read.
-        let admission = match state.transport.admit(peer) {
-            Ok(admission) => admission,
-            Err(refused) => {
-                // TLS clients cannot read a plain answer; they just see the close.
-                if tls.is_none() {
-                    state.transport.refuse(refused, &stream);
-                }
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let routes = {
         let state = Arc::clone(&state);
-        let stop = stop.clone();
-        match &tls {
-            None => {
-                connections.spawn(async move {
-                    serve_http(stream, peer, state, stop).await;
-                    drop(admission);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                connections.spawn(async move {
-                    let timeout = state.transport.config().handshake_timeout;
-                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_http(tls, peer, state, stop).await,
-                        Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                    drop(admission);
-                });
-            }
+        move |req: hyper::Request<Incoming>, _peer: SocketAddr| {
+            routes::route(Arc::clone(&state), req)
         }
-    }
-}
-
-/// Resolves once the server stops (or its handle is dropped).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not `Send`: drop it here.
-    let _ = stop.wait_for(|stop| *stop).await.map(drop);
-}
-
-/// Serves HTTP/1.1 (with upgrades) on one connection until it ends or the server stops.
-async fn serve_http<I>(
-    io: I,
-    peer: SocketAddr,
-    state: Arc<AppState>,
-    mut stop: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let state = Arc::clone(&state);
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(routes::route(state, req, peer).await) }
-        })
     };
-    let connection = state
+    let accept = state
         .transport
-        .http1()
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+        .accept_loop(listener)
+        .routes(routes)
+        .stop(stop)
+        .track(connections);
+    let result = match tls {
+        None => accept.run().await,
+        Some(acceptor) => accept.wrap(TlsHandshake(acceptor)).run().await,
     };
     if let Err(err) = result {
-        tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+        tracing::error!(%err, "the accept loop failed");
     }
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod clock;
 mod config;
+mod edge;
 mod frames;
 mod io;
 #[cfg(feature = "jwt")]
@@ -19,6 +20,7 @@ mod transport;
 
 pub use auth::{AuthError, AuthRequest, Authenticate, Authenticator, Rejection};
 pub use config::TransportConfig;
+pub use edge::{AcceptLoop, NotFound, PlainTcp, Routes, WrapStream};
 #[cfg(feature = "jwt")]
 pub use jwt::{AuthConfigError, DEFAULT_LEEWAY, MAX_EXP, TokenVerifier};
 pub use request::{SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX};

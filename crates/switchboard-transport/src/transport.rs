@@ -1,6 +1,5 @@
 //! Upgrade handling and serving.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,7 +9,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchboard_backplane::{Backplane, BoxBackplane};
 use switchboard_hub::Hub;
@@ -22,11 +20,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthRequest, Authenticator, Rejection};
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
+use crate::edge::NotFound;
 use crate::frames::FrameReader;
 use crate::io::SharedTcp;
 use crate::live::LiveSessions;
@@ -56,6 +56,8 @@ struct Inner<B: Backplane> {
     /// The per-user (or per-address) message budget, shared by a user's connections.
     user_limiter: Option<Arc<UserLimiter>>,
     shutdown: watch::Sender<bool>,
+    /// Cancelled when shutdown begins: stops [`Transport::serve`]'s accept loop.
+    stopping: CancellationToken,
     sessions: TaskTracker,
     /// The running sessions' outboxes, through which shutdown closes them.
     live: Arc<LiveSessions>,
@@ -72,7 +74,8 @@ impl<B: Backplane> Drop for Inner<B> {
 /// Serves Protocol v1 over WebSocket: validates upgrades (origin, caps, token), runs one
 /// session per connection, and drains them on shutdown. Cheap to clone.
 ///
-/// Use [`Transport::serve`] for a listener that serves only `/ws`, or call
+/// Use [`Transport::serve`] for a listener that serves only `/ws`,
+/// [`Transport::accept_loop`] to serve your own routes beside it (and TLS), or call
 /// [`Transport::upgrade`] from your own hyper or axum routes.
 pub struct Transport<B: Backplane = BoxBackplane> {
     inner: Arc<Inner<B>>,
@@ -376,6 +379,7 @@ impl<B: Backplane> Transport<B> {
                 }),
                 config: Arc::new(config),
                 shutdown,
+                stopping: CancellationToken::new(),
                 sessions: TaskTracker::new(),
                 live: Arc::default(),
                 metrics,
@@ -814,7 +818,8 @@ impl<B: Backplane> Transport<B> {
     }
 
     /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
-    /// `io` may be a TLS stream.
+    /// `io` may be a TLS stream. The connection is served as [`accept_loop`](Self::accept_loop)
+    /// serves its own, but without admission or a stop signal.
     ///
     /// # Errors
     /// When the HTTP connection fails.
@@ -822,19 +827,11 @@ impl<B: Backplane> Transport<B> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let transport = self.clone();
-        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let transport = transport.clone();
-            async move {
-                Ok::<_, Infallible>(if req.uri().path() == "/ws" {
-                    transport.upgrade(req, peer).await
-                } else {
-                    reject(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-                })
-            }
-        });
         self.http1()
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection(
+                TokioIo::new(io),
+                crate::edge::http_service(self.clone(), peer, NotFound),
+            )
             .with_upgrades()
             .await
     }
@@ -899,41 +896,17 @@ impl<B: Backplane> Transport<B> {
         Duration::from_millis(50)
     }
 
-    /// Accepts connections on `listener` and serves `/ws` until [`Transport::shutdown`].
+    /// Accepts connections on `listener` and serves `/ws` (every other path 404) until
+    /// [`Transport::shutdown`] begins: [`accept_loop`](Self::accept_loop) with its
+    /// defaults, stopped by the shutdown.
     ///
     /// # Errors
     /// When accepting fails in a way that is not about one connection.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        let mut shutdown = self.inner.shutdown.subscribe();
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    // Per-connection failures (reset before accept, fd pressure) must not stop
-                    // the server.
-                    Err(err) => {
-                        tokio::time::sleep(self.accept_failed(&err)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return Ok(()),
-            };
-            let admission = match self.admit(peer) {
-                Ok(admission) => admission,
-                Err(refused) => {
-                    self.refuse(refused, &stream);
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let transport = self.clone();
-            tokio::spawn(async move {
-                if let Err(err) = transport.serve_connection(stream, peer).await {
-                    tracing::debug!(%peer, %err, "http connection ended with an error");
-                }
-                drop(admission);
-            });
-        }
+        self.accept_loop(listener)
+            .stop(self.inner.stopping.clone())
+            .run()
+            .await
     }
 
     /// Stops accepting upgrades and closes every session with 1001, each at a random moment
@@ -941,6 +914,7 @@ impl<B: Backplane> Transport<B> {
     /// Returns whether every session ended in time.
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.shutdown.send_replace(true);
+        self.inner.stopping.cancel();
         let live = Arc::clone(&self.inner.live);
         let window = self.inner.config.drain_window;
         self.inner
