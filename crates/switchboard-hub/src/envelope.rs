@@ -15,9 +15,10 @@ const EXCLUDES: u8 = 0x80;
 pub(crate) const MAX_EXCLUDED: usize = 64;
 
 /// What the hub stores in the backplane: a header of one priority byte and the publish time
-/// (ms since the epoch, 8 bytes big-endian), then the encoded draft. Both travel outside the
-/// JSON so fan-out never parses it, and the receiving instance can measure backplane lag.
-/// The draft is encoded straight after the header: one buffer, sized once.
+/// (µs since the epoch, 8 bytes big-endian), then the encoded draft. Both travel outside the
+/// JSON so fan-out never parses it, and the receiving instance can measure backplane lag
+/// and message latency. The draft is encoded straight after the header: one buffer, sized
+/// once.
 ///
 /// A message that skips some connections (`excludeSelf`, the API's `exclude`) sets the
 /// priority byte's top bit, and the header is followed by the count of connection ids
@@ -26,7 +27,7 @@ pub(crate) const MAX_EXCLUDED: usize = 64;
 pub(crate) fn encode_envelope(
     draft: &MessageDraft,
     priority: Priority,
-    published_ms: u64,
+    published_us: u64,
     exclude: &[&str],
 ) -> Bytes {
     debug_assert!(exclude.len() <= MAX_EXCLUDED);
@@ -38,7 +39,7 @@ pub(crate) fn encode_envelope(
     // The priority's compact form (0 low … 3 critical), which every instance reads back.
     let index = u8::try_from(priority.index()).unwrap_or(u8::MAX);
     buf.push(flag | index);
-    buf.extend_from_slice(&published_ms.to_be_bytes());
+    buf.extend_from_slice(&published_us.to_be_bytes());
     if !exclude.is_empty() {
         buf.push(u8::try_from(exclude.len()).unwrap_or(u8::MAX));
         for id in exclude {
@@ -55,7 +56,8 @@ pub(crate) fn encode_envelope(
 pub(crate) struct Delivery {
     pub(crate) frame: EncodedFrame,
     pub(crate) priority: Priority,
-    pub(crate) published_ms: u64,
+    /// When it was published, in µs since the epoch.
+    pub(crate) published_us: u64,
     /// The keys of this hub's connections the message skips (usually none: no allocation).
     pub(crate) exclude: Vec<u64>,
 }
@@ -67,7 +69,7 @@ pub(crate) fn decode_envelope(data: &Bytes, offset: u64, ids: &IdGenerator) -> O
         return None;
     }
     let priority = Priority::from_index(usize::from(data[0] & !EXCLUDES))?;
-    let published_ms = u64::from_be_bytes(data[1..HEADER_LEN].try_into().ok()?);
+    let published_us = published_us(u64::from_be_bytes(data[1..HEADER_LEN].try_into().ok()?));
     let mut at = HEADER_LEN;
     let mut exclude = Vec::new();
     if data[0] & EXCLUDES != 0 {
@@ -83,9 +85,30 @@ pub(crate) fn decode_envelope(data: &Bytes, offset: u64, ids: &IdGenerator) -> O
     Some(Delivery {
         frame: EncodedDraft::from_bytes(data.slice(at..)).finish(offset),
         priority,
-        published_ms,
+        published_us,
         exclude,
     })
+}
+
+/// Hubs before 0.1's message-latency metric wrote the publish time in milliseconds, and
+/// such envelopes stay in history for its TTL and arrive from not yet upgraded instances.
+/// The two are told apart by size: a time in milliseconds stays below 10^14 until the year
+/// 5138; one in microseconds is above it since 1973.
+const MICROSECONDS_FROM: u64 = 100_000_000_000_000;
+
+/// A header's publish time in microseconds, whichever unit it was written in.
+fn published_us(raw: u64) -> u64 {
+    if raw < MICROSECONDS_FROM {
+        raw.saturating_mul(1000)
+    } else {
+        raw
+    }
+}
+
+/// `at` in microseconds since the Unix epoch, as the envelope carries it (0 before it).
+pub(crate) fn unix_us(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -113,9 +136,14 @@ mod tests {
         let here = IdGenerator::new();
         let there = IdGenerator::new();
         let (mine, theirs) = (here.connection_id(5), there.connection_id(9));
-        let plain =
-            decode_envelope(&encode_envelope(&draft(), Priority::High, 7, &[]), 3, &here).unwrap();
-        let data = encode_envelope(&draft(), Priority::High, 7, &[&mine, &theirs]);
+        let at = 1_764_800_000_123_456;
+        let plain = decode_envelope(
+            &encode_envelope(&draft(), Priority::High, at, &[]),
+            3,
+            &here,
+        )
+        .unwrap();
+        let data = encode_envelope(&draft(), Priority::High, at, &[&mine, &theirs]);
         let at_here = decode_envelope(&data, 3, &here).unwrap();
         let at_there = decode_envelope(&data, 3, &there).unwrap();
         assert_eq!(at_here.exclude, [5]);
@@ -124,9 +152,28 @@ mod tests {
         for delivery in [&at_here, &at_there] {
             assert_eq!(delivery.frame.as_bytes(), plain.frame.as_bytes());
             assert_eq!(delivery.priority, Priority::High);
-            assert_eq!(delivery.published_ms, 7);
+            assert_eq!(delivery.published_us, at);
         }
         // A list cut short is refused, not misread.
         assert!(decode_envelope(&data.slice(..HEADER_LEN + 3), 3, &here).is_none());
+    }
+
+    #[test]
+    fn a_publish_time_in_milliseconds_from_an_older_hub_is_read_in_microseconds() {
+        let here = IdGenerator::new();
+        let read = |written: u64| {
+            decode_envelope(
+                &encode_envelope(&draft(), Priority::Low, written, &[]),
+                1,
+                &here,
+            )
+            .unwrap()
+            .published_us
+        };
+        let now = std::time::SystemTime::now();
+        assert_eq!(read(unix_us(now)), unix_us(now));
+        let ms = switchboard_protocol::unix_ms(now);
+        assert_eq!(read(ms), ms * 1000);
+        assert!(unix_us(now).abs_diff(read(ms)) < 1000);
     }
 }

@@ -7,12 +7,12 @@
 //! socket when it can.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use switchboard_backplane::{Backplane, Event, EventSink, PresenceAction, PresenceChange};
 use switchboard_protocol::{ChannelName, CloseCode, EncodedFrame, Member, Priority};
 
-use crate::envelope::decode_envelope;
+use crate::envelope::{decode_envelope, unix_us};
 use crate::state::{HubInner, now_ms};
 
 /// The hub as its backplane's event sink. Weak: the backplane, which the hub owns, holds it.
@@ -50,17 +50,25 @@ fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
         Event::Message(envelope) => {
             match decode_envelope(&envelope.data, envelope.offset, &hub.ids) {
                 Some(delivery) => {
+                    let since_publish = || {
+                        Duration::from_micros(
+                            unix_us(SystemTime::now()).saturating_sub(delivery.published_us),
+                        )
+                    };
                     hub.metrics.backplane_received();
-                    hub.metrics.backplane_lag(Duration::from_millis(
-                        now_ms().saturating_sub(delivery.published_ms),
-                    ));
-                    hub.registry.deliver(
+                    hub.metrics.backplane_lag(since_publish());
+                    let delivered = hub.registry.deliver(
                         &envelope.channel,
                         Some(envelope.offset),
                         &delivery.frame,
                         delivery.priority,
                         &delivery.exclude,
                     );
+                    // Written to the socket of every local subscriber keeping up with its
+                    // reads (the rest have it queued): publish → written.
+                    if delivered > 0 {
+                        hub.metrics.observe_latency(since_publish());
+                    }
                 }
                 None => tracing::warn!(
                     channel = %envelope.channel,

@@ -2,15 +2,16 @@
 //! reported to lifecycle listeners — the one place every publish goes through.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Scope};
 use switchboard_protocol::{
-    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender,
+    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender, unix_ms,
 };
 
-use crate::envelope::encode_envelope;
+use crate::envelope::{encode_envelope, unix_us};
 use crate::lifecycle::HubEvent;
-use crate::state::{HubInner, now_ms};
+use crate::state::HubInner;
 
 /// The receipt of a publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +71,14 @@ impl<B: Backplane> HubInner<B> {
     ) -> impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + use<'a, B> {
         // Only an id the publisher chose can come back in a retry; generated ones are unique.
         let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
+        // One clock read: the frame's `timestamp`, and the envelope's finer publish time
+        // that backplane lag and message latency are measured from.
+        let now = SystemTime::now();
         let draft = MessageDraft {
             event,
             payload: self.redactor.redact_payload(payload),
             id: id.unwrap_or_else(|| self.ids.next('m')),
-            timestamp: now_ms(),
+            timestamp: unix_ms(now),
             priority,
             from: Sender {
                 user_id: publisher.user_id.as_deref().map(str::to_owned),
@@ -82,7 +86,7 @@ impl<B: Backplane> HubInner<B> {
             },
             channel,
         };
-        let data = encode_envelope(&draft, priority, draft.timestamp, exclude);
+        let data = encode_envelope(&draft, priority, unix_us(now), exclude);
         let MessageDraft { id, channel, .. } = draft;
         let Publisher {
             connection_id,

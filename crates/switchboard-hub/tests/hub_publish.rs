@@ -314,3 +314,38 @@ async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
     assert_eq!(again.offset, server.offset);
     assert!(reader.is_quiet().await);
 }
+
+#[tokio::test]
+async fn message_latency_is_observed_once_per_message_delivered_here_and_never_for_none() {
+    let metrics = switchboard_metrics::Metrics::new();
+    let hub = Hub::builder(memory()).metrics(metrics.clone()).build();
+    let latency = |metrics: &switchboard_metrics::Metrics| {
+        metrics.snapshot().histograms["websocket_message_latency_ms"]
+    };
+    let mut alice = Client::connect(&hub, Identity::user("alice"));
+    let mut bob = Client::connect(&hub, Identity::user("bob"));
+    alice.subscribe("room").await;
+    bob.subscribe("room").await;
+
+    // A channel nobody here reads: nothing was written, so nothing is measured.
+    alice
+        .send(r#"{"type":"t","channel":"empty","payload":1,"id":"e1"}"#)
+        .await;
+    assert_eq!(alice.next().await["type"], "ack");
+    assert_eq!(latency(&metrics).count, 0);
+
+    alice
+        .send(r#"{"type":"t","channel":"room","payload":1,"id":"r1"}"#)
+        .await;
+    for client in [&mut alice, &mut bob] {
+        assert_eq!(client.next_of("t").await["id"], "r1");
+    }
+    // Two subscribers, one message: one observation, from publish to both written.
+    let observed = latency(&metrics);
+    assert_eq!(observed.count, 1);
+    assert!(
+        observed.sum < 10_000.0,
+        "publish → written took {} ms: the publish time was misread",
+        observed.sum
+    );
+}

@@ -135,6 +135,7 @@ pub(crate) struct Values {
     pub(crate) server_commands: LabelledCounters<ServerCommand>,
     pub(crate) webhook_events: LabelledCounters<WebhookResult>,
     pub(crate) webhook_queue_depth: AtomicI64,
+    pub(crate) frame_handling: LatencyHistogram,
 }
 
 impl Values {
@@ -167,7 +168,7 @@ impl Values {
         )?;
         v.histogram(
             "websocket_message_latency_ms",
-            "Message latency in milliseconds.",
+            "Message latency in milliseconds, from publish to written to the sockets of this instance's subscribers.",
             &self.message_latency.read(),
         )?;
         v.labelled_counter(
@@ -269,6 +270,11 @@ impl Values {
             "websocket_webhook_queue_depth",
             "Webhook events waiting to be delivered (ready, in flight or waiting for a retry).",
             self.webhook_queue_depth.load(Relaxed),
+        )?;
+        v.histogram(
+            "websocket_frame_handling_ms",
+            "Time from reading a client frame to having handled it (its answer queued), in milliseconds.",
+            &self.frame_handling.read(),
         )
     }
 }

@@ -174,12 +174,22 @@ impl Metrics {
         }
     }
 
-    /// Records one message latency in `websocket_message_latency_ms`, typically from the
-    /// receipt of a publish to its write on a subscriber's socket.
+    /// Records one message latency in `websocket_message_latency_ms`: from the moment a
+    /// message was published to the moment this instance's fan-out has written it to its
+    /// subscribers' sockets (one observation per message per instance).
     #[inline]
     pub fn observe_latency(&self, latency: Duration) {
         if let Some(v) = self.values() {
             v.message_latency.observe(latency);
+        }
+    }
+
+    /// Records how long one client frame took to handle, from reading it to having its
+    /// answer queued, in `websocket_frame_handling_ms`.
+    #[inline]
+    pub fn observe_handling(&self, took: Duration) {
+        if let Some(v) = self.values() {
+            v.frame_handling.observe(took);
         }
     }
 

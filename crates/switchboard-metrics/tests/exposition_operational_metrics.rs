@@ -125,6 +125,26 @@ fn backplane_publishes_receives_and_lag_are_recorded() {
 }
 
 #[test]
+fn frame_handling_is_its_own_histogram_apart_from_message_latency() {
+    let metrics = Metrics::new();
+    metrics.observe_handling(Duration::from_micros(300));
+    metrics.observe_handling(Duration::from_millis(2));
+    metrics.observe_latency(Duration::from_millis(7));
+    assert_lines(
+        &metrics,
+        &[
+            "websocket_frame_handling_ms_sum 2.3",
+            "websocket_frame_handling_ms_count 2",
+            r#"websocket_frame_handling_ms_bucket{le="0.25"} 0"#,
+            r#"websocket_frame_handling_ms_bucket{le="0.5"} 1"#,
+            r#"websocket_frame_handling_ms_bucket{le="2.5"} 2"#,
+            "websocket_message_latency_ms_sum 7.0",
+            "websocket_message_latency_ms_count 1",
+        ],
+    );
+}
+
+#[test]
 fn evictions_are_counted_by_priority() {
     let metrics = Metrics::new();
     metrics.evicted(Priority::Low);
