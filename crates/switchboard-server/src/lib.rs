@@ -6,6 +6,7 @@ mod assets;
 pub mod cli;
 mod config;
 mod routes;
+mod secret;
 mod server;
 mod timestamp;
 mod webhooks;

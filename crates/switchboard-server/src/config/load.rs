@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use switchboard_tls::{ClientAuth, TlsConfig};
 
-use super::settings::{SETTINGS, Setting, setting};
+use super::settings::{DEFAULT_REDIS_PORT, SETTINGS, Setting, setting};
 use super::{ConfigError, LogFormat, Namespace, Secret, ServerConfig};
 
 /// The environment variable naming the config file when `--config` is not given.
@@ -35,8 +35,10 @@ With no configuration at all the server listens on 127.0.0.1:5111 with the memor
 Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 when the server cannot start \
 (port in use, unreadable TLS files, ...), 2 for an invalid configuration.";
 
-/// The `switchboard` command line: `--config` and one flag per setting.
+/// The `switchboard` command line: `--config` and one flag per setting, each with its
+/// default read from [`ServerConfig::default`].
 pub(crate) fn command() -> Command {
+    let defaults = ServerConfig::default();
     let mut command = Command::new("switchboard")
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
@@ -59,7 +61,7 @@ pub(crate) fn command() -> Command {
             .value_name(s.value_name)
             .help_heading(s.heading)
             .action(ArgAction::Set)
-            .help(help_line(s));
+            .help(help_line(s, &defaults));
         if s.boolean {
             arg = arg
                 .num_args(0..=1)
@@ -71,8 +73,10 @@ pub(crate) fn command() -> Command {
     command
 }
 
-fn help_line(s: &Setting) -> String {
-    let default = s.default.unwrap_or(s.unset);
+fn help_line(s: &Setting, defaults: &ServerConfig) -> String {
+    let default = s
+        .default
+        .map_or_else(|| s.unset.to_owned(), |render| render(defaults));
     format!(
         "{} [env: {ENV_PREFIX}{}, {}] [file: {}] [default: {default}]",
         s.help,
@@ -201,8 +205,8 @@ fn warnings(src: &Sources<'_>) -> Vec<String> {
         && is_service_link(&value)
     {
         warnings.push(format!(
-            "{origin} is {value:?}, a Kubernetes service link, not a port: ignored (port 6379); \
-             set {ENV_PREFIX}REDIS_PORT or REDIS_URL to choose the port"
+            "{origin} is {value:?}, a Kubernetes service link, not a port: ignored (port \
+             {DEFAULT_REDIS_PORT}); set {ENV_PREFIX}REDIS_PORT or REDIS_URL to choose the port"
         ));
     }
     warnings
@@ -420,7 +424,7 @@ fn redis_url(src: &Sources<'_>) -> Result<Option<Secret>, ConfigError> {
             })
         })?
         .flatten()
-        .unwrap_or(6379);
+        .unwrap_or(DEFAULT_REDIS_PORT);
     let password = src.get("redis_password", parse_secret)?;
     let auth = password
         .map(|p| format!(":{}@", percent_encode(p.expose())))
@@ -727,15 +731,73 @@ pub(crate) fn validate_filter(filter: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The help with its line wrapping undone.
+    fn one_line(help: &str) -> String {
+        help.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
-    fn every_default_in_the_help_parses() {
+    fn every_default_in_the_help_loads_as_the_default() {
+        let defaults = ServerConfig::default();
+        let expected = format!("{defaults:?}");
+        let help = one_line(&ServerConfig::help());
+        let mut shown = 0;
         for s in SETTINGS {
-            if let Some(default) = s.default {
-                let env = |name: &str| (name == s.env[0]).then(|| default.to_owned());
+            if let Some(render) = s.default {
+                let default = render(&defaults);
+                let env = |name: &str| (name == s.env[0]).then(|| default.clone());
                 let loaded = load(["switchboard"], &env);
-                assert!(loaded.is_ok(), "{}: {loaded:?}", s.key);
+                let loaded = loaded.unwrap_or_else(|e| panic!("{}={default:?}: {e}", s.env[0]));
+                // Giving the default explicitly changes nothing: `--help` shows the value
+                // the server uses.
+                assert_eq!(format!("{loaded:?}"), expected, "{}={default:?}", s.env[0]);
+                assert!(help.contains(&format!("[default: {default}]")), "{}", s.key);
+                shown += 1;
             }
         }
+        assert!(shown > 30, "only {shown} settings have a default");
+    }
+
+    #[test]
+    fn the_defaults_are_the_composed_crates_own() {
+        let d = ServerConfig::default();
+        let transport = switchboard_transport::TransportConfig::default();
+        let memory = switchboard_backplane::MemoryBackplaneConfig::default();
+        let redis = switchboard_backplane::RedisBackplaneConfig::default();
+        let help = one_line(&ServerConfig::help());
+        let shows = |env: &str, value: String| {
+            let (_, after) = help
+                .split_once(&format!("[env: {ENV_PREFIX}{env},"))
+                .unwrap_or_else(|| panic!("no help for {env}"));
+            let (_, default) = after.split_once("[default: ").expect("a default");
+            let default = &default[..default.find(']').expect("a closing bracket")];
+            assert_eq!(default, value, "{env}");
+        };
+        shows("HEARTBEAT_MS", transport.heartbeat.as_millis().to_string());
+        shows(
+            "IDLE_TIMEOUT_MS",
+            transport.idle_timeout.as_millis().to_string(),
+        );
+        shows(
+            "OUTBOUND_QUEUE_FRAMES",
+            transport.outbound_capacity.to_string(),
+        );
+        shows("HISTORY_SIZE", memory.history_size.to_string());
+        shows(
+            "PRESENCE_TTL_MS",
+            memory.presence_ttl.as_millis().to_string(),
+        );
+        shows(
+            "REDIS_TIMEOUT_MS",
+            redis.command_timeout.as_millis().to_string(),
+        );
+        shows(
+            "RATE_LIMIT_MAX_MESSAGES",
+            transport.rate_limit.capacity().to_string(),
+        );
+        assert_eq!(d.max_connections_per_ip, transport.max_connections_per_ip);
+        assert_eq!(d.history_max_bytes, memory.history_max_bytes);
+        assert_eq!(d.history_max_channel_bytes, redis.history_max_channel_bytes);
     }
 
     #[test]

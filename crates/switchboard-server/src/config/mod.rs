@@ -12,48 +12,16 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use switchboard_backplane::{MemoryBackplaneConfig, RedisBackplaneConfig};
+use switchboard_hub::HubConfig;
 use switchboard_limiter::Quota;
 use switchboard_tls::TlsConfig;
+use switchboard_transport::TransportConfig;
 
 pub use error::ConfigError;
 pub use namespaces::Namespace;
 
-/// A secret string (an API key, a JWT secret, a Redis URL with its password). `Debug`
-/// prints `[redacted]`; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    #[must_use]
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself. Never log it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(secret: &str) -> Self {
-        Self::new(secret)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(secret: String) -> Self {
-        Self::new(secret)
-    }
-}
+pub use crate::secret::Secret;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,6 +32,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl fmt::Display for LogFormat {
+    /// The name the settings use: `text` or `json`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
 }
 
 impl FromStr for LogFormat {
@@ -202,49 +180,81 @@ pub struct ServerConfig {
     pub warnings: Vec<String>,
 }
 
+/// The settings of the reference server that are its own: where it listens, how long a
+/// shutdown may take, how often the certificate is checked and how it logs. Every other
+/// default is the composed crate's own (see [`ServerConfig::default`]).
+const OWN_DEFAULTS: OwnDefaults = OwnDefaults {
+    host: "127.0.0.1",
+    port: 5111,
+    tls_reload_interval: Duration::from_secs(30),
+    shutdown_timeout: Duration::from_secs(30),
+    log_filter: "info",
+};
+
+struct OwnDefaults {
+    host: &'static str,
+    port: u16,
+    tls_reload_interval: Duration,
+    shutdown_timeout: Duration,
+    log_filter: &'static str,
+}
+
 impl Default for ServerConfig {
+    /// The defaults: the server's own few, and for everything else the default of the crate
+    /// the setting configures — [`TransportConfig`], [`HubConfig`],
+    /// [`MemoryBackplaneConfig`] (the embedded backplane's history and presence) and
+    /// [`RedisBackplaneConfig`] — so each default is written once, and `--help` shows it
+    /// from here.
     fn default() -> Self {
+        let transport = TransportConfig::default();
+        let hub = HubConfig::default();
+        let memory = MemoryBackplaneConfig::default();
+        let redis = RedisBackplaneConfig::default();
+        let non_zero = |n: usize| NonZeroUsize::new(n).expect("the crates' defaults are valid");
         Self {
-            host: "127.0.0.1".into(),
-            port: 5111,
-            allowed_origins: None,
+            host: OWN_DEFAULTS.host.into(),
+            port: OWN_DEFAULTS.port,
+            allowed_origins: transport.allowed_origins,
             redis_url: None,
-            redis_probe_interval: Duration::from_secs(2),
-            redis_timeout: Duration::from_secs(1),
+            redis_probe_interval: redis.probe_interval,
+            redis_timeout: redis.command_timeout,
             tls: None,
-            tls_reload_interval: Some(Duration::from_secs(30)),
+            tls_reload_interval: Some(OWN_DEFAULTS.tls_reload_interval),
             jwt_secret: None,
+            // A `TokenVerifier`'s default: a token without `channels` may go everywhere.
             auth_default_channels: vec!["*".into()],
             auth_audience: None,
             auth_issuer: None,
             jwt_public_key_path: None,
             publish_api_key: None,
-            redact_fields: Vec::new(),
-            rate_limit_max_messages: NonZeroU32::new(100).expect("non-zero"),
-            rate_limit_window: Duration::from_secs(60),
-            rate_limit_user_max_messages: 1000,
-            max_connections_per_ip: NonZeroU32::new(10),
-            max_connections_per_user: None,
-            max_connections: None,
-            max_message_bytes: NonZeroUsize::new(switchboard_protocol::DEFAULT_MAX_MESSAGE_BYTES)
-                .expect("non-zero"),
-            max_subscriptions_per_connection: NonZeroUsize::new(128).expect("non-zero"),
-            outbound_queue_frames: NonZeroUsize::new(1024).expect("non-zero"),
-            outbound_queue_bytes: NonZeroUsize::new(4 << 20).expect("non-zero"),
-            write_coalesce: None,
-            heartbeat: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            presence_ttl: Duration::from_secs(30 * 60),
-            presence_cleanup: Duration::from_secs(5 * 60),
-            history_size: 100,
-            history_max_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_BYTES,
-            history_max_channel_bytes: switchboard_backplane::DEFAULT_HISTORY_MAX_CHANNEL_BYTES,
-            history_ttl: Duration::from_secs(5 * 60),
-            shutdown_timeout: Duration::from_secs(30),
-            drain_window: Duration::from_secs(5),
-            log_format: LogFormat::Text,
-            log_filter: "info".into(),
+            redact_fields: hub.redact_fields,
+            rate_limit_max_messages: NonZeroU32::new(transport.rate_limit.capacity())
+                .expect("the crates' defaults are valid"),
+            rate_limit_window: transport.rate_limit.period(),
+            rate_limit_user_max_messages: transport
+                .user_rate_limit
+                .map_or(0, |quota| quota.capacity()),
+            max_connections_per_ip: transport.max_connections_per_ip,
+            max_connections_per_user: transport.max_connections_per_user,
+            max_connections: transport.max_connections,
+            max_message_bytes: non_zero(transport.max_message_bytes),
+            max_subscriptions_per_connection: hub.max_subscriptions_per_connection,
+            outbound_queue_frames: transport.outbound_capacity,
+            outbound_queue_bytes: transport.outbound_max_bytes,
+            write_coalesce: transport.write_coalesce,
+            heartbeat: transport.heartbeat,
+            handshake_timeout: transport.handshake_timeout,
+            idle_timeout: transport.idle_timeout,
+            presence_ttl: memory.presence_ttl,
+            presence_cleanup: memory.presence_sweep,
+            history_size: memory.history_size,
+            history_max_bytes: memory.history_max_bytes,
+            history_max_channel_bytes: redis.history_max_channel_bytes,
+            history_ttl: memory.history_ttl,
+            shutdown_timeout: OWN_DEFAULTS.shutdown_timeout,
+            drain_window: transport.drain_window,
+            log_format: LogFormat::default(),
+            log_filter: OWN_DEFAULTS.log_filter.into(),
             namespaces: std::collections::BTreeMap::new(),
             webhook: None,
             warnings: Vec::new(),
@@ -252,95 +262,80 @@ impl Default for ServerConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
-        impl ServerConfig {
-            $(
-                $(#[$doc])*
-                #[must_use]
-                pub fn $name(mut self, value: $ty) -> Self {
-                    self.$name = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
-setters! {
-    /// Sets [`ServerConfig::port`].
-    port: u16,
-    /// Sets [`ServerConfig::allowed_origins`].
-    allowed_origins: Option<Vec<String>>,
-    /// Sets [`ServerConfig::redis_probe_interval`].
-    redis_probe_interval: Duration,
-    /// Sets [`ServerConfig::redis_timeout`].
-    redis_timeout: Duration,
-    /// Sets [`ServerConfig::tls`].
-    tls: Option<TlsConfig>,
-    /// Sets [`ServerConfig::tls_reload_interval`].
-    tls_reload_interval: Option<Duration>,
-    /// Sets [`ServerConfig::jwt_public_key_path`].
-    jwt_public_key_path: Option<PathBuf>,
-    /// Sets [`ServerConfig::redact_fields`].
-    redact_fields: Vec<String>,
-    /// Sets [`ServerConfig::webhook`].
-    webhook: Option<crate::webhooks::WebhookConfig>,
-    /// Sets [`ServerConfig::rate_limit_max_messages`].
-    rate_limit_max_messages: NonZeroU32,
-    /// Sets [`ServerConfig::rate_limit_window`].
-    rate_limit_window: Duration,
-    /// Sets [`ServerConfig::rate_limit_user_max_messages`].
-    rate_limit_user_max_messages: u32,
-    /// Sets [`ServerConfig::max_connections_per_ip`].
-    max_connections_per_ip: Option<NonZeroU32>,
-    /// Sets [`ServerConfig::max_connections_per_user`].
-    max_connections_per_user: Option<NonZeroU32>,
-    /// Sets [`ServerConfig::max_connections`].
-    max_connections: Option<NonZeroU32>,
-    /// Sets [`ServerConfig::max_message_bytes`].
-    max_message_bytes: NonZeroUsize,
-    /// Sets [`ServerConfig::max_subscriptions_per_connection`].
-    max_subscriptions_per_connection: NonZeroUsize,
-    /// Sets [`ServerConfig::outbound_queue_frames`].
-    outbound_queue_frames: NonZeroUsize,
-    /// Sets [`ServerConfig::outbound_queue_bytes`].
-    outbound_queue_bytes: NonZeroUsize,
-    /// Sets [`ServerConfig::write_coalesce`].
-    write_coalesce: Option<Duration>,
-    /// Sets [`ServerConfig::heartbeat`].
-    heartbeat: Duration,
-    /// Sets [`ServerConfig::handshake_timeout`].
-    handshake_timeout: Duration,
-    /// Sets [`ServerConfig::idle_timeout`].
-    idle_timeout: Duration,
-    /// Sets [`ServerConfig::presence_ttl`].
-    presence_ttl: Duration,
-    /// Sets [`ServerConfig::presence_cleanup`].
-    presence_cleanup: Duration,
-    /// Sets [`ServerConfig::history_size`].
-    history_size: usize,
-    /// Sets [`ServerConfig::history_ttl`].
-    history_ttl: Duration,
-    /// Sets [`ServerConfig::history_max_bytes`].
-    history_max_bytes: usize,
-    /// Sets [`ServerConfig::history_max_channel_bytes`].
-    history_max_channel_bytes: usize,
-    /// Sets [`ServerConfig::auth_default_channels`].
-    auth_default_channels: Vec<String>,
-    /// Sets [`ServerConfig::auth_audience`].
-    auth_audience: Option<String>,
-    /// Sets [`ServerConfig::auth_issuer`].
-    auth_issuer: Option<String>,
-    /// Sets [`ServerConfig::shutdown_timeout`].
-    shutdown_timeout: Duration,
-    /// Sets [`ServerConfig::drain_window`].
-    drain_window: Duration,
-    /// Sets [`ServerConfig::log_format`].
-    log_format: LogFormat,
-}
-
 impl ServerConfig {
+    switchboard_types::setters! {
+        /// Sets [`ServerConfig::port`].
+        port: u16,
+        /// Sets [`ServerConfig::allowed_origins`].
+        allowed_origins: Option<Vec<String>>,
+        /// Sets [`ServerConfig::redis_probe_interval`].
+        redis_probe_interval: Duration,
+        /// Sets [`ServerConfig::redis_timeout`].
+        redis_timeout: Duration,
+        /// Sets [`ServerConfig::tls`].
+        tls: Option<TlsConfig>,
+        /// Sets [`ServerConfig::tls_reload_interval`].
+        tls_reload_interval: Option<Duration>,
+        /// Sets [`ServerConfig::jwt_public_key_path`].
+        jwt_public_key_path: Option<PathBuf>,
+        /// Sets [`ServerConfig::redact_fields`].
+        redact_fields: Vec<String>,
+        /// Sets [`ServerConfig::webhook`].
+        webhook: Option<crate::webhooks::WebhookConfig>,
+        /// Sets [`ServerConfig::rate_limit_max_messages`].
+        rate_limit_max_messages: NonZeroU32,
+        /// Sets [`ServerConfig::rate_limit_window`].
+        rate_limit_window: Duration,
+        /// Sets [`ServerConfig::rate_limit_user_max_messages`].
+        rate_limit_user_max_messages: u32,
+        /// Sets [`ServerConfig::max_connections_per_ip`].
+        max_connections_per_ip: Option<NonZeroU32>,
+        /// Sets [`ServerConfig::max_connections_per_user`].
+        max_connections_per_user: Option<NonZeroU32>,
+        /// Sets [`ServerConfig::max_connections`].
+        max_connections: Option<NonZeroU32>,
+        /// Sets [`ServerConfig::max_message_bytes`].
+        max_message_bytes: NonZeroUsize,
+        /// Sets [`ServerConfig::max_subscriptions_per_connection`].
+        max_subscriptions_per_connection: NonZeroUsize,
+        /// Sets [`ServerConfig::outbound_queue_frames`].
+        outbound_queue_frames: NonZeroUsize,
+        /// Sets [`ServerConfig::outbound_queue_bytes`].
+        outbound_queue_bytes: NonZeroUsize,
+        /// Sets [`ServerConfig::write_coalesce`].
+        write_coalesce: Option<Duration>,
+        /// Sets [`ServerConfig::heartbeat`].
+        heartbeat: Duration,
+        /// Sets [`ServerConfig::handshake_timeout`].
+        handshake_timeout: Duration,
+        /// Sets [`ServerConfig::idle_timeout`].
+        idle_timeout: Duration,
+        /// Sets [`ServerConfig::presence_ttl`].
+        presence_ttl: Duration,
+        /// Sets [`ServerConfig::presence_cleanup`].
+        presence_cleanup: Duration,
+        /// Sets [`ServerConfig::history_size`].
+        history_size: usize,
+        /// Sets [`ServerConfig::history_ttl`].
+        history_ttl: Duration,
+        /// Sets [`ServerConfig::history_max_bytes`].
+        history_max_bytes: usize,
+        /// Sets [`ServerConfig::history_max_channel_bytes`].
+        history_max_channel_bytes: usize,
+        /// Sets [`ServerConfig::auth_default_channels`].
+        auth_default_channels: Vec<String>,
+        /// Sets [`ServerConfig::auth_audience`].
+        auth_audience: Option<String>,
+        /// Sets [`ServerConfig::auth_issuer`].
+        auth_issuer: Option<String>,
+        /// Sets [`ServerConfig::shutdown_timeout`].
+        shutdown_timeout: Duration,
+        /// Sets [`ServerConfig::drain_window`].
+        drain_window: Duration,
+        /// Sets [`ServerConfig::log_format`].
+        log_format: LogFormat,
+    }
+
     /// Sets [`ServerConfig::host`].
     #[must_use]
     pub fn host(mut self, host: impl Into<String>) -> Self {

@@ -3,6 +3,26 @@
 //! One table drives `--help`, the environment and the TOML file, so the three can never
 //! disagree about a name or a default.
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use switchboard_tls::ClientAuth;
+
+use super::ServerConfig;
+
+/// The port of `REDIS_HOST` when `REDIS_PORT` is not set: Redis's own.
+pub(crate) const DEFAULT_REDIS_PORT: u16 = 6379;
+
+/// A duration in the unit of the `*_MS` settings.
+fn ms(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+/// A cap as the settings write it: 0 for none.
+fn count(cap: Option<NonZeroU32>) -> String {
+    cap.map_or(0, NonZeroU32::get).to_string()
+}
+
 /// One configurable setting.
 #[derive(Debug)]
 pub(crate) struct Setting {
@@ -12,8 +32,9 @@ pub(crate) struct Setting {
     pub(crate) flag: &'static str,
     /// Environment variables, the documented name first, then aliases (the seeds' names).
     pub(crate) env: &'static [&'static str],
-    /// The default, as written in `--help` and the docs; `None` when unset by default.
-    pub(crate) default: Option<&'static str>,
+    /// The default, written in the setting's own unit from [`ServerConfig::default`] (or
+    /// the crate default it names); `None` when unset by default.
+    pub(crate) default: Option<fn(&ServerConfig) -> String>,
     /// What `--help` says when there is no default.
     pub(crate) unset: &'static str,
     /// The placeholder in `--help`.
@@ -71,7 +92,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "host",
         "host",
         ["HOST"],
-        Some("127.0.0.1"),
+        Some(|d| d.host.clone()),
         "",
         "ADDR",
         NETWORK,
@@ -81,7 +102,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "port",
         "port",
         ["PORT", "WEBSOCKET_PORT"],
-        Some("5111"),
+        Some(|d| d.port.to_string()),
         "",
         "PORT",
         NETWORK,
@@ -122,7 +143,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "redis_port",
         "redis-port",
         ["REDIS_PORT"],
-        Some("6379"),
+        Some(|_| DEFAULT_REDIS_PORT.to_string()),
         "",
         "PORT",
         BACKPLANE,
@@ -143,7 +164,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "redis_probe_interval_ms",
         "redis-probe-interval-ms",
         ["REDIS_PROBE_INTERVAL_MS"],
-        Some("2000"),
+        Some(|d| ms(d.redis_probe_interval)),
         "",
         "MS",
         BACKPLANE,
@@ -153,7 +174,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "redis_timeout_ms",
         "redis-timeout-ms",
         ["REDIS_TIMEOUT_MS"],
-        Some("1000"),
+        Some(|d| ms(d.redis_timeout)),
         "",
         "MS",
         BACKPLANE,
@@ -163,7 +184,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "ssl_enabled",
         "ssl-enabled",
         ["SSL_ENABLED"],
-        Some("false"),
+        Some(|d| d.tls.is_some().to_string()),
         "",
         "BOOL",
         TLS,
@@ -215,7 +236,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "ssl_client_auth",
         "ssl-client-auth",
         ["SSL_CLIENT_AUTH"],
-        Some("off"),
+        Some(|_| ClientAuth::default().to_string()),
         "",
         "MODE",
         TLS,
@@ -225,7 +246,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "ssl_reload_interval_ms",
         "ssl-reload-interval-ms",
         ["SSL_RELOAD_INTERVAL_MS"],
-        Some("30000"),
+        Some(|d| d.tls_reload_interval.map_or_else(|| "0".into(), ms)),
         "",
         "MS",
         TLS,
@@ -256,7 +277,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "auth_default_channels",
         "auth-default-channels",
         ["AUTH_DEFAULT_CHANNELS"],
-        Some("*"),
+        Some(|d| d.auth_default_channels.join(",")),
         "",
         "PATTERNS",
         AUTH,
@@ -307,7 +328,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "rate_limit_max_messages",
         "rate-limit-max-messages",
         ["RATE_LIMIT_MAX_MESSAGES"],
-        Some("100"),
+        Some(|d| d.rate_limit_max_messages.to_string()),
         "",
         "N",
         LIMITS,
@@ -317,7 +338,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "rate_limit_window_ms",
         "rate-limit-window-ms",
         ["RATE_LIMIT_WINDOW_MS"],
-        Some("60000"),
+        Some(|d| ms(d.rate_limit_window)),
         "",
         "MS",
         LIMITS,
@@ -327,7 +348,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "rate_limit_user_max_messages",
         "rate-limit-user-max-messages",
         ["RATE_LIMIT_USER_MAX_MESSAGES"],
-        Some("1000"),
+        Some(|d| d.rate_limit_user_max_messages.to_string()),
         "",
         "N",
         LIMITS,
@@ -337,7 +358,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "max_connections_per_ip",
         "max-connections-per-ip",
         ["MAX_CONNECTIONS_PER_IP"],
-        Some("10"),
+        Some(|d| count(d.max_connections_per_ip)),
         "",
         "N",
         LIMITS,
@@ -347,7 +368,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "max_connections_per_user",
         "max-connections-per-user",
         ["MAX_CONNECTIONS_PER_USER"],
-        Some("0"),
+        Some(|d| count(d.max_connections_per_user)),
         "",
         "N",
         LIMITS,
@@ -357,7 +378,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "max_connections",
         "max-connections",
         ["MAX_CONNECTIONS"],
-        Some("0"),
+        Some(|d| count(d.max_connections)),
         "",
         "N",
         LIMITS,
@@ -367,7 +388,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "max_message_bytes",
         "max-message-bytes",
         ["MAX_MESSAGE_BYTES"],
-        Some("65536"),
+        Some(|d| d.max_message_bytes.to_string()),
         "",
         "BYTES",
         LIMITS,
@@ -377,7 +398,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "max_subscriptions_per_connection",
         "max-subscriptions-per-connection",
         ["MAX_SUBSCRIPTIONS_PER_CONNECTION"],
-        Some("128"),
+        Some(|d| d.max_subscriptions_per_connection.to_string()),
         "",
         "N",
         LIMITS,
@@ -387,7 +408,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "outbound_queue_frames",
         "outbound-queue-frames",
         ["OUTBOUND_QUEUE_FRAMES"],
-        Some("1024"),
+        Some(|d| d.outbound_queue_frames.to_string()),
         "",
         "N",
         LIMITS,
@@ -397,7 +418,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "outbound_queue_bytes",
         "outbound-queue-bytes",
         ["OUTBOUND_QUEUE_BYTES"],
-        Some("4194304"),
+        Some(|d| d.outbound_queue_bytes.to_string()),
         "",
         "BYTES",
         LIMITS,
@@ -407,7 +428,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "write_coalesce_us",
         "write-coalesce-us",
         ["WRITE_COALESCE_US"],
-        Some("0"),
+        Some(|d| d.write_coalesce.map_or(0, |w| w.as_micros()).to_string()),
         "",
         "US",
         LIMITS,
@@ -417,7 +438,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "heartbeat_ms",
         "heartbeat-ms",
         ["HEARTBEAT_MS"],
-        Some("30000"),
+        Some(|d| ms(d.heartbeat)),
         "",
         "MS",
         TIMING,
@@ -427,7 +448,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "handshake_timeout_ms",
         "handshake-timeout-ms",
         ["HANDSHAKE_TIMEOUT_MS"],
-        Some("10000"),
+        Some(|d| ms(d.handshake_timeout)),
         "",
         "MS",
         TIMING,
@@ -437,7 +458,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "idle_timeout_ms",
         "idle-timeout-ms",
         ["IDLE_TIMEOUT_MS"],
-        Some("300000"),
+        Some(|d| ms(d.idle_timeout)),
         "",
         "MS",
         TIMING,
@@ -447,7 +468,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "presence_ttl_ms",
         "presence-ttl-ms",
         ["PRESENCE_TTL_MS"],
-        Some("1800000"),
+        Some(|d| ms(d.presence_ttl)),
         "",
         "MS",
         TIMING,
@@ -457,7 +478,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "presence_cleanup_ms",
         "presence-cleanup-ms",
         ["PRESENCE_CLEANUP_MS"],
-        Some("300000"),
+        Some(|d| ms(d.presence_cleanup)),
         "",
         "MS",
         TIMING,
@@ -467,7 +488,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "history_size",
         "history-size",
         ["HISTORY_SIZE"],
-        Some("100"),
+        Some(|d| d.history_size.to_string()),
         "",
         "N",
         TIMING,
@@ -477,7 +498,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "history_ttl_ms",
         "history-ttl-ms",
         ["HISTORY_TTL_MS"],
-        Some("300000"),
+        Some(|d| ms(d.history_ttl)),
         "",
         "MS",
         TIMING,
@@ -487,7 +508,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "history_max_bytes",
         "history-max-bytes",
         ["HISTORY_MAX_BYTES"],
-        Some("268435456"),
+        Some(|d| d.history_max_bytes.to_string()),
         "",
         "BYTES",
         TIMING,
@@ -497,7 +518,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "history_max_channel_bytes",
         "history-max-channel-bytes",
         ["HISTORY_MAX_CHANNEL_BYTES"],
-        Some("4194304"),
+        Some(|d| d.history_max_channel_bytes.to_string()),
         "",
         "BYTES",
         TIMING,
@@ -507,7 +528,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "shutdown_timeout_ms",
         "shutdown-timeout-ms",
         ["SHUTDOWN_TIMEOUT_MS"],
-        Some("30000"),
+        Some(|d| ms(d.shutdown_timeout)),
         "",
         "MS",
         OPS,
@@ -517,7 +538,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "drain_window_ms",
         "drain-window-ms",
         ["DRAIN_WINDOW_MS"],
-        Some("5000"),
+        Some(|d| ms(d.drain_window)),
         "",
         "MS",
         OPS,
@@ -527,7 +548,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "log_format",
         "log-format",
         ["LOG_FORMAT"],
-        Some("text"),
+        Some(|d| d.log_format.to_string()),
         "",
         "FORMAT",
         OPS,
@@ -537,7 +558,7 @@ pub(crate) static SETTINGS: &[Setting] = &[
         "log_filter",
         "log-filter",
         ["RUST_LOG"],
-        Some("info"),
+        Some(|d| d.log_filter.clone()),
         "",
         "FILTER",
         OPS,

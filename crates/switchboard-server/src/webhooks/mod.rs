@@ -20,7 +20,7 @@ use switchboard_queue::{Backoff, DeliveryConfig, DeliveryQueue, Priority, StoreC
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 pub(crate) use post::Poster;
 
 /// The most events one POST carries.

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The header carrying the body's signature.
 pub(crate) const SIGNATURE_HEADER: &str = "x-switchboard-signature";
