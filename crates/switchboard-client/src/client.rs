@@ -17,8 +17,9 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::http::Uri;
 
+use crate::command::Command;
 use crate::connect::{Endpoint, Token};
-use crate::driver::{Command, Driver, Settings, Shared};
+use crate::driver::{Driver, Settings, Shared};
 use crate::publish::{Outbox, PublishOptions, PublishOutcome, QueuedPublish};
 use crate::quality::QualityTracker;
 use crate::{
