@@ -70,22 +70,33 @@ impl AsyncWrite for SharedTcp {
 
 /// Writes `batch` in order, removing what was written: after an error or a cancellation,
 /// `batch` holds exactly what is left, starting at the first unwritten byte.
+#[cfg(test)]
 pub(crate) async fn write_batch<W>(writer: &mut W, batch: &mut Vec<Bytes>) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;
+    std::future::poll_fn(|cx| poll_write_all(Pin::new(&mut *writer), cx, batch)).await?;
+    writer.flush().await
+}
+
+/// Writes all of `batch` in order, removing what was written, so that `batch` always holds
+/// exactly what is left: a poll that returns `Pending` loses nothing. Not flushed.
+pub(crate) fn poll_write_all<W: AsyncWrite>(
+    mut writer: Pin<&mut W>,
+    cx: &mut Context<'_>,
+    batch: &mut Vec<Bytes>,
+) -> Poll<io::Result<()>> {
     while !batch.is_empty() {
-        // The buffer list is built on the stack in each poll, so it is not part of this
-        // future: every idle session's task would carry it otherwise.
-        let written =
-            std::future::poll_fn(|cx| poll_write_batch(Pin::new(writer), cx, batch)).await?;
+        // The buffer list is built on the stack in each poll, so that it is no part of the
+        // session's future: every idle session's task would carry it otherwise.
+        let written = ready!(poll_write_batch(writer.as_mut(), cx, batch))?;
         if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }
         advance(batch, written);
     }
-    writer.flush().await
+    Poll::Ready(Ok(()))
 }
 
 /// One write of as much of `batch` as the writer takes: vectored when it can.

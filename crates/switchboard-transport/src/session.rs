@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use std::future::{Future, poll_fn};
-use std::task::{Poll, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use switchboard_backplane::Backplane;
 use switchboard_hub::{Command, Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
@@ -13,12 +14,12 @@ use switchboard_protocol::{
     ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::frames::{FrameReader, Incoming, ReadError};
-use crate::io::write_batch;
+use crate::io::poll_write_all;
 use crate::live::LiveSessions;
 use crate::outbox::{Batch, SessionOutbox};
 
@@ -106,9 +107,8 @@ pub(crate) struct Session<B: Backplane, P> {
     pub(crate) connection: Connection<B>,
     pub(crate) outbox: Arc<SessionOutbox>,
     pub(crate) config: Arc<TransportConfig>,
-    /// When the credentials expire, plus the leeway, on the monotonic clock
-    /// ([`deadline_for`]).
-    pub(crate) expiry: Option<Instant>,
+    /// Its heartbeat, idle timeout, credentials' expiry and coalescing window.
+    pub(crate) deadlines: Deadlines,
     /// Verifies the tokens of `refresh` frames.
     pub(crate) auth: crate::auth::Authenticator,
     /// Connection-cap permits, released when the session ends, whatever the way.
@@ -142,19 +142,42 @@ fn timer_window(window: Duration) -> Duration {
     if window > TICK { window - TICK } else { window }
 }
 
-/// A session's deadlines: its next ping and its idle timeout, beside the credentials'
-/// expiry (which the session keeps). One timer serves them all, set to the earliest.
-struct Deadlines {
+/// Everything a session waits for on the clock: its next heartbeat ping, its idle timeout,
+/// its credentials' expiry and, with write coalescing, the end of the open window. One
+/// timer serves them all, set to [`next`](Self::next); when it fires,
+/// [`fire`](Self::fire) says which are due.
+///
+/// Nothing here reads the clock: the session passes the time it read anyway.
+pub(crate) struct Deadlines {
     idle_at: Instant,
     next_ping: Instant,
+    /// When the credentials expire, plus the leeway, on the monotonic clock
+    /// ([`deadline_for`]).
+    expiry: Option<Instant>,
+    /// When the open coalescing window ends: what is queued is written then.
+    flush_at: Option<Instant>,
+}
+
+/// What the deadlines passed at a moment call for ([`Deadlines::fire`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fired {
+    /// The credentials expired (4001) or the connection is idle (4000): close with it.
+    /// Nothing else matters then.
+    close: Option<CloseCode>,
+    /// A heartbeat ping is due (the next one is scheduled already).
+    ping: bool,
+    /// The coalescing window ended: write what is queued.
+    flush: bool,
 }
 
 impl Deadlines {
-    fn start(config: &TransportConfig) -> Self {
-        let now = Instant::now();
+    /// The deadlines of a session starting at `now`, whose credentials expire at `expiry`.
+    pub(crate) fn start(now: Instant, config: &TransportConfig, expiry: Option<Instant>) -> Self {
         Self {
             idle_at: now + config.idle_timeout,
             next_ping: now + Self::heartbeat(config),
+            expiry,
+            flush_at: None,
         }
     }
 
@@ -164,9 +187,10 @@ impl Deadlines {
     }
 
     /// When the timer must fire next.
-    fn next(&self, expiry: Option<Instant>) -> Instant {
+    fn next(&self) -> Instant {
         let earliest = self.next_ping.min(self.idle_at);
-        expiry.map_or(earliest, |at| at.min(earliest))
+        let earliest = self.expiry.map_or(earliest, |at| at.min(earliest));
+        self.flush_at.map_or(earliest, |at| at.min(earliest))
     }
 
     /// A frame arrived at `now`: the connection is not idle.
@@ -178,24 +202,45 @@ impl Deadlines {
         self.idle_at = now + config.idle_timeout;
     }
 
-    /// The close a deadline passed at `now` calls for, if any.
-    fn expired(&self, now: Instant, expiry: Option<Instant>) -> Option<CloseCode> {
-        if expiry.is_some_and(|at| at <= now) {
+    /// The credentials now expire at `expiry` (a `refresh`); returns whether that changed.
+    fn expire_at(&mut self, expiry: Option<Instant>) -> bool {
+        std::mem::replace(&mut self.expiry, expiry) != expiry
+    }
+
+    /// Opens a coalescing window of `window` at `now`, unless one is open; returns whether
+    /// it opened one (the timer must then be set to [`next`](Self::next)).
+    fn open_window(&mut self, now: Instant, window: Duration) -> bool {
+        if self.flush_at.is_some() {
+            return false;
+        }
+        self.flush_at = Some(now + timer_window(window));
+        true
+    }
+
+    /// Whether a coalescing window is open: what is queued waits for its end.
+    fn window_open(&self) -> bool {
+        self.flush_at.is_some()
+    }
+
+    /// What the deadlines passed at `now` call for. A ping found due is scheduled again, a
+    /// coalescing window found ended is closed.
+    fn fire(&mut self, now: Instant, config: &TransportConfig) -> Fired {
+        let close = if self.expiry.is_some_and(|at| at <= now) {
             Some(CloseCode::TokenExpired)
         } else if self.idle_at <= now {
             Some(CloseCode::IdleTimeout)
         } else {
             None
-        }
-    }
-
-    /// Whether a ping is due at `now`; when it is, the next one is scheduled.
-    fn ping_due(&mut self, now: Instant, config: &TransportConfig) -> bool {
-        let due = self.next_ping <= now;
-        if due {
+        };
+        let ping = close.is_none() && self.next_ping <= now;
+        if ping {
             self.next_ping = now + Self::heartbeat(config);
         }
-        due
+        let flush = close.is_none() && self.flush_at.is_some_and(|at| at <= now);
+        if flush {
+            self.flush_at = None;
+        }
+        Fired { close, ping, flush }
     }
 }
 
@@ -251,7 +296,9 @@ enum Wake {
     Outbox,
     /// A client frame, or the end of reading.
     Read(Result<Inbound, ReadError>),
-    /// A deadline: heartbeat, idle timeout or the token's expiry.
+    /// What was queued is written (or the write failed).
+    Written(std::io::Result<()>),
+    /// A deadline: heartbeat, idle timeout, the token's expiry or a coalescing window's end.
     Timer,
 }
 
@@ -289,13 +336,15 @@ impl Inbound {
     }
 }
 
-/// Writes everything waiting in the outbox, coalescing frames into few writes. Cancel safe:
-/// what was taken but not yet written stays in `batch`, and is written first next time.
-async fn flush_queue<W>(
+/// Writes everything waiting in the outbox, coalescing frames into few writes, then flushes
+/// the writer. Cancel safe, a poll that returns `Pending` loses nothing: what was taken but
+/// not yet written stays in `batch`, and is written first on the next poll.
+fn poll_flush_queue<W>(
+    cx: &mut Context<'_>,
     writer: &mut W,
     outbox: &SessionOutbox,
     batch: &mut Vec<Bytes>,
-) -> std::io::Result<()>
+) -> Poll<std::io::Result<()>>
 where
     W: AsyncWrite + Unpin,
 {
@@ -307,13 +356,25 @@ where
                     // Idle again: give the batch buffer back. One allocation per burst costs
                     // far less than its write, and an idle connection then holds none.
                     *batch = Vec::new();
-                    return Ok(());
+                    return Pin::new(writer).poll_flush(cx);
                 }
-                Batch::Failed => return Err(std::io::ErrorKind::BrokenPipe.into()),
+                Batch::Failed => return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
             }
         }
-        write_batch(writer, batch).await?;
+        ready!(poll_write_all(Pin::new(&mut *writer), cx, batch))?;
     }
+}
+
+/// [`poll_flush_queue`] until everything waiting is written.
+async fn flush_queue<W>(
+    writer: &mut W,
+    outbox: &SessionOutbox,
+    batch: &mut Vec<Bytes>,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    poll_fn(|cx| poll_flush_queue(cx, writer, outbox, batch)).await
 }
 
 /// What a running session owns besides its [`Session`], boxed together so that the task's
@@ -363,11 +424,14 @@ impl<B: Backplane, P: Send> Session<B, P> {
         P: Sync,
     {
         async move {
-            // One timer for the heartbeat, the idle timeout and the token's expiry, whichever
-            // comes first: each timer would cost every idle connection its own allocation.
-            let mut deadlines = Deadlines::start(&self.config);
-            let timer = sleep_until(deadlines.next(self.expiry));
+            // One timer for every deadline, whichever comes first: each timer would cost
+            // every idle connection its own allocation.
+            let timer = sleep_until(self.deadlines.next());
             tokio::pin!(timer);
+            // Whether what is queued is being written. A client that stops reading blocks
+            // the write; meanwhile the session reads nothing more from it, but keeps its
+            // deadlines and hears close requests (shutdown's too).
+            let mut writing = false;
 
             let reason = loop {
                 let Running {
@@ -377,68 +441,52 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     rejections,
                     batch,
                 } = &mut *io;
+                // Nothing is read while a write is pending (its coalescing window included):
+                // the answers would queue behind it.
+                let reading = !writing && !self.deadlines.window_open();
                 // The select only says what woke the session; the handling follows it, so
                 // that the task does not keep the select's futures and its handlers' state side
                 // by side (every idle connection pays for the task's size).
                 let wake = tokio::select! {
                     () = self.outbox.ready() => Wake::Outbox,
-                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.outbox))) => {
+                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.outbox))), if reading => {
                         Wake::Read(incoming)
+                    }
+                    written = poll_fn(|cx| poll_flush_queue(cx, writer, &self.outbox, batch)), if writing => {
+                        Wake::Written(written)
                     }
                     () = &mut timer => Wake::Timer,
                 };
                 let close = match wake {
+                    // During a write only a close request matters; the rest is written by it.
+                    Wake::Outbox if writing => self.outbox.close_requested(),
                     Wake::Outbox => {
                         // Orders from the server side first, so that what they answer goes
-                        // out with this flush. Boxed as the frame handler is.
+                        // out with this write. Boxed as the frame handler is.
                         for command in self.outbox.take_commands() {
                             Box::pin(self.obey(command)).await;
                         }
-                        // A client that stops reading blocks the write; the session still keeps
-                        // its deadlines and hears close requests (shutdown's too) meanwhile.
-                        // Boxed: only a session that is writing pays for the flush's state;
-                        // inline it would size every idle session's task.
-                        let stalled = Box::pin(async {
-                            let coalesce = self.config.write_coalesce.filter(|_| batch.is_empty());
-                            let flush = async {
-                                // Opt-in: let more frames arrive, then write them together. Boxed:
-                                // only sessions that coalesce pay for the timer.
-                                if let Some(window) = coalesce {
-                                    Box::pin(sleep(timer_window(window))).await;
-                                }
-                                flush_queue(writer, &self.outbox, batch).await
-                            };
-                            tokio::pin!(flush);
-                            loop {
-                                tokio::select! {
-                                    biased;
-                                    flushed = &mut flush => {
-                                        break flushed.is_err().then_some(None);
-                                    }
-                                    () = self.outbox.ready() => {
-                                        if let Some(code) = self.outbox.close_requested() {
-                                            break Some(Some(code));
+                        match self.outbox.close_requested() {
+                            Some(code) => Some(code),
+                            None => {
+                                // Opt-in: let more frames arrive, then write them together.
+                                match self.config.write_coalesce.filter(|_| batch.is_empty()) {
+                                    Some(window) => {
+                                        if self.deadlines.open_window(Instant::now(), window) {
+                                            timer.as_mut().reset(self.deadlines.next());
                                         }
                                     }
-                                    () = &mut timer => {
-                                        let now = Instant::now();
-                                        if let Some(code) = deadlines.expired(now, self.expiry) {
-                                            break Some(Some(code));
-                                        }
-                                        // A ping is due but cannot be written; the next one will be.
-                                        deadlines.ping_due(now, &self.config);
-                                        timer.as_mut().reset(deadlines.next(self.expiry));
-                                    }
+                                    None => writing = true,
                                 }
+                                None
                             }
-                        })
-                        .await;
-                        match stalled {
-                            // The write failed: the connection is gone.
-                            Some(None) => break DisconnectReason::Error,
-                            Some(Some(code)) => Some(code),
-                            None => self.outbox.close_requested(),
                         }
+                    }
+                    // The write failed: the connection is gone.
+                    Wake::Written(Err(_)) => break DisconnectReason::Error,
+                    Wake::Written(Ok(())) => {
+                        writing = false;
+                        self.outbox.close_requested()
                     }
                     Wake::Read(Err(ReadError::TooLarge(_))) => Some(CloseCode::TooLarge),
                     Wake::Read(Err(ReadError::InvalidUtf8)) => Some(CloseCode::InvalidPayload),
@@ -452,7 +500,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     }
                     Wake::Read(Ok(inbound)) => {
                         let now = Instant::now();
-                        deadlines.heard(now, &self.config);
+                        self.deadlines.heard(now, &self.config);
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                             self.outbox.metrics().message_received();
                         }
@@ -463,11 +511,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                     // Boxed: the hub's future (a publish, a Redis round
                                     // trip…) inline would size every idle session's task.
                                     Admitted::Handle(frame) => {
-                                        let expiry = self.expiry;
-                                        Box::pin(self.handle(frame, now)).await;
-                                        // A refresh moved the expiry: the timer follows.
-                                        if self.expiry != expiry {
-                                            timer.as_mut().reset(deadlines.next(self.expiry));
+                                        if Box::pin(self.handle(frame, now)).await {
+                                            // A refresh moved the expiry: the timer follows.
+                                            timer.as_mut().reset(self.deadlines.next());
                                         }
                                         false
                                     }
@@ -510,15 +556,19 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         abusive.then_some(CloseCode::PolicyViolation)
                     }
                     Wake::Timer => {
-                        let now = Instant::now();
-                        let expired = deadlines.expired(now, self.expiry);
-                        if expired.is_none() {
-                            if deadlines.ping_due(now, &self.config) {
+                        let fired = self.deadlines.fire(Instant::now(), &self.config);
+                        if fired.close.is_none() {
+                            // A ping due while a write is blocked cannot be written; the next
+                            // one will be.
+                            if fired.ping && !writing {
                                 self.outbox.push_control(&PING_FRAME);
                             }
-                            timer.as_mut().reset(deadlines.next(self.expiry));
+                            if fired.flush {
+                                writing = true;
+                            }
+                            timer.as_mut().reset(self.deadlines.next());
                         }
-                        expired
+                        fired.close
                     }
                 };
                 if let Some(code) = close {
@@ -663,15 +713,20 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// causes for this connection (an answer; with the memory backplane, the connection's
     /// own copy of what it published) is written together once it is handled.
     /// `started` is when the frame was read.
-    async fn handle(&mut self, frame: ClientFrame, started: Instant) {
+    /// Returns whether the credentials' expiry moved (a `refresh`).
+    async fn handle(&mut self, frame: ClientFrame, started: Instant) -> bool {
         self.outbox.cork(true);
-        match frame {
+        let moved = match frame {
             // The transport's: the hub knows identities, not tokens. Boxed: rare.
             ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
-            frame => self.connection.handle(frame).await,
-        }
+            frame => {
+                self.connection.handle(frame).await;
+                false
+            }
+        };
         self.outbox.cork(false);
         self.outbox.metrics().observe_latency(started.elapsed());
+        moved
     }
 
     /// `refresh`: verifies the new token (bounded by the handshake timeout) and, when it
@@ -679,10 +734,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// subscription (`unsubscribed` `"reason": "forbidden"` for each it lost), the expiry
     /// moves, and the client gets `refreshed`. Otherwise `error` `unauthorized` (or
     /// `unsupported`), and nothing changes: the old credentials still expire when they did.
-    async fn refresh(&mut self, frame: switchboard_protocol::Refresh) {
+    /// Returns whether the expiry moved.
+    async fn refresh(&mut self, frame: switchboard_protocol::Refresh) -> bool {
         let switchboard_protocol::Refresh { token, id } = frame;
         let outcome =
             tokio::time::timeout(self.config.handshake_timeout, self.auth.refresh(&token)).await;
+        let mut moved = false;
         let refused = match outcome {
             Err(_elapsed) => Some((
                 ErrorCode::Unavailable,
@@ -699,8 +756,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
             Ok(Ok(identity)) => {
                 let expires_at = identity.expires_at;
                 let leeway = self.auth.leeway();
-                self.expiry =
-                    expires_at.map(|at| deadline_for(at.checked_add(leeway).unwrap_or(at)));
+                moved = self.deadlines.expire_at(
+                    expires_at.map(|at| deadline_for(at.checked_add(leeway).unwrap_or(at))),
+                );
                 let revoked = self.connection.reauthorize(identity).await;
                 self.outbox.metrics().token_refresh(true);
                 tracing::info!(
@@ -732,6 +790,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             );
             self.reply_error(code, message, id);
         }
+        moved
     }
 
     /// Admits a text frame that decoded to `decoded`, `len` bytes long: charges it to the
@@ -792,6 +851,7 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
 
     use switchboard_metrics::Metrics;
+    use tokio::time::sleep;
 
     use super::*;
 
@@ -898,6 +958,58 @@ mod tests {
                 Message::Pong(Bytes::copy_from_slice(payload))
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_timer_serves_every_deadline_and_firing_says_which_passed() {
+        let config = TransportConfig::default()
+            .heartbeat(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(60));
+        let start = Instant::now();
+        let mut deadlines = Deadlines::start(start, &config, Some(start + Duration::from_secs(45)));
+        assert_eq!(deadlines.next(), start + Duration::from_secs(10));
+
+        // A coalescing window is the earliest deadline while it is open, and only once.
+        assert!(deadlines.open_window(start, Duration::from_millis(5)));
+        assert!(!deadlines.open_window(start, Duration::from_millis(5)));
+        assert_eq!(deadlines.next(), start + Duration::from_millis(4));
+        let window_end = deadlines.fire(start + Duration::from_millis(4), &config);
+        assert_eq!(
+            window_end,
+            Fired {
+                close: None,
+                ping: false,
+                flush: true
+            }
+        );
+        assert!(!deadlines.window_open());
+
+        let heartbeat = deadlines.fire(start + Duration::from_secs(10), &config);
+        assert!(heartbeat.ping && !heartbeat.flush && heartbeat.close.is_none());
+        assert_eq!(deadlines.next(), start + Duration::from_secs(20));
+
+        // The credentials expire before the idle timeout; a refresh moves the expiry.
+        assert_eq!(
+            deadlines
+                .fire(start + Duration::from_secs(45), &config)
+                .close,
+            Some(CloseCode::TokenExpired)
+        );
+        assert!(deadlines.expire_at(None));
+        assert!(!deadlines.expire_at(None));
+        deadlines.heard(start + Duration::from_secs(30), &config);
+        assert_eq!(
+            deadlines
+                .fire(start + Duration::from_secs(89), &config)
+                .close,
+            None
+        );
+        assert_eq!(
+            deadlines
+                .fire(start + Duration::from_secs(90), &config)
+                .close,
+            Some(CloseCode::IdleTimeout)
+        );
     }
 
     #[test]

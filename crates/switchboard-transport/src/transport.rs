@@ -32,7 +32,7 @@ use crate::io::SharedTcp;
 use crate::live::LiveSessions;
 use crate::outbox::SessionOutbox;
 use crate::request::{SUBPROTOCOL, client_of, offered_subprotocols};
-use crate::session::{Accounting, BudgetKey, Session, UserLimiter, deadline_for};
+use crate::session::{Accounting, BudgetKey, Deadlines, Session, UserLimiter, deadline_for};
 use crate::span::{InSpan, session_span};
 
 /// The body of every non-upgrade answer.
@@ -810,7 +810,11 @@ impl<B: Backplane> Transport<B> {
             connection,
             outbox,
             config: Arc::clone(&inner.config),
-            expiry: expires_at.map(deadline_for),
+            deadlines: Deadlines::start(
+                tokio::time::Instant::now(),
+                &inner.config,
+                expires_at.map(deadline_for),
+            ),
             auth: inner.auth.clone(),
             permits,
         };
