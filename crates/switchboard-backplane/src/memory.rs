@@ -87,53 +87,21 @@ impl Default for MemoryBackplaneConfig {
 }
 
 impl MemoryBackplaneConfig {
-    /// Sets [`history_size`](Self::history_size).
-    #[must_use]
-    pub fn history_size(mut self, size: usize) -> Self {
-        self.history_size = size;
-        self
-    }
-
-    /// Sets [`history_ttl`](Self::history_ttl).
-    #[must_use]
-    pub fn history_ttl(mut self, ttl: Duration) -> Self {
-        self.history_ttl = ttl;
-        self
-    }
-
-    /// Sets [`presence_ttl`](Self::presence_ttl).
-    #[must_use]
-    pub fn presence_ttl(mut self, ttl: Duration) -> Self {
-        self.presence_ttl = ttl;
-        self
-    }
-
-    /// Sets [`presence_sweep`](Self::presence_sweep).
-    #[must_use]
-    pub fn presence_sweep(mut self, every: Duration) -> Self {
-        self.presence_sweep = every;
-        self
-    }
-
-    /// Sets [`event_capacity`](Self::event_capacity).
-    #[must_use]
-    pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
-
-    /// Sets [`dedupe_window`](Self::dedupe_window).
-    #[must_use]
-    pub fn dedupe_window(mut self, keys: usize) -> Self {
-        self.dedupe_window = keys;
-        self
-    }
-
-    /// Sets [`history_max_bytes`](Self::history_max_bytes).
-    #[must_use]
-    pub fn history_max_bytes(mut self, bytes: usize) -> Self {
-        self.history_max_bytes = bytes;
-        self
+    switchboard_types::setters! {
+        /// Sets [`history_size`](Self::history_size).
+        history_size: usize,
+        /// Sets [`history_ttl`](Self::history_ttl).
+        history_ttl: Duration,
+        /// Sets [`presence_ttl`](Self::presence_ttl).
+        presence_ttl: Duration,
+        /// Sets [`presence_sweep`](Self::presence_sweep).
+        presence_sweep: Duration,
+        /// Sets [`event_capacity`](Self::event_capacity).
+        event_capacity: NonZeroUsize,
+        /// Sets [`dedupe_window`](Self::dedupe_window).
+        dedupe_window: usize,
+        /// Sets [`history_max_bytes`](Self::history_max_bytes).
+        history_max_bytes: usize,
     }
 
     /// Adds a [`HistoryOverride`] to [`history_overrides`](Self::history_overrides).

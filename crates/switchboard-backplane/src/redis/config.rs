@@ -85,41 +85,31 @@ pub struct RedisBackplaneConfig {
 }
 
 impl Default for RedisBackplaneConfig {
+    /// History, dedupe and presence default as in the memory backplane (one definition):
+    /// switching backplanes changes where they live, not how long.
     fn default() -> Self {
+        let shared = crate::MemoryBackplaneConfig::default();
         Self {
             prefix: "switchboard:".into(),
-            history_size: 100,
-            history_ttl: Duration::from_secs(5 * 60),
-            dedupe_window: 1024,
-            history_max_bytes: crate::memory::DEFAULT_HISTORY_MAX_BYTES,
+            history_size: shared.history_size,
+            history_ttl: shared.history_ttl,
+            dedupe_window: shared.dedupe_window,
+            history_max_bytes: shared.history_max_bytes,
             history_max_channel_bytes: DEFAULT_HISTORY_MAX_CHANNEL_BYTES,
             channel_ttl: Duration::from_secs(24 * 60 * 60),
-            presence_ttl: Duration::from_secs(30 * 60),
-            presence_sweep: Duration::from_secs(5 * 60),
+            presence_ttl: shared.presence_ttl,
+            presence_sweep: shared.presence_sweep,
             probe_interval: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             failure_threshold: NonZeroU32::new(3).expect("nonzero"),
-            event_capacity: NonZeroUsize::new(16384).expect("nonzero"),
+            event_capacity: shared.event_capacity,
             push_capacity: NonZeroUsize::new(65536).expect("nonzero"),
             history_overrides: Vec::new(),
         }
     }
-}
-
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            #[must_use]
-            pub fn $name(mut self, value: $ty) -> Self {
-                self.$name = value;
-                self
-            }
-        )*
-    };
 }
 
 impl RedisBackplaneConfig {
@@ -137,39 +127,39 @@ impl RedisBackplaneConfig {
         self
     }
 
-    setters! {
+    switchboard_types::setters! {
         /// Sets [`history_size`](Self::history_size).
-        history_size: usize;
+        history_size: usize,
         /// Sets [`history_ttl`](Self::history_ttl).
-        history_ttl: Duration;
+        history_ttl: Duration,
         /// Sets [`dedupe_window`](Self::dedupe_window).
-        dedupe_window: usize;
+        dedupe_window: usize,
         /// Sets [`history_max_bytes`](Self::history_max_bytes).
-        history_max_bytes: usize;
+        history_max_bytes: usize,
         /// Sets [`history_max_channel_bytes`](Self::history_max_channel_bytes).
-        history_max_channel_bytes: usize;
+        history_max_channel_bytes: usize,
         /// Sets [`channel_ttl`](Self::channel_ttl).
-        channel_ttl: Duration;
+        channel_ttl: Duration,
         /// Sets [`presence_ttl`](Self::presence_ttl).
-        presence_ttl: Duration;
+        presence_ttl: Duration,
         /// Sets [`presence_sweep`](Self::presence_sweep).
-        presence_sweep: Duration;
+        presence_sweep: Duration,
         /// Sets [`probe_interval`](Self::probe_interval).
-        probe_interval: Duration;
+        probe_interval: Duration,
         /// Sets [`command_timeout`](Self::command_timeout).
-        command_timeout: Duration;
+        command_timeout: Duration,
         /// Sets [`connect_timeout`](Self::connect_timeout).
-        connect_timeout: Duration;
+        connect_timeout: Duration,
         /// Sets [`backoff_initial`](Self::backoff_initial).
-        backoff_initial: Duration;
+        backoff_initial: Duration,
         /// Sets [`backoff_max`](Self::backoff_max).
-        backoff_max: Duration;
+        backoff_max: Duration,
         /// Sets [`failure_threshold`](Self::failure_threshold).
-        failure_threshold: NonZeroU32;
+        failure_threshold: NonZeroU32,
         /// Sets [`event_capacity`](Self::event_capacity).
-        event_capacity: NonZeroUsize;
+        event_capacity: NonZeroUsize,
         /// Sets [`push_capacity`](Self::push_capacity).
-        push_capacity: NonZeroUsize;
+        push_capacity: NonZeroUsize,
     }
 
     /// Checks the values that have no meaningful zero or order.
