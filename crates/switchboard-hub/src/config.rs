@@ -59,6 +59,21 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
+    switchboard_types::setters! {
+        /// Sets [`HubConfig::max_subscriptions_per_connection`].
+        max_subscriptions_per_connection: NonZeroUsize,
+        /// Sets [`HubConfig::recovery_buffer`].
+        recovery_buffer: NonZeroUsize,
+        /// Sets [`HubConfig::presence_refresh`].
+        presence_refresh: Duration,
+        /// Sets [`HubConfig::event_capacity`].
+        event_capacity: NonZeroUsize,
+        /// Sets [`HubConfig::occupancy`].
+        occupancy: Option<Duration>,
+        /// Sets [`HubConfig::survey_timeout`].
+        survey_timeout: Duration,
+    }
+
     /// Sets [`HubConfig::redact_fields`].
     #[must_use]
     pub fn redact_fields<I, S>(mut self, fields: I) -> Self
@@ -70,53 +85,11 @@ impl HubConfig {
         self
     }
 
-    /// Sets [`HubConfig::max_subscriptions_per_connection`].
-    #[must_use]
-    pub fn max_subscriptions_per_connection(mut self, max: NonZeroUsize) -> Self {
-        self.max_subscriptions_per_connection = max;
-        self
-    }
-
-    /// Sets [`HubConfig::recovery_buffer`].
-    #[must_use]
-    pub fn recovery_buffer(mut self, max: NonZeroUsize) -> Self {
-        self.recovery_buffer = max;
-        self
-    }
-
-    /// Sets [`HubConfig::presence_refresh`].
-    #[must_use]
-    pub fn presence_refresh(mut self, every: Duration) -> Self {
-        self.presence_refresh = every;
-        self
-    }
-
-    /// Sets [`HubConfig::event_capacity`].
-    #[must_use]
-    pub fn event_capacity(mut self, capacity: NonZeroUsize) -> Self {
-        self.event_capacity = capacity;
-        self
-    }
-
     /// Sets the options of namespace `name` (the part of channel names before the first
     /// `:`), replacing what it had.
     #[must_use]
     pub fn namespace(mut self, name: impl Into<String>, options: NamespaceOptions) -> Self {
         self.namespaces.insert(name.into(), options);
-        self
-    }
-
-    /// Sets [`HubConfig::occupancy`].
-    #[must_use]
-    pub fn occupancy(mut self, claim: Option<Duration>) -> Self {
-        self.occupancy = claim;
-        self
-    }
-
-    /// Sets [`HubConfig::survey_timeout`].
-    #[must_use]
-    pub fn survey_timeout(mut self, timeout: Duration) -> Self {
-        self.survey_timeout = timeout;
         self
     }
 }

@@ -319,9 +319,7 @@ async fn the_same_id_from_two_users_or_from_the_server_is_two_messages() {
 async fn message_latency_is_observed_once_per_message_delivered_here_and_never_for_none() {
     let metrics = switchboard_metrics::Metrics::new();
     let hub = Hub::builder(memory()).metrics(metrics.clone()).build();
-    let latency = |metrics: &switchboard_metrics::Metrics| {
-        metrics.snapshot().histograms["websocket_message_latency_ms"]
-    };
+    let latency = |metrics: &switchboard_metrics::Metrics| metrics.snapshot().histograms["websocket_message_latency_ms"];
     let mut alice = Client::connect(&hub, Identity::user("alice"));
     let mut bob = Client::connect(&hub, Identity::user("bob"));
     alice.subscribe("room").await;
