@@ -1,6 +1,8 @@
 //! The HTTP routes: one dispatch over the path, JSON answers for everything but the demo.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -8,12 +10,35 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Serialize;
+use switchboard_backplane::Health;
 use switchboard_backplane::{Backplane as _, HealthState};
-use switchboard_transport::ResponseBody;
+use switchboard_hub::Hub;
+use switchboard_metrics::Metrics;
+use switchboard_transport::{ResponseBody, Transport};
+use tokio::sync::watch;
 
-use crate::server::AppState;
+use crate::config::ServerConfig;
+
 use crate::timestamp::iso8601_now;
 use crate::{api, assets};
+
+/// What every request handler shares.
+pub(crate) struct AppState {
+    pub(crate) config: ServerConfig,
+    pub(crate) hub: Hub,
+    pub(crate) transport: Transport,
+    pub(crate) metrics: Metrics,
+    pub(crate) health: watch::Receiver<Health>,
+    pub(crate) started: Instant,
+    pub(crate) draining: AtomicBool,
+}
+
+impl AppState {
+    /// Whether the server is shutting down.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.transport.is_draining()
+    }
+}
 
 /// Answers one request (the transport answers `/ws` before it comes here).
 pub(crate) async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {

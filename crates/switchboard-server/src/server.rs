@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use switchboard_backplane::{
-    BackplaneError, BoxBackplane, Health, HealthState, HistoryOverride, MemoryBackplane,
+    BackplaneError, BoxBackplane, HealthState, HistoryOverride, MemoryBackplane,
     MemoryBackplaneConfig, RedisBackplane, RedisBackplaneConfig,
 };
 use switchboard_hub::{Hub, HubConfig};
@@ -21,13 +21,14 @@ use switchboard_transport::{
     AuthConfigError, Authenticator, TokenVerifier, Transport, TransportConfig, WrapStream,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::routes;
+// Where `api` finds it; the state is the routes' (see routes.rs).
+pub(crate) use crate::routes::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +99,6 @@ impl BackplaneHandle {
     }
 }
 
-/// What every request handler shares.
 /// How long an instance's claim on a channel lasts without renewal, when webhooks report
 /// channel occupancy: a dead instance's channels are reported vacated within about that.
 const OCCUPANCY_CLAIM: Duration = Duration::from_secs(30);
@@ -108,23 +108,6 @@ const WEBHOOK_DRAIN: Duration = Duration::from_secs(5);
 
 /// The hub's lifecycle stream capacity when webhooks read it.
 const WEBHOOK_EVENT_CAPACITY: std::num::NonZeroUsize = std::num::NonZeroUsize::new(65_536).unwrap();
-
-pub(crate) struct AppState {
-    pub(crate) config: ServerConfig,
-    pub(crate) hub: Hub,
-    pub(crate) transport: Transport,
-    pub(crate) metrics: Metrics,
-    pub(crate) health: watch::Receiver<Health>,
-    pub(crate) started: Instant,
-    pub(crate) draining: AtomicBool,
-}
-
-impl AppState {
-    /// Whether the server is shutting down.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) || self.transport.is_draining()
-    }
-}
 
 /// A running server: WebSocket (`/ws`), health, readiness, metrics, the HTTP API and the
 /// demo page on one listener, over TLS when configured.

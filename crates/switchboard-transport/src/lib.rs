@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod authenticator;
 mod clock;
 mod config;
 mod edge;
@@ -18,7 +19,8 @@ mod session;
 mod span;
 mod transport;
 
-pub use auth::{AuthError, AuthRequest, Authenticate, Authenticator, Rejection};
+pub use auth::{AuthError, AuthRequest, Authenticate, Rejection};
+pub use authenticator::Authenticator;
 pub use config::TransportConfig;
 pub use edge::{AcceptLoop, NotFound, PlainTcp, Routes, WrapStream};
 #[cfg(feature = "jwt")]

@@ -110,7 +110,7 @@ pub(crate) struct Session<B: Backplane, P> {
     /// Its heartbeat, idle timeout, credentials' expiry and coalescing window.
     pub(crate) deadlines: Deadlines,
     /// Verifies the tokens of `refresh` frames.
-    pub(crate) auth: crate::auth::Authenticator,
+    pub(crate) auth: crate::authenticator::Authenticator,
     /// Connection-cap permits, released when the session ends, whatever the way.
     pub(crate) permits: P,
 }

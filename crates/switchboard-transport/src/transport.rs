@@ -23,7 +23,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{AuthRequest, Authenticator, Rejection};
+use crate::auth::{AuthRequest, Rejection};
+use crate::authenticator::Authenticator;
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
 use crate::edge::NotFound;
