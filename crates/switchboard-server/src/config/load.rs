@@ -13,7 +13,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use switchboard_tls::{ClientAuth, TlsConfig};
 
 use super::settings::{DEFAULT_REDIS_PORT, SETTINGS, Setting, setting};
-use super::{ConfigError, LogFormat, Namespace, Secret, ServerConfig};
+use super::{ConfigError, LogFormat, Namespace, Secret, ServerConfig, validate_filter};
 
 /// The environment variable naming the config file when `--config` is not given.
 pub(crate) const CONFIG_ENV: &str = "SWITCHBOARD_CONFIG";
@@ -34,6 +34,45 @@ With no configuration at all the server listens on 127.0.0.1:5111 with the memor
 
 Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 when the server cannot start \
 (port in use, unreadable TLS files, ...), 2 for an invalid configuration.";
+
+/// Loading is the reference server's own: the configuration types stay plain data.
+impl ServerConfig {
+    /// Loads the configuration of the `switchboard` binary from its command line, the
+    /// process environment and the file named by `--config` (or `SWITCHBOARD_CONFIG`).
+    /// Precedence: flags, then environment, then file, then defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`]: `--help` and `--version` too ([`ConfigError::Cli`], whose
+    /// [`exit_code`](ConfigError::exit_code) is 0).
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os(), |name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        })
+    }
+
+    /// As [`ServerConfig::load`], with the command line (program name first) and the
+    /// environment given: `env` returns a variable's value. For tests and embedding.
+    ///
+    /// # Errors
+    /// As [`ServerConfig::load`].
+    pub fn load_from<I, T>(
+        args: I,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        load(args, &env)
+    }
+
+    /// The `--help` text of the `switchboard` binary: every setting with its flag,
+    /// environment names and default.
+    #[must_use]
+    pub fn help() -> String {
+        command().render_long_help().to_string()
+    }
+}
 
 /// The `switchboard` command line: `--config` and one flag per setting, each with its
 /// default read from [`ServerConfig::default`].
@@ -717,14 +756,6 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Checks a log filter in `EnvFilter` syntax.
-pub(crate) fn validate_filter(filter: &str) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(filter)
-        .map(drop)
-        .map_err(|e| format!("{filter:?} is not a log filter: {e}"))
 }
 
 #[cfg(test)]

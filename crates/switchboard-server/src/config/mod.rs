@@ -371,42 +371,6 @@ impl ServerConfig {
         self
     }
 
-    /// Loads the configuration of the `switchboard` binary from its command line, the
-    /// process environment and the file named by `--config` (or `SWITCHBOARD_CONFIG`).
-    /// Precedence: flags, then environment, then file, then defaults.
-    ///
-    /// # Errors
-    /// [`ConfigError`]: `--help` and `--version` too ([`ConfigError::Cli`], whose
-    /// [`exit_code`](ConfigError::exit_code) is 0).
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::load_from(std::env::args_os(), |name| {
-            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-        })
-    }
-
-    /// As [`ServerConfig::load`], with the command line (program name first) and the
-    /// environment given: `env` returns a variable's value. For tests and embedding.
-    ///
-    /// # Errors
-    /// As [`ServerConfig::load`].
-    pub fn load_from<I, T>(
-        args: I,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
-    {
-        load::load(args, &env)
-    }
-
-    /// The `--help` text of the `switchboard` binary: every setting with its flag,
-    /// environment names and default.
-    #[must_use]
-    pub fn help() -> String {
-        load::command().render_long_help().to_string()
-    }
-
     /// The per-connection rate limit.
     ///
     /// # Errors
@@ -531,7 +495,7 @@ impl ServerConfig {
             );
         }
         self.rate_limit()?;
-        load::validate_filter(&self.log_filter).or_else(|reason| invalid("RUST_LOG", reason))
+        validate_filter(&self.log_filter).or_else(|reason| invalid("RUST_LOG", reason))
     }
 
     /// How connections authenticate: `"open"`, `"jwt (HS256)"`, `"jwt (RS256/ES256)"` or
@@ -548,4 +512,12 @@ impl ServerConfig {
             (true, true) => "jwt (HS256, RS256/ES256)",
         }
     }
+}
+
+/// Checks a log filter in `EnvFilter` syntax.
+pub(crate) fn validate_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| format!("{filter:?} is not a log filter: {e}"))
 }
