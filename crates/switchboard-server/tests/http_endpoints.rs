@@ -35,6 +35,39 @@ async fn health_reports_ok_with_the_backplane_connections_and_uptime() {
 }
 
 #[tokio::test]
+async fn health_counts_the_open_websocket_sessions_and_nothing_else() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let server = start(test_config()).await;
+    let addr = server.local_addr();
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(connect(&server.ws_url()).await.0);
+    }
+    // Neither a connection that sent nothing nor one halfway through its upgrade request
+    // is a WebSocket connection.
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut halfway = tokio::net::TcpStream::connect(addr).await.unwrap();
+    halfway
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let connections = || async { get(addr, "/health").await.json()["connections"].clone() };
+    assert_eq!(connections().await, 3);
+
+    // A session that ends is no longer counted.
+    let mut leaving = sessions.pop().unwrap();
+    leaving.close(None).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while connections().await != 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the closed session is uncounted");
+}
+
+#[tokio::test]
 async fn ready_answers_200_when_the_backplane_is_up() {
     let server = start(test_config()).await;
     let answer = get(server.local_addr(), "/ready").await;

@@ -67,7 +67,6 @@ impl LiveSessions {
     }
 
     /// How many sessions are registered.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.state.lock().sessions.len()
     }

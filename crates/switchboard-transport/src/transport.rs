@@ -400,10 +400,14 @@ impl<B: Backplane> Transport<B> {
         &self.inner.config
     }
 
-    /// Open WebSocket sessions.
+    /// Open WebSocket sessions: a session counts from the moment its upgrade is accepted
+    /// and its `welcome` queued until its connection ends, as the
+    /// `websocket_connections_total` gauge does. An upgrade still being authenticated (or
+    /// counted against the per-user limit) holds a slot against the caps but is not a
+    /// session yet, and neither is a connection that has not asked to upgrade.
     #[must_use]
     pub fn connection_count(&self) -> usize {
-        self.inner.global_cap.count() as usize
+        self.inner.live.len()
     }
 
     /// Whether shutdown has begun.

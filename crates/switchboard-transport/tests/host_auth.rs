@@ -222,6 +222,42 @@ async fn an_authenticator_may_wait_and_the_connection_counts_against_the_caps_me
     assert_eq!(first.welcome["userId"], "late");
 }
 
+#[tokio::test]
+async fn an_upgrade_still_being_authenticated_is_not_counted_as_an_open_connection() {
+    let gate = Arc::new(Gate {
+        reached: Notify::new(),
+        release: Notify::new(),
+    });
+    let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
+    let transport = Transport::new(
+        hub,
+        Authenticator::new(Arc::clone(&gate)),
+        TransportConfig::default(),
+    );
+    let url = serve(&transport).await;
+
+    let waiting = tokio::spawn({
+        let url = url.clone();
+        async move { Client::connect(&url).await }
+    });
+    tokio::time::timeout(WAIT, gate.reached.notified())
+        .await
+        .expect("the authenticator is called");
+    assert_eq!(
+        transport.connection_count(),
+        0,
+        "an upgrade waiting for its authenticator is no session yet"
+    );
+
+    gate.release.notify_one();
+    let client = tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("the upgrade completes once authenticated")
+        .unwrap();
+    assert_eq!(client.welcome["type"], "welcome");
+    assert_eq!(transport.connection_count(), 1);
+}
+
 /// Never answers.
 struct Hangs;
 
