@@ -214,8 +214,8 @@ impl<B: Backplane, W: WrapStream, R: Routes> AcceptLoop<B, W, R> {
     /// Accepts connections until the stop signal, serving each in a task of its own.
     ///
     /// # Errors
-    /// None so far: a failed accept concerns one connection and is logged; the result
-    /// leaves room for errors that would end the loop.
+    /// None today: a failed accept concerns one connection, so it is logged and the loop
+    /// goes on. The result leaves room for a failure that would end the loop.
     pub async fn run(self) -> io::Result<()> {
         let Self {
             transport,
@@ -257,18 +257,12 @@ impl<B: Backplane, W: WrapStream, R: Routes> AcceptLoop<B, W, R> {
                 let routes = routes.clone();
                 let stop = stop.clone();
                 async move {
-                    if wrap.is_plain() {
-                        // Nothing to wait for: no timer.
-                        if let Ok(io) = wrap.wrap(stream, peer).await {
-                            transport.serve_http(io, peer, routes, &stop).await;
-                        }
-                    } else {
-                        let timeout = transport.config().handshake_timeout;
-                        match tokio::time::timeout(timeout, wrap.wrap(stream, peer)).await {
-                            Ok(Ok(io)) => transport.serve_http(io, peer, routes, &stop).await,
-                            Ok(Err(err)) => tracing::debug!(%peer, %err, "handshake failed"),
-                            Err(_) => tracing::debug!(%peer, "handshake timed out"),
-                        }
+                    // For plain TCP the step is ready at once: the timer is never armed.
+                    let timeout = transport.config().handshake_timeout;
+                    match tokio::time::timeout(timeout, wrap.wrap(stream, peer)).await {
+                        Ok(Ok(io)) => transport.serve_http(io, peer, routes, &stop).await,
+                        Ok(Err(err)) => tracing::debug!(%peer, %err, "handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "handshake timed out"),
                     }
                     drop(admission);
                 }
