@@ -132,11 +132,11 @@ fn disconnect_label(reason: DisconnectReason) -> switchboard_metrics::Disconnect
     }
 }
 
-/// What to sleep for a coalescing window of `window`: tokio's timer fires on the first
-/// millisecond tick at or after a deadline, so a window of whole milliseconds would end up to
-/// a millisecond late, and every connection whose window opened on the same publish would
-/// wait that extra time. A window longer than a tick is shortened by one, so it ends on the
-/// last tick within it: a frame never waits longer than the window.
+/// How long the timer waits for a coalescing window of `window`: tokio's timer fires on the
+/// first millisecond tick at or after a deadline, so a window of whole milliseconds would end
+/// up to a millisecond late, and every connection whose window opened on the same publish
+/// would wait that extra time. A window longer than a tick is shortened by one, so it ends on
+/// the last tick within it: a frame never waits longer than the window.
 fn timer_window(window: Duration) -> Duration {
     const TICK: Duration = Duration::from_millis(1);
     if window > TICK { window - TICK } else { window }
