@@ -94,52 +94,39 @@ impl Default for TransportConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
-        impl TransportConfig {
-            $(
-                $(#[$doc])*
-                #[must_use]
-                pub fn $name(mut self, value: $ty) -> Self {
-                    self.$name = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
-setters! {
-    /// Sets [`TransportConfig::max_message_bytes`].
-    max_message_bytes: usize,
-    /// Sets [`TransportConfig::heartbeat`].
-    heartbeat: Duration,
-    /// Sets [`TransportConfig::idle_timeout`].
-    idle_timeout: Duration,
-    /// Sets [`TransportConfig::handshake_timeout`].
-    handshake_timeout: Duration,
-    /// Sets [`TransportConfig::rate_limit`].
-    rate_limit: Quota,
-    /// Sets [`TransportConfig::user_rate_limit`].
-    user_rate_limit: Option<Quota>,
-    /// Sets [`TransportConfig::outbound_capacity`].
-    outbound_capacity: NonZeroUsize,
-    /// Sets [`TransportConfig::outbound_max_bytes`].
-    outbound_max_bytes: NonZeroUsize,
-    /// Sets [`TransportConfig::max_connections`].
-    max_connections: Option<NonZeroU32>,
-    /// Sets [`TransportConfig::max_connections_per_ip`].
-    max_connections_per_ip: Option<NonZeroU32>,
-    /// Sets [`TransportConfig::max_connections_per_user`].
-    max_connections_per_user: Option<NonZeroU32>,
-    /// Sets [`TransportConfig::user_lease_ttl`].
-    user_lease_ttl: Duration,
-    /// Sets [`TransportConfig::retry_after`].
-    retry_after: Duration,
-    /// Sets [`TransportConfig::allowed_origins`].
-    allowed_origins: Option<Vec<String>>,
-    /// Sets [`TransportConfig::drain_window`].
-    drain_window: Duration,
-    /// Sets [`TransportConfig::write_coalesce`].
-    write_coalesce: Option<Duration>,
+impl TransportConfig {
+    switchboard_types::setters! {
+        /// Sets [`TransportConfig::max_message_bytes`].
+        max_message_bytes: usize,
+        /// Sets [`TransportConfig::heartbeat`].
+        heartbeat: Duration,
+        /// Sets [`TransportConfig::idle_timeout`].
+        idle_timeout: Duration,
+        /// Sets [`TransportConfig::handshake_timeout`].
+        handshake_timeout: Duration,
+        /// Sets [`TransportConfig::rate_limit`].
+        rate_limit: Quota,
+        /// Sets [`TransportConfig::user_rate_limit`].
+        user_rate_limit: Option<Quota>,
+        /// Sets [`TransportConfig::outbound_capacity`].
+        outbound_capacity: NonZeroUsize,
+        /// Sets [`TransportConfig::outbound_max_bytes`].
+        outbound_max_bytes: NonZeroUsize,
+        /// Sets [`TransportConfig::max_connections`].
+        max_connections: Option<NonZeroU32>,
+        /// Sets [`TransportConfig::max_connections_per_ip`].
+        max_connections_per_ip: Option<NonZeroU32>,
+        /// Sets [`TransportConfig::max_connections_per_user`].
+        max_connections_per_user: Option<NonZeroU32>,
+        /// Sets [`TransportConfig::user_lease_ttl`].
+        user_lease_ttl: Duration,
+        /// Sets [`TransportConfig::retry_after`].
+        retry_after: Duration,
+        /// Sets [`TransportConfig::allowed_origins`].
+        allowed_origins: Option<Vec<String>>,
+        /// Sets [`TransportConfig::drain_window`].
+        drain_window: Duration,
+        /// Sets [`TransportConfig::write_coalesce`].
+        write_coalesce: Option<Duration>,
+    }
 }

@@ -709,7 +709,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
         }
     }
 
-    /// Hands a frame to the hub, timing it for `websocket_message_latency_ms`. What it
+    /// Hands a frame to the hub, timing it for `websocket_frame_handling_ms`. What it
     /// causes for this connection (an answer; with the memory backplane, the connection's
     /// own copy of what it published) is written together once it is handled.
     /// `started` is when the frame was read.
@@ -725,7 +725,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             }
         };
         self.outbox.cork(false);
-        self.outbox.metrics().observe_latency(started.elapsed());
+        self.outbox.metrics().observe_handling(started.elapsed());
         moved
     }
 

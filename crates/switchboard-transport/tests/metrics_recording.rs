@@ -58,6 +58,16 @@ async fn connections_messages_errors_and_rejections_are_counted() {
         value(&snapshot, "websocket_messages_sent_total") >= 4.0,
         "{snapshot}"
     );
+    // Three frames handled; one message written to its one subscriber (the publisher).
+    let histograms = &snapshot["histograms"];
+    assert_eq!(
+        histograms["websocket_frame_handling_ms"]["count"], 3,
+        "{snapshot}"
+    );
+    assert_eq!(
+        histograms["websocket_message_latency_ms"]["count"], 1,
+        "{snapshot}"
+    );
     let text = metrics.encode_openmetrics().unwrap();
     assert!(
         text.contains(r#"websocket_errors_total{code="not_subscribed"} 1"#),
