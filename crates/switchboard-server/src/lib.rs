@@ -5,9 +5,11 @@ mod api;
 mod assets;
 pub mod cli;
 mod config;
+mod respond;
 mod routes;
 mod secret;
 mod server;
+mod state;
 mod timestamp;
 mod webhooks;
 

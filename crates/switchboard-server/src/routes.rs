@@ -1,8 +1,6 @@
 //! The HTTP routes: one dispatch over the path, JSON answers for everything but the demo.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -10,35 +8,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Serialize;
-use switchboard_backplane::Health;
 use switchboard_backplane::{Backplane as _, HealthState};
-use switchboard_hub::Hub;
-use switchboard_metrics::Metrics;
-use switchboard_transport::{ResponseBody, Transport};
-use tokio::sync::watch;
+use switchboard_transport::ResponseBody;
 
-use crate::config::ServerConfig;
-
+use crate::respond::{error, json_value, method_not_allowed, not_found};
+use crate::state::AppState;
 use crate::timestamp::iso8601_now;
 use crate::{api, assets};
-
-/// What every request handler shares.
-pub(crate) struct AppState {
-    pub(crate) config: ServerConfig,
-    pub(crate) hub: Hub,
-    pub(crate) transport: Transport,
-    pub(crate) metrics: Metrics,
-    pub(crate) health: watch::Receiver<Health>,
-    pub(crate) started: Instant,
-    pub(crate) draining: AtomicBool,
-}
-
-impl AppState {
-    /// Whether the server is shutting down.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) || self.transport.is_draining()
-    }
-}
 
 /// Answers one request (the transport answers `/ws` before it comes here).
 pub(crate) async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -67,48 +43,6 @@ pub(crate) async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Respo
 fn allow_get<B>(req: &Request<B>) -> Option<Response<ResponseBody>> {
     (req.method() != Method::GET && req.method() != Method::HEAD)
         .then(|| method_not_allowed("GET, HEAD"))
-}
-
-/// A JSON answer.
-pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(body.into()))
-        .expect("a response with static headers is valid")
-}
-
-/// A JSON answer from a serializable value.
-pub(crate) fn json_value<T: Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
-    json(
-        status,
-        serde_json::to_vec(value).expect("response bodies always serialize"),
-    )
-}
-
-/// An error answer: `{"error": code, "message": …}`, as the transport's rejections.
-pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
-    json_value(
-        status,
-        &serde_json::json!({ "error": code, "message": message }),
-    )
-}
-
-pub(crate) fn not_found() -> Response<ResponseBody> {
-    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-}
-
-pub(crate) fn method_not_allowed(allow: &'static str) -> Response<ResponseBody> {
-    let mut response = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        &format!("allowed: {allow}"),
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response<ResponseBody> {

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ConfigError, ServerConfig};
 use crate::routes;
 // Where `api` finds it; the state is the routes' (see routes.rs).
-pub(crate) use crate::routes::AppState;
+use crate::state::AppState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -12,9 +12,9 @@ use switchboard_hub::ClusterAnswer;
 use switchboard_protocol::{ChannelName, CloseCode, StreamPosition};
 use switchboard_transport::ResponseBody;
 
-use super::{path_segment, query_value, read_body, unavailable};
-use crate::routes::{error, json_value};
-use crate::server::AppState;
+use super::request::{path_segment, query_value, read_body};
+use crate::respond::{error, json_value, unavailable};
+use crate::state::AppState;
 
 /// The longest user id the API takes (ids are the token's `sub`).
 const MAX_USER_BYTES: usize = 255;

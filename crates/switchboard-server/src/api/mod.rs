@@ -2,11 +2,10 @@
 //! history, and the cluster-wide user and channel operations of [`control`].
 
 mod control;
+mod request;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
@@ -14,8 +13,10 @@ use switchboard_hub::ServerMessage;
 use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits, Publish};
 use switchboard_transport::ResponseBody;
 
-use crate::routes::{error, json, json_value, method_not_allowed, not_found};
-use crate::server::AppState;
+use request::{path_segment, query_value, read_body};
+
+use crate::respond::{error, json, json_value, method_not_allowed, not_found, unavailable};
+use crate::state::AppState;
 
 /// Answers a request under `/api/`. Every route answers 404 while no API key is configured,
 /// so a server without one does not even reveal the API.
@@ -133,22 +134,6 @@ fn channel_of(encoded: &str) -> Result<ChannelName, String> {
     ChannelName::new(&decoded).map_err(|e| e.to_string())
 }
 
-/// A path segment, percent-decoded (`+` is itself there); `None` when the bytes are not
-/// UTF-8. Like every decoding in switchboard, through `percent-encoding`: a malformed escape
-/// stays as written (and then fails the channel's validation, `%` not being allowed).
-fn path_segment(raw: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(std::borrow::Cow::into_owned)
-}
-
-/// A query parameter's value (`application/x-www-form-urlencoded`: `+` is a space, then as a
-/// path segment), as the transport reads `?token=` and `?client=`.
-fn query_value(raw: &str) -> Option<String> {
-    path_segment(&raw.replace('+', " "))
-}
-
 #[derive(Serialize)]
 struct Published<'a> {
     channel: &'a str,
@@ -221,44 +206,6 @@ fn api_publish(body: &[u8]) -> Result<(Publish, Vec<String>), String> {
         return Err("`exclude` takes at most 64 connection ids".to_owned());
     }
     Ok((publish, exclude))
-}
-
-/// The body of a POST, up to `MAX_MESSAGE_BYTES` (413 past it, whatever its declared
-/// length); the error is the answer.
-async fn read_body(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<Bytes, Response<ResponseBody>> {
-    let limit = state.config.max_message_bytes.get();
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            &format!("the body is larger than MAX_MESSAGE_BYTES ({limit} bytes)"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    // The limit applies while reading: a body without (or lying about) its length is cut off
-    // at the limit, never buffered past it.
-    let body: Bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return Err(too_large()),
-        Err(err) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("could not read the body: {err}"),
-            ));
-        }
-    };
-    Ok(body)
 }
 
 /// The most channels one broadcast may name.
@@ -359,15 +306,6 @@ async fn broadcast(state: &AppState, req: Request<Incoming>) -> Response<Respons
     }))
     .await;
     json_value(StatusCode::OK, &serde_json::json!({ "results": results }))
-}
-
-fn unavailable(err: &switchboard_hub::HubError) -> Response<ResponseBody> {
-    tracing::warn!(%err, "HTTP API call failed in the backplane");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the backplane is unavailable; retry later",
-    )
 }
 
 async fn presence(state: &AppState, channel: &ChannelName) -> Response<ResponseBody> {
