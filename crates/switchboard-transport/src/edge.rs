@@ -283,6 +283,32 @@ impl<B: Backplane> Transport<B> {
         AcceptLoop::new(self.clone(), listener)
     }
 
+    /// Accepts connections on `listener` and serves `/ws` (every other path 404) until
+    /// [`Transport::shutdown`] begins: [`accept_loop`](Self::accept_loop) with its
+    /// defaults, stopped by the shutdown.
+    ///
+    /// # Errors
+    /// When accepting fails in a way that is not about one connection.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        self.accept_loop(listener).stop(self.stopping()).run().await
+    }
+
+    /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
+    /// `io` may be a TLS stream. The connection is served as [`accept_loop`](Self::accept_loop)
+    /// serves its own, but without admission or a stop signal.
+    ///
+    /// # Errors
+    /// When the HTTP connection fails.
+    pub async fn serve_connection<I>(&self, io: I, peer: SocketAddr) -> Result<(), hyper::Error>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.http1()
+            .serve_connection(TokioIo::new(io), http_service(self.clone(), peer, NotFound))
+            .with_upgrades()
+            .await
+    }
+
     /// Serves HTTP/1.1 (with upgrades) on one connection until it ends or `stop` fires
     /// (then gracefully); logs how a failed connection ended.
     async fn serve_http<I, R>(&self, io: I, peer: SocketAddr, routes: R, stop: &CancellationToken)

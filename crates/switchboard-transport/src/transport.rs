@@ -17,7 +17,7 @@ use switchboard_metrics::{AuthFailure, CapKind, Metrics};
 use switchboard_protocol::{ClientId, ServerFrame, Welcome, now_ms, unix_ms};
 use switchboard_queue::OutboundConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,6 @@ use crate::auth::{AuthRequest, Rejection};
 use crate::authenticator::Authenticator;
 use crate::clock::TokioClock;
 use crate::config::TransportConfig;
-use crate::edge::NotFound;
 use crate::frames::FrameReader;
 use crate::io::SharedTcp;
 use crate::live::LiveSessions;
@@ -826,25 +825,6 @@ impl<B: Backplane> Transport<B> {
         InSpan::new(span, session.run(reader, write))
     }
 
-    /// Serves HTTP/1.1 on one accepted connection: `/ws` upgrades, anything else is 404.
-    /// `io` may be a TLS stream. The connection is served as [`accept_loop`](Self::accept_loop)
-    /// serves its own, but without admission or a stop signal.
-    ///
-    /// # Errors
-    /// When the HTTP connection fails.
-    pub async fn serve_connection<I>(&self, io: I, peer: SocketAddr) -> Result<(), hyper::Error>
-    where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.http1()
-            .serve_connection(
-                TokioIo::new(io),
-                crate::edge::http_service(self.clone(), peer, NotFound),
-            )
-            .with_upgrades()
-            .await
-    }
-
     /// An HTTP/1.1 server configuration with the handshake timeout applied.
     #[must_use]
     pub fn http1(&self) -> hyper::server::conn::http1::Builder {
@@ -905,17 +885,9 @@ impl<B: Backplane> Transport<B> {
         Duration::from_millis(50)
     }
 
-    /// Accepts connections on `listener` and serves `/ws` (every other path 404) until
-    /// [`Transport::shutdown`] begins: [`accept_loop`](Self::accept_loop) with its
-    /// defaults, stopped by the shutdown.
-    ///
-    /// # Errors
-    /// When accepting fails in a way that is not about one connection.
-    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        self.accept_loop(listener)
-            .stop(self.inner.stopping.clone())
-            .run()
-            .await
+    /// Cancelled when [`shutdown`](Self::shutdown) begins: what stops [`serve`](Self::serve).
+    pub(crate) fn stopping(&self) -> CancellationToken {
+        self.inner.stopping.clone()
     }
 
     /// Stops accepting upgrades and closes every session with 1001, each at a random moment
