@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use switchboard_hub::ClusterAnswer;
+use switchboard_hub::{ClusterAnswer, HubError};
 use switchboard_protocol::{ChannelName, CloseCode, StreamPosition};
 use switchboard_transport::ResponseBody;
 
@@ -108,15 +108,14 @@ pub(super) async fn user(
             let reason = body
                 .reason
                 .unwrap_or_else(|| CloseCode::Disconnected.reason().to_owned());
-            if !(4000..=4999).contains(&code) || reason.len() > 123 {
-                return error(
+            // The hub checks the close it will have the transport send, once for every caller.
+            match state.hub.disconnect_user(user, code, &reason).await {
+                Ok(answer) => counted("disconnected", &answer),
+                Err(HubError::InvalidClose) => error(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     "`code` must be in 4000-4999 and `reason` at most 123 bytes",
-                );
-            }
-            match state.hub.disconnect_user(user, code, &reason).await {
-                Ok(answer) => counted("disconnected", &answer),
+                ),
                 Err(err) => unavailable(&err),
             }
         }
