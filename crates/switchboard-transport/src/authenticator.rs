@@ -63,12 +63,14 @@ enum Kind {
 /// # }
 /// assert_eq!(Authenticator::default().mode(), "open");
 /// ```
+// One pointer: every session keeps a clone (for `refresh`), so it costs each connection
+// 8 bytes whatever the kind.
 #[derive(Clone)]
-pub struct Authenticator(Kind);
+pub struct Authenticator(Arc<Kind>);
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
+        match &*self.0 {
             #[cfg(feature = "jwt")]
             Kind::Jwt(verifier) => f.debug_tuple("Authenticator::Jwt").field(verifier).finish(),
             _ => write!(f, "Authenticator::{}", self.mode()),
@@ -93,7 +95,7 @@ impl Authenticator {
     /// No authentication: every connection is anonymous and unrestricted.
     #[must_use]
     pub fn open() -> Self {
-        Self(Kind::Open)
+        Self(Arc::new(Kind::Open))
     }
 
     /// A JWT is required (see [`TokenVerifier`]); its `exp`, plus the verifier's leeway,
@@ -101,7 +103,7 @@ impl Authenticator {
     #[cfg(feature = "jwt")]
     #[must_use]
     pub fn jwt(verifier: TokenVerifier) -> Self {
-        Self(Kind::Jwt(verifier))
+        Self(Arc::new(Kind::Jwt(verifier)))
     }
 
     /// The host's own authentication. The identity's
@@ -109,7 +111,7 @@ impl Authenticator {
     /// that time (no leeway is added).
     #[must_use]
     pub fn new(authenticate: impl Authenticate) -> Self {
-        Self(Kind::Custom(Arc::new(authenticate)))
+        Self(Arc::new(Kind::Custom(Arc::new(authenticate))))
     }
 
     /// Authenticates `request`.
@@ -117,7 +119,7 @@ impl Authenticator {
     /// # Errors
     /// The [`Rejection`] that answers the upgrade.
     pub async fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Identity, Rejection> {
-        match &self.0 {
+        match &*self.0 {
             Kind::Custom(auth) => auth.authenticate(request).await,
             _ => self
                 .authenticate_now(request)
@@ -133,7 +135,7 @@ impl Authenticator {
     /// The [`Rejection`] the client is answered with (`error` `unauthorized`, or
     /// `unsupported`).
     pub async fn refresh(&self, token: &str) -> Result<Identity, Rejection> {
-        match &self.0 {
+        match &*self.0 {
             Kind::Open => Err(Rejection::unsupported()),
             #[cfg(feature = "jwt")]
             Kind::Jwt(verifier) => verifier.verify(token).map_err(Rejection::from),
@@ -147,7 +149,7 @@ impl Authenticator {
         &self,
         request: &AuthRequest<'_>,
     ) -> Option<Result<Identity, Rejection>> {
-        match &self.0 {
+        match &*self.0 {
             Kind::Open => Some(Ok(Identity::anonymous())),
             #[cfg(feature = "jwt")]
             Kind::Jwt(verifier) => Some(
@@ -168,7 +170,7 @@ impl Authenticator {
     /// for JWT, zero otherwise.
     #[must_use]
     pub fn leeway(&self) -> Duration {
-        match &self.0 {
+        match &*self.0 {
             #[cfg(feature = "jwt")]
             Kind::Jwt(verifier) => verifier.leeway_duration(),
             _ => Duration::ZERO,
@@ -178,7 +180,7 @@ impl Authenticator {
     /// `"open"`, `"jwt"` or `"custom"`, for the startup log.
     #[must_use]
     pub fn mode(&self) -> &'static str {
-        match &self.0 {
+        match &*self.0 {
             Kind::Open => "open",
             #[cfg(feature = "jwt")]
             Kind::Jwt(_) => "jwt",

@@ -50,6 +50,7 @@ enum Charge {
 /// It also registers the session with the transport's [`LiveSessions`], through which
 /// shutdown asks it to close.
 pub(crate) struct Accounting {
+    /// The session's outbox (the session reaches it through here: one pointer, not two).
     outbox: Arc<SessionOutbox>,
     live: Arc<LiveSessions>,
     key: u64,
@@ -105,7 +106,6 @@ pub(crate) struct Session<B: Backplane, P> {
     /// The budget this session's user (or address) shares with its other connections.
     pub(crate) user_budget: Option<(Arc<UserLimiter>, BudgetKey)>,
     pub(crate) connection: Connection<B>,
-    pub(crate) outbox: Arc<SessionOutbox>,
     pub(crate) config: Arc<TransportConfig>,
     /// Its heartbeat, idle timeout, credentials' expiry and coalescing window.
     pub(crate) deadlines: Deadlines,
@@ -149,13 +149,58 @@ fn timer_window(window: Duration) -> Duration {
 ///
 /// Nothing here reads the clock: the session passes the time it read anyway.
 pub(crate) struct Deadlines {
-    idle_at: Instant,
-    next_ping: Instant,
+    idle_at: Tick,
+    next_ping: Tick,
     /// When the credentials expire, plus the leeway, on the monotonic clock
-    /// ([`deadline_for`]).
-    expiry: Option<Instant>,
-    /// When the open coalescing window ends: what is queued is written then.
-    flush_at: Option<Instant>,
+    /// ([`deadline_for`]); [`Tick::NEVER`] without an expiry.
+    expiry: Tick,
+    /// When the open coalescing window ends (what is queued is written then);
+    /// [`Tick::NEVER`] while none is open.
+    flush_at: Tick,
+}
+
+/// A moment in 8 bytes: signed nanoseconds from one origin for the whole process (an
+/// [`Instant`] takes 16). Every session keeps its four deadlines in its box, so this halves
+/// what they cost each connection; converting is an addition or a subtraction. Signed, so a
+/// moment before the origin (a paused test clock) is still exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Tick(i64);
+
+impl Tick {
+    /// Later than any deadline: "not set".
+    const NEVER: Self = Self(i64::MAX);
+
+    fn origin() -> Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        Instant::from_std(*ORIGIN.get_or_init(std::time::Instant::now))
+    }
+
+    /// `at` as a tick (moments 292 years away saturate).
+    fn at(at: Instant) -> Self {
+        let origin = Self::origin();
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX - 1);
+        if at >= origin {
+            Self(nanos(at - origin))
+        } else {
+            Self(-nanos(origin - at))
+        }
+    }
+
+    /// `at` as a tick, or [`NEVER`](Self::NEVER) for none.
+    fn from_option(at: Option<Instant>) -> Self {
+        at.map_or(Self::NEVER, Self::at)
+    }
+
+    /// The moment again.
+    fn instant(self) -> Instant {
+        let origin = Self::origin();
+        let nanos = Duration::from_nanos(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            origin + nanos
+        } else {
+            origin - nanos
+        }
+    }
 }
 
 /// What the deadlines passed at a moment call for ([`Deadlines::fire`]).
@@ -174,10 +219,10 @@ impl Deadlines {
     /// The deadlines of a session starting at `now`, whose credentials expire at `expiry`.
     pub(crate) fn start(now: Instant, config: &TransportConfig, expiry: Option<Instant>) -> Self {
         Self {
-            idle_at: now + config.idle_timeout,
-            next_ping: now + Self::heartbeat(config),
-            expiry,
-            flush_at: None,
+            idle_at: Tick::at(now + config.idle_timeout),
+            next_ping: Tick::at(now + Self::heartbeat(config)),
+            expiry: Tick::from_option(expiry),
+            flush_at: Tick::NEVER,
         }
     }
 
@@ -188,9 +233,11 @@ impl Deadlines {
 
     /// When the timer must fire next.
     fn next(&self) -> Instant {
-        let earliest = self.next_ping.min(self.idle_at);
-        let earliest = self.expiry.map_or(earliest, |at| at.min(earliest));
-        self.flush_at.map_or(earliest, |at| at.min(earliest))
+        self.next_ping
+            .min(self.idle_at)
+            .min(self.expiry)
+            .min(self.flush_at)
+            .instant()
     }
 
     /// A frame arrived at `now`: the connection is not idle.
@@ -199,46 +246,47 @@ impl Deadlines {
     /// to an earlier deadline, it fires early at worst, and firing re-arms it for what is due
     /// then. Busy connections never touch the timer per frame.
     fn heard(&mut self, now: Instant, config: &TransportConfig) {
-        self.idle_at = now + config.idle_timeout;
+        self.idle_at = Tick::at(now + config.idle_timeout);
     }
 
     /// The credentials now expire at `expiry` (a `refresh`); returns whether that changed.
     fn expire_at(&mut self, expiry: Option<Instant>) -> bool {
-        std::mem::replace(&mut self.expiry, expiry) != expiry
+        std::mem::replace(&mut self.expiry, Tick::from_option(expiry)) != self.expiry
     }
 
     /// Opens a coalescing window of `window` at `now`, unless one is open; returns whether
     /// it opened one (the timer must then be set to [`next`](Self::next)).
     fn open_window(&mut self, now: Instant, window: Duration) -> bool {
-        if self.flush_at.is_some() {
+        if self.window_open() {
             return false;
         }
-        self.flush_at = Some(now + timer_window(window));
+        self.flush_at = Tick::at(now + timer_window(window));
         true
     }
 
     /// Whether a coalescing window is open: what is queued waits for its end.
     fn window_open(&self) -> bool {
-        self.flush_at.is_some()
+        self.flush_at != Tick::NEVER
     }
 
     /// What the deadlines passed at `now` call for. A ping found due is scheduled again, a
     /// coalescing window found ended is closed.
     fn fire(&mut self, now: Instant, config: &TransportConfig) -> Fired {
-        let close = if self.expiry.is_some_and(|at| at <= now) {
+        let tick = Tick::at(now);
+        let close = if self.expiry <= tick {
             Some(CloseCode::TokenExpired)
-        } else if self.idle_at <= now {
+        } else if self.idle_at <= tick {
             Some(CloseCode::IdleTimeout)
         } else {
             None
         };
-        let ping = close.is_none() && self.next_ping <= now;
+        let ping = close.is_none() && self.next_ping <= tick;
         if ping {
-            self.next_ping = now + Self::heartbeat(config);
+            self.next_ping = Tick::at(now + Self::heartbeat(config));
         }
-        let flush = close.is_none() && self.flush_at.is_some_and(|at| at <= now);
+        let flush = close.is_none() && self.flush_at <= tick;
         if flush {
-            self.flush_at = None;
+            self.flush_at = Tick::NEVER;
         }
         Fired { close, ping, flush }
     }
@@ -448,25 +496,25 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 // that the task does not keep the select's futures and its handlers' state side
                 // by side (every idle connection pays for the task's size).
                 let wake = tokio::select! {
-                    () = self.outbox.ready() => Wake::Outbox,
-                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.outbox))), if reading => {
+                    () = self.accounting.outbox.ready() => Wake::Outbox,
+                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.accounting.outbox))), if reading => {
                         Wake::Read(incoming)
                     }
-                    written = poll_fn(|cx| poll_flush_queue(cx, writer, &self.outbox, batch)), if writing => {
+                    written = poll_fn(|cx| poll_flush_queue(cx, writer, &self.accounting.outbox, batch)), if writing => {
                         Wake::Written(written)
                     }
                     () = &mut timer => Wake::Timer,
                 };
                 let close = match wake {
                     // During a write only a close request matters; the rest is written by it.
-                    Wake::Outbox if writing => self.outbox.close_requested(),
+                    Wake::Outbox if writing => self.accounting.outbox.close_requested(),
                     Wake::Outbox => {
                         // Orders from the server side first, so that what they answer goes
                         // out with this write. Boxed as the frame handler is.
-                        for command in self.outbox.take_commands() {
+                        for command in self.accounting.outbox.take_commands() {
                             Box::pin(self.obey(command)).await;
                         }
-                        match self.outbox.close_requested() {
+                        match self.accounting.outbox.close_requested() {
                             Some(code) => Some(code),
                             None => {
                                 // Opt-in: let more frames arrive, then write them together.
@@ -486,7 +534,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     Wake::Written(Err(_)) => break DisconnectReason::Error,
                     Wake::Written(Ok(())) => {
                         writing = false;
-                        self.outbox.close_requested()
+                        self.accounting.outbox.close_requested()
                     }
                     Wake::Read(Err(ReadError::TooLarge(_))) => Some(CloseCode::TooLarge),
                     Wake::Read(Err(ReadError::InvalidUtf8)) => Some(CloseCode::InvalidPayload),
@@ -502,7 +550,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         let now = Instant::now();
                         self.deadlines.heard(now, &self.config);
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
-                            self.outbox.metrics().message_received();
+                            self.accounting.outbox.metrics().message_received();
                         }
                         let abusive = match inbound {
                             Inbound::Text(text) => {
@@ -533,10 +581,10 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             }
                             Inbound::Close(code) => {
                                 // Echo the code after what is queued, briefly; nothing follows it.
-                                self.outbox.push_close(close_reply(code), false);
+                                self.accounting.outbox.push_close(close_reply(code), false);
                                 let _ = Box::pin(tokio::time::timeout(
                                     CLOSE_FLUSH_TIMEOUT,
-                                    flush_queue(writer, &self.outbox, batch),
+                                    flush_queue(writer, &self.accounting.outbox, batch),
                                 ))
                                 .await;
                                 break DisconnectReason::ClientClosed;
@@ -561,7 +609,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             // A ping due while a write is blocked cannot be written; the next
                             // one will be.
                             if fired.ping && !writing {
-                                self.outbox.push_control(&PING_FRAME);
+                                self.accounting.outbox.push_control(&PING_FRAME);
                             }
                             if fired.flush {
                                 writing = true;
@@ -606,20 +654,21 @@ impl<B: Backplane, P: Send> Session<B, P> {
         W: AsyncWrite + Unpin,
     {
         // The hub's frames stop here: nothing may follow the close frame.
-        Outbox::close(&*self.outbox, code);
-        let frame = match self.outbox.custom_close() {
+        Outbox::close(&*self.accounting.outbox, code);
+        let frame = match self.accounting.outbox.custom_close() {
             Some((custom, reason)) if code == CloseCode::Disconnected => {
                 control_frame(0x8, &custom.to_be_bytes(), reason.as_bytes())
             }
             _ => close_frame(code),
         };
-        self.outbox
+        self.accounting
+            .outbox
             .push_close(frame, code == CloseCode::SlowConsumer);
         // The peer may already be gone; the session ends either way.
         let sent = matches!(
             tokio::time::timeout(
                 CLOSE_FLUSH_TIMEOUT,
-                flush_queue(writer, &self.outbox, batch),
+                flush_queue(writer, &self.accounting.outbox, batch),
             )
             .await,
             Ok(Ok(()))
@@ -662,8 +711,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
     }
 
     fn reply_error(&self, code: ErrorCode, message: String, id: Option<String>) {
-        self.outbox.metrics().error(code);
-        self.outbox.push(
+        self.accounting.outbox.metrics().error(code);
+        self.accounting.outbox.push(
             &ServerFrame::Error(ErrorFrame::new(code, message).with_id(id)).encode(),
             Priority::High,
         );
@@ -688,9 +737,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 let wait = refused.retry_after();
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
                     + u64::from(wait.subsec_nanos() % 1_000_000 != 0);
-                self.outbox.metrics().rate_limited();
-                self.outbox.metrics().error(ErrorCode::RateLimited);
-                self.outbox.push(
+                self.accounting.outbox.metrics().rate_limited();
+                self.accounting
+                    .outbox
+                    .metrics()
+                    .error(ErrorCode::RateLimited);
+                self.accounting.outbox.push(
                     &ServerFrame::Error(ErrorFrame::rate_limited(ms).with_id(id)).encode(),
                     Priority::High,
                 );
@@ -715,7 +767,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// `started` is when the frame was read.
     /// Returns whether the credentials' expiry moved (a `refresh`).
     async fn handle(&mut self, frame: ClientFrame, started: Instant) -> bool {
-        self.outbox.cork(true);
+        self.accounting.outbox.cork(true);
         let moved = match frame {
             // The transport's: the hub knows identities, not tokens. Boxed: rare.
             ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
@@ -724,8 +776,11 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 false
             }
         };
-        self.outbox.cork(false);
-        self.outbox.metrics().observe_handling(started.elapsed());
+        self.accounting.outbox.cork(false);
+        self.accounting
+            .outbox
+            .metrics()
+            .observe_handling(started.elapsed());
         moved
     }
 
@@ -760,7 +815,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     expires_at.map(|at| deadline_for(at.checked_add(leeway).unwrap_or(at))),
                 );
                 let revoked = self.connection.reauthorize(identity).await;
-                self.outbox.metrics().token_refresh(true);
+                self.accounting.outbox.metrics().token_refresh(true);
                 tracing::info!(
                     target: "switchboard::audit",
                     event = "token_refreshed",
@@ -768,7 +823,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     user_id = self.connection.identity().user_id.as_deref().unwrap_or("-"),
                     revoked = revoked.len(),
                 );
-                self.outbox.push(
+                self.accounting.outbox.push(
                     &ServerFrame::Refreshed(switchboard_protocol::Refreshed {
                         id: id.clone(),
                         expires_at: expires_at.map(switchboard_protocol::unix_ms),
@@ -780,7 +835,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             }
         };
         if let Some((code, message)) = refused {
-            self.outbox.metrics().token_refresh(false);
+            self.accounting.outbox.metrics().token_refresh(false);
             tracing::warn!(
                 target: "switchboard::audit",
                 event = "refresh_refused",
@@ -814,8 +869,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
             },
             Err(err) => match self.charge(bucket, rejections, err.id().map(str::to_owned)) {
                 Charge::Allowed => {
-                    self.outbox.metrics().error(err.code());
-                    self.outbox
+                    self.accounting.outbox.metrics().error(err.code());
+                    self.accounting
+                        .outbox
                         .push(&ServerFrame::Error(err.to_frame()).encode(), Priority::High);
                     Admitted::Done { abusive: false }
                 }
@@ -867,6 +923,26 @@ mod tests {
             snapshot.gauges["websocket_connections_total"],
             snapshot.gauges["websocket_active_sessions"],
         )
+    }
+
+    #[test]
+    fn a_tick_is_the_same_moment_before_and_after_the_origin_and_orders_as_instants() {
+        let origin = Tick::origin();
+        for at in [
+            origin,
+            origin + Duration::from_nanos(1),
+            origin + Duration::from_secs(3 * 24 * 3600) + Duration::from_nanos(7),
+            origin
+                .checked_sub(Duration::from_millis(1500))
+                .unwrap_or(origin),
+        ] {
+            assert_eq!(Tick::at(at).instant(), at);
+        }
+        let earlier = origin.checked_sub(Duration::from_secs(1)).unwrap_or(origin);
+        assert!(Tick::at(earlier) <= Tick::at(origin));
+        assert!(Tick::at(origin + Duration::from_secs(100 * 365 * 24 * 3600)) < Tick::NEVER);
+        assert_eq!(Tick::from_option(None), Tick::NEVER);
+        assert_eq!(std::mem::size_of::<Deadlines>(), 32);
     }
 
     #[test]

@@ -812,7 +812,6 @@ impl<B: Backplane> Transport<B> {
                 .as_ref()
                 .map(|limiter| (Arc::clone(limiter), budget_key)),
             connection,
-            outbox,
             config: Arc::clone(&inner.config),
             deadlines: Deadlines::start(
                 tokio::time::Instant::now(),
