@@ -186,27 +186,39 @@ impl Authenticate for Gate {
     }
 }
 
-#[tokio::test]
-async fn an_authenticator_may_wait_and_the_connection_counts_against_the_caps_meanwhile() {
+/// A transport whose authenticator holds every upgrade until released, and one upgrade
+/// started and now waiting in it: the gate, the transport, its URL and the client's task.
+async fn upgrade_held_by_the_authenticator(
+    config: TransportConfig,
+) -> (
+    Arc<Gate>,
+    Transport<MemoryBackplane>,
+    String,
+    tokio::task::JoinHandle<Client>,
+) {
     let gate = Arc::new(Gate {
         reached: Notify::new(),
         release: Notify::new(),
     });
     let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
-    let transport = Transport::new(
-        hub,
-        Authenticator::new(Arc::clone(&gate)),
-        TransportConfig::default().max_connections(std::num::NonZeroU32::new(1)),
-    );
+    let transport = Transport::new(hub, Authenticator::new(Arc::clone(&gate)), config);
     let url = serve(&transport).await;
-
-    let first = tokio::spawn({
+    let waiting = tokio::spawn({
         let url = url.clone();
         async move { Client::connect(&url).await }
     });
     tokio::time::timeout(WAIT, gate.reached.notified())
         .await
         .expect("the authenticator is called");
+    (gate, transport, url, waiting)
+}
+
+#[tokio::test]
+async fn an_authenticator_may_wait_and_the_connection_counts_against_the_caps_meanwhile() {
+    let (gate, _transport, url, first) = upgrade_held_by_the_authenticator(
+        TransportConfig::default().max_connections(std::num::NonZeroU32::new(1)),
+    )
+    .await;
     // While the first upgrade is being authenticated it holds the only slot.
     let refusal = Client::try_connect(url.as_str().into_client_request().unwrap())
         .await
@@ -224,25 +236,8 @@ async fn an_authenticator_may_wait_and_the_connection_counts_against_the_caps_me
 
 #[tokio::test]
 async fn an_upgrade_still_being_authenticated_is_not_counted_as_an_open_connection() {
-    let gate = Arc::new(Gate {
-        reached: Notify::new(),
-        release: Notify::new(),
-    });
-    let hub = Hub::new(MemoryBackplane::new(MemoryBackplaneConfig::default()));
-    let transport = Transport::new(
-        hub,
-        Authenticator::new(Arc::clone(&gate)),
-        TransportConfig::default(),
-    );
-    let url = serve(&transport).await;
-
-    let waiting = tokio::spawn({
-        let url = url.clone();
-        async move { Client::connect(&url).await }
-    });
-    tokio::time::timeout(WAIT, gate.reached.notified())
-        .await
-        .expect("the authenticator is called");
+    let (gate, transport, _url, waiting) =
+        upgrade_held_by_the_authenticator(TransportConfig::default()).await;
     assert_eq!(
         transport.connection_count(),
         0,
