@@ -105,12 +105,6 @@ fn published_us(raw: u64) -> u64 {
     }
 }
 
-/// `at` in microseconds since the Unix epoch, as the envelope carries it (0 before it).
-pub(crate) fn unix_us(at: std::time::SystemTime) -> u64 {
-    at.duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +165,7 @@ mod tests {
             .published_us
         };
         let now = std::time::SystemTime::now();
+        let unix_us = switchboard_protocol::unix_us;
         assert_eq!(read(unix_us(now)), unix_us(now));
         let ms = switchboard_protocol::unix_ms(now);
         assert_eq!(read(ms), ms * 1000);

@@ -10,9 +10,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use switchboard_backplane::{Backplane, Event, EventSink, PresenceAction, PresenceChange};
-use switchboard_protocol::{ChannelName, CloseCode, EncodedFrame, Member, Priority};
+use switchboard_protocol::{ChannelName, CloseCode, EncodedFrame, Member, Priority, unix_us};
 
-use crate::envelope::{decode_envelope, unix_us};
+use crate::envelope::decode_envelope;
 use crate::state::{HubInner, now_ms};
 
 /// The hub as its backplane's event sink. Weak: the backplane, which the hub owns, holds it.

@@ -6,10 +6,10 @@ use std::time::SystemTime;
 
 use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Scope};
 use switchboard_protocol::{
-    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender, unix_ms,
+    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender, unix_ms, unix_us,
 };
 
-use crate::envelope::{encode_envelope, unix_us};
+use crate::envelope::encode_envelope;
 use crate::lifecycle::HubEvent;
 use crate::state::HubInner;
 

@@ -25,7 +25,7 @@ pub use server::{
     Subscribed, Unsubscribed, Welcome,
 };
 pub use switchboard_types::Priority;
-pub use time::{now_ms, unix_ms};
+pub use time::{now_ms, unix_ms, unix_us};
 
 /// The default largest inbound message, in bytes (64 KiB). A message of exactly this size is
 /// accepted; a larger one closes the connection with [`CloseCode::TooLarge`].

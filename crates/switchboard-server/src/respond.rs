@@ -33,10 +33,12 @@ pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response<R
     )
 }
 
+/// 404 `not_found`.
 pub(crate) fn not_found() -> Response<ResponseBody> {
     error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+/// 405 `method_not_allowed`, with the `Allow` header listing `allow`.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<ResponseBody> {
     let mut response = error(
         StatusCode::METHOD_NOT_ALLOWED,
