@@ -26,13 +26,15 @@ struct State {
     /// Whole frames not yet started, FIFO, evicting by priority when full.
     queue: OutboundQueue<Bytes>,
     /// What goes out before the queue: first the unwritten rest of a frame the socket took
-    /// only part of in a direct write, then control frames (pings, pongs; RFC 6455 lets
-    /// them come between messages), which are never evicted, only bounded.
+    /// only part of in a direct write (or, while corked, the whole frame a direct write
+    /// would have sent), then control frames (pings, pongs; RFC 6455 lets them come between
+    /// messages), which are never evicted, only bounded.
     front: Vec<Bytes>,
     /// The session's writer holds frames it has not finished writing.
     writing: bool,
     /// The session is handling a client frame: what it answers (and, with the memory
-    /// backplane, its own copy of what it published) is gathered and written once.
+    /// backplane, its own copy of what it published) is gathered and written once. Nothing
+    /// pushed meanwhile wakes the session: [`SessionOutbox::uncork`] says what is waiting.
     corked: bool,
     /// The close frame, written once everything before it is.
     close_frame: Option<Bytes>,
@@ -135,7 +137,8 @@ impl SessionOutbox {
         if state.failed {
             return Batch::Failed;
         }
-        batch.append(&mut state.front);
+        // The batch is empty: it takes `front`'s buffer instead of a copy of its frames.
+        std::mem::swap(batch, &mut state.front);
         let moved = state.queue.pop_batch(batch, max, max_bytes);
         if moved > 0 {
             self.metrics.outbound_dequeued(moved);
@@ -194,7 +197,22 @@ impl SessionOutbox {
         }
         // The writer needs waking only when it has nothing in hand: otherwise it takes
         // this frame with the others (one wake per burst, not per frame).
-        let idle = !state.writing && state.front.is_empty() && state.queue.is_empty();
+        // Corked with nothing waiting: the frame is the one a direct write would have sent,
+        // and it goes first in the session's write when it uncorks (anything pushed later
+        // queues behind it). Never evicted, as a frame handed to the socket is not.
+        if state.corked
+            && !state.writing
+            && state.front.is_empty()
+            && state.queue.is_empty()
+            && priority.is_some()
+        {
+            state.front.push(wire.clone());
+            self.metrics.messages_sent(1);
+            return;
+        }
+        // A corked session looks at the queue when it uncorks: no wake-up to spend.
+        let idle =
+            !state.writing && !state.corked && state.front.is_empty() && state.queue.is_empty();
         let Some(priority) = priority else {
             if state.front.len() < MAX_CONTROL {
                 state.front.push(wire.clone());
@@ -235,10 +253,19 @@ impl SessionOutbox {
     }
 
     /// Holds back direct writes while the session handles a client frame, so that all it
-    /// causes for this connection goes out in one write; `false` releases them (what was
-    /// queued meanwhile has woken the writer already).
-    pub(crate) fn cork(&self, corked: bool) {
-        self.state.lock().corked = corked;
+    /// causes for this connection goes out in one write, and the wake-ups of what is queued
+    /// meanwhile: the session writes it when it [uncorks](Self::uncork).
+    pub(crate) fn cork(&self) {
+        self.state.lock().corked = true;
+    }
+
+    /// Ends [`cork`](Self::cork). Returns whether the session has something to write (or a
+    /// direct write failed, which its writer then reports): it starts the write itself,
+    /// instead of waiting for a wake-up of its own.
+    pub(crate) fn uncork(&self) -> bool {
+        let mut state = self.state.lock();
+        state.corked = false;
+        !state.writing && (state.failed || !state.front.is_empty() || !state.queue.is_empty())
     }
 
     /// Sends or queues a control frame (a ping, or what tungstenite answers by itself: pongs

@@ -338,6 +338,14 @@ fn close_reply(code: Option<u16>) -> Bytes {
     })
 }
 
+/// What handling a client frame changed.
+struct Handled {
+    /// A `refresh` moved the credentials' expiry.
+    expiry_moved: bool,
+    /// What it caused for this connection is queued: the session writes it now.
+    to_write: bool,
+}
+
 /// What woke a session.
 enum Wake {
     /// Frames to write, or a close request.
@@ -480,6 +488,9 @@ impl<B: Backplane, P: Send> Session<B, P> {
             // the write; meanwhile the session reads nothing more from it, but keeps its
             // deadlines and hears close requests (shutdown's too).
             let mut writing = false;
+            // Something was queued while the session was busy (handling a frame, or woken by
+            // the outbox): it starts writing at the end of this turn.
+            let mut start_write = false;
 
             let reason = loop {
                 let Running {
@@ -517,15 +528,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         match self.accounting.outbox.close_requested() {
                             Some(code) => Some(code),
                             None => {
-                                // Opt-in: let more frames arrive, then write them together.
-                                match self.config.write_coalesce.filter(|_| batch.is_empty()) {
-                                    Some(window) => {
-                                        if self.deadlines.open_window(Instant::now(), window) {
-                                            timer.as_mut().reset(self.deadlines.next());
-                                        }
-                                    }
-                                    None => writing = true,
-                                }
+                                start_write = true;
                                 None
                             }
                         }
@@ -559,10 +562,12 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                     // Boxed: the hub's future (a publish, a Redis round
                                     // trip…) inline would size every idle session's task.
                                     Admitted::Handle(frame) => {
-                                        if Box::pin(self.handle(frame, now)).await {
+                                        let handled = Box::pin(self.handle(frame, now)).await;
+                                        if handled.expiry_moved {
                                             // A refresh moved the expiry: the timer follows.
                                             timer.as_mut().reset(self.deadlines.next());
                                         }
+                                        start_write = handled.to_write;
                                         false
                                     }
                                     Admitted::Done { abusive } => abusive,
@@ -621,6 +626,32 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 };
                 if let Some(code) = close {
                     break Box::pin(self.close(writer, stream, batch, code)).await;
+                }
+                if std::mem::take(&mut start_write) {
+                    // Opt-in: let more frames arrive, then write them together.
+                    match self.config.write_coalesce.filter(|_| batch.is_empty()) {
+                        Some(window) => {
+                            if self.deadlines.open_window(Instant::now(), window) {
+                                timer.as_mut().reset(self.deadlines.next());
+                            }
+                        }
+                        // At once, while the socket takes it: the rest when it is ready again
+                        // (the select's write branch). No turn of the loop in between.
+                        None => match poll_fn(|cx| {
+                            Poll::Ready(poll_flush_queue(
+                                cx,
+                                writer,
+                                &self.accounting.outbox,
+                                batch,
+                            ))
+                        })
+                        .await
+                        {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) => break DisconnectReason::Error,
+                            Poll::Pending => writing = true,
+                        },
+                    }
                 }
             };
             drop(io);
@@ -763,12 +794,11 @@ impl<B: Backplane, P: Send> Session<B, P> {
 
     /// Hands a frame to the hub, timing it for `websocket_frame_handling_ms`. What it
     /// causes for this connection (an answer; with the memory backplane, the connection's
-    /// own copy of what it published) is written together once it is handled.
-    /// `started` is when the frame was read.
-    /// Returns whether the credentials' expiry moved (a `refresh`).
-    async fn handle(&mut self, frame: ClientFrame, started: Instant) -> bool {
-        self.accounting.outbox.cork(true);
-        let moved = match frame {
+    /// own copy of what it published) is written together once it is handled: by the
+    /// caller, when [`Handled::to_write`] says so. `started` is when the frame was read.
+    async fn handle(&mut self, frame: ClientFrame, started: Instant) -> Handled {
+        self.accounting.outbox.cork();
+        let expiry_moved = match frame {
             // The transport's: the hub knows identities, not tokens. Boxed: rare.
             ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
             frame => {
@@ -776,12 +806,15 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 false
             }
         };
-        self.accounting.outbox.cork(false);
+        let to_write = self.accounting.outbox.uncork();
         self.accounting
             .outbox
             .metrics()
             .observe_handling(started.elapsed());
-        moved
+        Handled {
+            expiry_moved,
+            to_write,
+        }
     }
 
     /// `refresh`: verifies the new token (bounded by the handshake timeout) and, when it
