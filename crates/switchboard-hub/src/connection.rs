@@ -666,7 +666,7 @@ impl<B: Backplane> Connection<B> {
                 &[]
             };
             let publishing = self.hub.publish(
-                publisher, f.channel, f.event, f.payload, f.id, f.priority, exclude,
+                publisher, f.channel, &f.event, f.payload, f.id, f.priority, exclude,
             );
             (answer_id, publishing)
         });

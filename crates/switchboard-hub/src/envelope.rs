@@ -1,7 +1,7 @@
 //! What the hub stores in the backplane for each message, and how it reads it back.
 
 use bytes::Bytes;
-use switchboard_protocol::{EncodedDraft, EncodedFrame, MessageDraft, Priority};
+use switchboard_protocol::{DraftParts, EncodedDraft, EncodedFrame, Priority};
 
 use crate::ids::IdGenerator;
 
@@ -25,7 +25,7 @@ pub(crate) const MAX_EXCLUDED: usize = 64;
 /// (one byte) and each id (a length byte, then the id). Every instance reads the list and
 /// skips the ids it gave. At most [`MAX_EXCLUDED`] ids of at most 255 bytes: callers check.
 pub(crate) fn encode_envelope(
-    draft: &MessageDraft,
+    draft: &DraftParts<'_>,
     priority: Priority,
     published_us: u64,
     exclude: &[&str],
@@ -108,7 +108,7 @@ fn published_us(raw: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_protocol::{ChannelName, EventType, Payload, Sender};
+    use switchboard_protocol::{ChannelName, EventType, MessageDraft, Payload, Sender};
 
     fn draft() -> MessageDraft {
         MessageDraft {
@@ -132,12 +132,12 @@ mod tests {
         let (mine, theirs) = (here.connection_id(5), there.connection_id(9));
         let at = 1_764_800_000_123_456;
         let plain = decode_envelope(
-            &encode_envelope(&draft(), Priority::High, at, &[]),
+            &encode_envelope(&draft().borrowed(), Priority::High, at, &[]),
             3,
             &here,
         )
         .unwrap();
-        let data = encode_envelope(&draft(), Priority::High, at, &[&mine, &theirs]);
+        let data = encode_envelope(&draft().borrowed(), Priority::High, at, &[&mine, &theirs]);
         let at_here = decode_envelope(&data, 3, &here).unwrap();
         let at_there = decode_envelope(&data, 3, &there).unwrap();
         assert_eq!(at_here.exclude, [5]);
@@ -157,7 +157,7 @@ mod tests {
         let here = IdGenerator::new();
         let read = |written: u64| {
             decode_envelope(
-                &encode_envelope(&draft(), Priority::Low, written, &[]),
+                &encode_envelope(&draft().borrowed(), Priority::Low, written, &[]),
                 1,
                 &here,
             )

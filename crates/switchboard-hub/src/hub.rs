@@ -293,7 +293,7 @@ impl<B: Backplane> Hub<B> {
             .publish(
                 Publisher::server(),
                 message.channel,
-                message.event,
+                &message.event,
                 message.payload,
                 message.id,
                 message.priority,

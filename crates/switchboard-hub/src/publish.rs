@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Scope};
 use switchboard_protocol::{
-    ChannelName, ClientId, EventType, MessageDraft, Payload, Priority, Sender, unix_ms, unix_us,
+    ChannelName, ClientId, DraftParts, EventType, Payload, Priority, Sender, unix_ms, unix_us,
 };
 
 use crate::envelope::encode_envelope;
@@ -63,7 +63,7 @@ impl<B: Backplane> HubInner<B> {
         &'a self,
         publisher: Publisher,
         channel: ChannelName,
-        event: EventType,
+        event: &EventType,
         payload: Payload,
         id: Option<String>,
         priority: Priority,
@@ -74,20 +74,20 @@ impl<B: Backplane> HubInner<B> {
         // One clock read: the frame's `timestamp`, and the envelope's finer publish time
         // that backplane lag and message latency are measured from.
         let now = SystemTime::now();
-        let draft = MessageDraft {
+        let payload = self.redactor.redact_payload(payload);
+        let id = id.unwrap_or_else(|| self.ids.next('m'));
+        // Encoded from borrowed parts: the publisher's ids are not copied to be written.
+        let draft = DraftParts {
             event,
-            payload: self.redactor.redact_payload(payload),
-            id: id.unwrap_or_else(|| self.ids.next('m')),
+            channel: &channel,
+            payload: &payload,
+            id: &id,
             timestamp: unix_ms(now),
             priority,
-            from: Sender {
-                user_id: publisher.user_id.as_deref().map(str::to_owned),
-                connection_id: publisher.connection_id.to_string(),
-            },
-            channel,
+            user_id: publisher.user_id.as_deref(),
+            connection_id: &publisher.connection_id,
         };
         let data = encode_envelope(&draft, priority, unix_us(now), exclude);
-        let MessageDraft { id, channel, .. } = draft;
         let Publisher {
             connection_id,
             user_id,

@@ -20,9 +20,9 @@ pub use name::{
 pub use payload::Payload;
 pub use position::StreamPosition;
 pub use server::{
-    Ack, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message, MessageDraft, Pong,
-    PresenceAction, PresenceEvent, PresenceList, Refreshed, Sender, ServerDecodeError, ServerFrame,
-    Subscribed, Unsubscribed, Welcome,
+    Ack, DraftParts, EncodedDraft, EncodedFrame, ErrorFrame, Excluded, Member, Message,
+    MessageDraft, Pong, PresenceAction, PresenceEvent, PresenceList, Refreshed, Sender,
+    ServerDecodeError, ServerFrame, Subscribed, Unsubscribed, Welcome,
 };
 pub use switchboard_types::Priority;
 pub use time::{now_ms, unix_ms, unix_us};

@@ -344,26 +344,29 @@ impl MessageDraft {
     /// Appends the bytes [`encode`](Self::encode) makes to `out`, for a caller that puts
     /// something before them (a header of its own) without copying the draft again.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(&mut *out, self).expect("message drafts always serialize");
-        // A serialized struct always ends with its closing brace.
-        debug_assert_eq!(out.last(), Some(&b'}'));
-        out.pop();
+        self.borrowed().encode_into(out);
     }
 
     /// About how many bytes the encoded draft takes (exact unless strings need escaping):
     /// the capacity to reserve so that encoding does not grow its buffer.
     #[must_use]
     pub fn encoded_len_hint(&self) -> usize {
-        // `{"type":"","channel":"","payload":,"id":"","timestamp":,"priority":"",`
-        // `"from":{"userId":"","connectionId":""}` and the numbers and priority name.
-        const FIXED: usize = 140;
-        FIXED
-            + self.event.as_str().len()
-            + self.channel.as_str().len()
-            + self.payload.get().len()
-            + self.id.len()
-            + self.from.user_id.as_ref().map_or(0, String::len)
-            + self.from.connection_id.len()
+        self.borrowed().encoded_len_hint()
+    }
+
+    /// The draft's fields, borrowed.
+    #[must_use]
+    pub fn borrowed(&self) -> DraftParts<'_> {
+        DraftParts {
+            event: &self.event,
+            channel: &self.channel,
+            payload: &self.payload,
+            id: &self.id,
+            timestamp: self.timestamp,
+            priority: self.priority,
+            user_id: self.from.user_id.as_deref(),
+            connection_id: &self.from.connection_id,
+        }
     }
 
     /// The message with its assigned offset.
@@ -379,6 +382,133 @@ impl MessageDraft {
             from: self.from,
             offset,
         }
+    }
+}
+
+/// The fields of a [`MessageDraft`], borrowed: what a server encodes a publish from without
+/// first gathering owned copies of the publisher's ids. Encodes to the same bytes as the
+/// draft it describes.
+///
+/// ```
+/// use switchboard_protocol::{ChannelName, DraftParts, EventType, Payload, Priority};
+///
+/// let (event, channel) = (EventType::new("note").unwrap(), ChannelName::new("news").unwrap());
+/// let payload = Payload::from_json(r#"{"text":"hi"}"#).unwrap();
+/// let parts = DraftParts {
+///     event: &event,
+///     channel: &channel,
+///     payload: &payload,
+///     id: "m1",
+///     timestamp: 1,
+///     priority: Priority::Normal,
+///     user_id: None,
+///     connection_id: "c1",
+/// };
+/// let mut json = Vec::new();
+/// parts.encode_into(&mut json);
+/// json.push(b'}');
+/// assert_eq!(
+///     std::str::from_utf8(&json).unwrap(),
+///     r#"{"type":"note","channel":"news","payload":{"text":"hi"},"id":"m1","timestamp":1,"priority":"normal","from":{"userId":null,"connectionId":"c1"}}"#,
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DraftParts<'a> {
+    /// The application event type.
+    pub event: &'a EventType,
+    /// The channel.
+    pub channel: &'a ChannelName,
+    /// The payload.
+    pub payload: &'a Payload,
+    /// The message id.
+    pub id: &'a str,
+    /// When the server received it, ms since the epoch.
+    pub timestamp: u64,
+    /// The priority.
+    pub priority: Priority,
+    /// The publisher's user, if any.
+    pub user_id: Option<&'a str>,
+    /// The publisher's connection ([`Sender::SERVER_CONNECTION_ID`] for the server).
+    pub connection_id: &'a str,
+}
+
+impl DraftParts<'_> {
+    /// Appends the draft's JSON object without its closing brace to `out`: the bytes
+    /// [`MessageDraft::encode`] makes. Written field by field, every field in the order
+    /// and the escaping `serde_json` gives the draft: one pass, no serializer state.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len_hint());
+        // Channel names and event types are validated to characters JSON never escapes.
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(self.event.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"channel\":\"");
+        out.extend_from_slice(self.channel.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"payload\":");
+        out.extend_from_slice(self.payload.get().as_bytes());
+        out.extend_from_slice(b",\"id\":");
+        json_string(out, self.id);
+        out.extend_from_slice(b",\"timestamp\":");
+        push_decimal(out, self.timestamp);
+        out.extend_from_slice(b",\"priority\":\"");
+        out.extend_from_slice(self.priority.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"from\":{\"userId\":");
+        match self.user_id {
+            Some(user) => json_string(out, user),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"connectionId\":");
+        json_string(out, self.connection_id);
+        out.push(b'}');
+    }
+
+    /// About how many bytes the encoded draft takes (exact unless strings need escaping):
+    /// the capacity to reserve so that encoding does not grow its buffer.
+    #[must_use]
+    pub fn encoded_len_hint(&self) -> usize {
+        // `{"type":"","channel":"","payload":,"id":"","timestamp":,"priority":"",`
+        // `"from":{"userId":"","connectionId":""}` and the numbers and priority name.
+        const FIXED: usize = 140;
+        FIXED
+            + self.event.as_str().len()
+            + self.channel.as_str().len()
+            + self.payload.get().len()
+            + self.id.len()
+            + self.user_id.map_or(0, str::len)
+            + self.connection_id.len()
+    }
+}
+
+/// The decimal digits of `n`, written from the end of the array (at most 20 for a `u64`),
+/// and where they start.
+fn decimal(n: u64) -> ([u8; 20], usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return (digits, at);
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let (digits, at) = decimal(n);
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `text` as a JSON string, escaped exactly as `serde_json` escapes it. Ids rarely
+/// hold a character that needs escaping: those are copied as they are.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(&mut *out, text).expect("strings always serialize");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -412,18 +542,7 @@ impl EncodedDraft {
     #[must_use]
     pub fn finish(&self, offset: u64) -> EncodedFrame {
         const KEY: &[u8] = b",\"offset\":";
-        // The offset's decimal digits, written from the end (at most 20 for a u64).
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = offset;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
+        let (digits, at) = decimal(offset);
         let digits = &digits[at..];
         let json_len = self.0.len() + KEY.len() + digits.len() + 1;
         let header = WsHeader::text(json_len);

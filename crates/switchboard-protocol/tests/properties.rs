@@ -224,12 +224,14 @@ fn arb_server_frame() -> impl Strategy<Value = ServerFrame> {
             arb_event(),
             arb_channel(),
             arb_json(3),
-            "[a-z0-9-]{1,12}",
+            // Ids and user ids are the application's: any text, quotes, backslashes,
+            // control characters and non-ASCII included, each escaped as serde_json does.
+            prop_oneof!["[a-z0-9-]{1,12}", "[a-z\"\\\\\u{1}\u{1f}\u{7f}é/]{1,12}"],
             any::<u64>(),
             arb_priority(),
             any::<u64>(),
-            proptest::option::of("[a-z]{1,8}"),
-            "[a-z0-9$]{1,8}"
+            proptest::option::of(prop_oneof!["[a-z]{1,8}", "[a-z\"\\\\\n\u{0}€]{0,8}"]),
+            prop_oneof!["[a-z0-9$]{1,8}", "[a-z\"\\\\\t]{1,8}"]
         )
             .prop_map(
                 |(
