@@ -378,3 +378,81 @@ impl Outbox for SessionOutbox {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use switchboard_protocol::{ChannelName, EventType, MessageDraft, Payload, Sender};
+
+    use super::*;
+
+    fn outbox() -> SessionOutbox {
+        SessionOutbox::new(OutboundConfig::default(), Metrics::new(), None)
+    }
+
+    fn frame(offset: u64) -> EncodedFrame {
+        MessageDraft {
+            event: EventType::new("note").unwrap(),
+            channel: ChannelName::new("news").unwrap(),
+            payload: Payload::null(),
+            id: format!("m{offset}"),
+            timestamp: 0,
+            priority: Priority::Normal,
+            from: Sender::server(),
+        }
+        .encode()
+        .finish(offset)
+    }
+
+    fn take(outbox: &SessionOutbox) -> Vec<Bytes> {
+        let mut batch = Vec::new();
+        outbox.take_batch(&mut batch, 64, 1 << 20);
+        batch
+    }
+
+    /// Whether a wake-up for the session is stored.
+    fn woken(outbox: &SessionOutbox) -> bool {
+        outbox.ready().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_corked_outbox_wakes_no_one_and_uncorking_says_what_waits() {
+        let outbox = outbox();
+        outbox.cork();
+        assert!(!outbox.uncork(), "nothing was pushed");
+
+        outbox.cork();
+        Outbox::push(&outbox, &frame(1), Priority::Normal);
+        Outbox::push(&outbox, &frame(2), Priority::Low);
+        assert!(!woken(&outbox), "the corked session writes when it uncorks");
+        assert!(outbox.uncork());
+        // The first frame was held in front, the second queued behind it: pushed order.
+        assert_eq!(
+            take(&outbox),
+            vec![frame(1).wire().clone(), frame(2).wire().clone()]
+        );
+        assert!(take(&outbox).is_empty());
+    }
+
+    #[test]
+    fn uncorked_a_queued_frame_wakes_the_writer() {
+        let outbox = outbox();
+        Outbox::push(&outbox, &frame(1), Priority::Normal);
+        assert!(woken(&outbox));
+        assert_eq!(take(&outbox), vec![frame(1).wire().clone()]);
+    }
+
+    #[test]
+    fn while_the_writer_holds_a_batch_a_corked_push_queues_behind_it() {
+        let outbox = outbox();
+        Outbox::push(&outbox, &frame(1), Priority::Normal);
+        let mut batch = Vec::new();
+        outbox.take_batch(&mut batch, 64, 1 << 20);
+        outbox.cork();
+        Outbox::push(&outbox, &frame(2), Priority::Normal);
+        // The writer finishes its batch and comes back for the rest: no wake-up needed.
+        assert!(!outbox.uncork());
+        batch.clear();
+        assert_eq!(take(&outbox), vec![frame(2).wire().clone()]);
+    }
+}
