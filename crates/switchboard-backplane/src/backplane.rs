@@ -72,6 +72,23 @@ pub trait Backplane: Send + Sync + 'static {
         options: PublishOptions<'_>,
     ) -> impl Future<Output = Result<Published>> + Send;
 
+    /// Publishes as [`publish_with`](Backplane::publish_with) does, at once, when this
+    /// backplane needs no waiting for it (its store is in this process, as the memory
+    /// backplane's is): `Some` with the answer. `None` when a publish waits for a round
+    /// trip (Redis); nothing was published then, and `publish_with` is the way.
+    ///
+    /// This lets a caller publish without an allocation or an await where that is
+    /// possible: the hub handles a client's publish so. The default answers `None`.
+    fn publish_now(
+        &self,
+        channel: &str,
+        data: &Bytes,
+        options: PublishOptions<'_>,
+    ) -> Option<Result<Published>> {
+        let _ = (channel, data, options);
+        None
+    }
+
     /// Starts delivering `channel`'s events to this instance. Reference counted: the first
     /// call subscribes, later ones only count.
     ///
@@ -252,6 +269,12 @@ pub trait DynBackplane: Send + Sync + 'static {
         data: Bytes,
         options: PublishOptions<'a>,
     ) -> BoxFuture<'a, Result<Published>>;
+    fn publish_now_dyn(
+        &self,
+        channel: &str,
+        data: &Bytes,
+        options: PublishOptions<'_>,
+    ) -> Option<Result<Published>>;
     fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn unsubscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>>;
     fn events_dyn(&self) -> EventReceiver;
@@ -316,6 +339,14 @@ impl<B: Backplane> DynBackplane for B {
         options: PublishOptions<'a>,
     ) -> BoxFuture<'a, Result<Published>> {
         Box::pin(self.publish_with(channel, data, options))
+    }
+    fn publish_now_dyn(
+        &self,
+        channel: &str,
+        data: &Bytes,
+        options: PublishOptions<'_>,
+    ) -> Option<Result<Published>> {
+        self.publish_now(channel, data, options)
     }
     fn subscribe_dyn<'a>(&'a self, channel: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.subscribe(channel))
@@ -437,6 +468,14 @@ impl Backplane for BoxBackplane {
         options: PublishOptions<'_>,
     ) -> Result<Published> {
         self.0.publish_dyn(channel, data, options).await
+    }
+    fn publish_now(
+        &self,
+        channel: &str,
+        data: &Bytes,
+        options: PublishOptions<'_>,
+    ) -> Option<Result<Published>> {
+        self.0.publish_now_dyn(channel, data, options)
     }
     async fn subscribe(&self, channel: &str) -> Result<()> {
         self.0.subscribe_dyn(channel).await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchboard_backplane::{
     Backplane, BackplaneError, BoxBackplane, HealthState, MemoryBackplane, MemoryBackplaneConfig,
-    Scope,
+    PublishOptions, Scope,
 };
 
 use contract::{Cluster, Options, next_message};
@@ -192,4 +192,43 @@ async fn a_boxed_backplane_behaves_as_the_one_inside() {
 async fn unsubscribing_a_channel_never_subscribed_is_a_no_op() {
     let bp = MemoryBackplane::new(MemoryBackplaneConfig::default());
     bp.unsubscribe("never").await.unwrap();
+}
+
+#[tokio::test]
+async fn publish_now_publishes_in_place_as_publish_with_does_boxed_or_not() {
+    let store = MemoryBackplane::new(MemoryBackplaneConfig::default());
+    let other = store.new_instance();
+    let boxed = BoxBackplane::new(store.new_instance());
+    let mut rx = other.events();
+    other.subscribe("room").await.unwrap();
+    let key = |k| PublishOptions::default().dedupe_key(k);
+
+    // Published before the call returns: the offset is the channel's next, and every
+    // instance of the store has the message.
+    let first = store
+        .publish_now("room", &"now".into(), key("k1"))
+        .expect("the memory backplane publishes in place")
+        .unwrap();
+    assert_eq!((first.offset, first.duplicate), (1, false));
+    assert_eq!(next_message(&mut rx).await.data, "now");
+
+    // Through a box, and with the same dedupe as publish_with: a repeated key publishes
+    // nothing and answers with the first offset.
+    let again = boxed
+        .publish_now("room", &"now again".into(), key("k1"))
+        .expect("a box publishes in place when the one inside does")
+        .unwrap();
+    assert_eq!((again.offset, again.duplicate), (1, true));
+    let later = store
+        .publish_with("room", "later".into(), key("k2"))
+        .await
+        .unwrap();
+    assert_eq!(later.offset, 2);
+    assert_eq!(next_message(&mut rx).await.data, "later");
+
+    store.shutdown();
+    assert!(matches!(
+        store.publish_now("room", &"closed".into(), PublishOptions::default()),
+        Some(Err(BackplaneError::Closed))
+    ));
 }

@@ -6,7 +6,8 @@ mod contract;
 use std::time::Duration;
 
 use switchboard_backplane::{
-    Backplane, BackplaneError, HealthState, RedisBackplane, RedisBackplaneConfig, Scope,
+    Backplane, BackplaneError, HealthState, PublishOptions, RedisBackplane, RedisBackplaneConfig,
+    Scope,
 };
 use switchboard_test_support::RedisServer;
 use tokio::time::timeout;
@@ -363,4 +364,19 @@ async fn dropping_the_last_handle_closes_the_redis_connection_and_its_subscripti
     })
     .await
     .expect("a dropped backplane leaves Redis");
+}
+
+#[tokio::test]
+async fn redis_never_publishes_in_place_and_publish_now_leaves_the_channel_untouched() {
+    let mut cluster = Redis::start(Options::default()).await;
+    let bp = cluster.instance().await;
+    up(&bp).await;
+    assert!(
+        bp.publish_now("room", &"not now".into(), PublishOptions::default())
+            .is_none(),
+        "a publish to Redis waits for a round trip"
+    );
+    // Nothing was published: the first real publish gets the first offset.
+    let published = bp.publish("room", "now".into()).await.unwrap();
+    assert_eq!(published.offset, 1);
 }
