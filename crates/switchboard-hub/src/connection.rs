@@ -1,6 +1,7 @@
 //! One connection's view of the hub: its subscriptions, presence, and frame handling.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -19,7 +20,7 @@ use crate::identity::Identity;
 use crate::lifecycle::{DisconnectReason, HubEvent};
 use crate::namespace::{Policy, namespace_of};
 use crate::outbox::Outbox;
-use crate::publish::Publisher;
+use crate::publish::{PublishReceipt, Publisher, Publishing};
 use crate::state::{HubInner, now_ms};
 use crate::subscriptions::Subscriptions;
 
@@ -157,6 +158,37 @@ impl<B: Backplane> Connection<B> {
     /// The channels it is subscribed to.
     pub fn subscriptions(&self) -> impl Iterator<Item = &ChannelName> {
         self.subscriptions.keys()
+    }
+
+    /// Handles a client frame as far as that takes no waiting, and returns the rest to
+    /// await, if any: [`handle`](Self::handle) in two steps, for a caller that would
+    /// allocate the whole future of `handle` (a session boxes it, to keep its own task
+    /// small). A publish through a backplane that publishes in place (the memory
+    /// backplane) is handled entirely here: no future, no allocation for it.
+    pub fn handle_now(
+        &mut self,
+        frame: ClientFrame,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        match frame {
+            ClientFrame::Publish(f) => {
+                let this: &Self = self;
+                let ClientPublish {
+                    answer_id,
+                    publishing,
+                } = this.start_publish(f)?;
+                match publishing {
+                    Publishing::Done(answer) => {
+                        this.answer_publish(answer_id, answer);
+                        None
+                    }
+                    Publishing::Waiting(waiting) => Some(Box::pin(async move {
+                        let answer = waiting.await;
+                        this.answer_publish(answer_id, answer);
+                    })),
+                }
+            }
+            frame => Some(Box::pin(self.handle(frame))),
+        }
     }
 
     /// Handles one client frame. Answers, errors included, go to the outbox in order.
@@ -647,49 +679,78 @@ impl<B: Backplane> Connection<B> {
         }
     }
 
-    /// Authorizes and encodes the publish now; the future only waits for the backplane and
-    /// answers (small: every client publish allocates it).
-    fn publish(&self, f: Publish) -> impl Future<Output = ()> + Send + '_ {
-        let publishing = (self.authorize(Action::Publish, &f.channel, f.id.as_ref())
+    /// Authorizes, encodes and (when the backplane publishes in place) publishes now; what
+    /// is left, if anything, is the backplane's answer to wait for and answer.
+    fn start_publish(
+        &self,
+        f: Publish,
+    ) -> Option<
+        ClientPublish<impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + '_>,
+    > {
+        if !(self.authorize(Action::Publish, &f.channel, f.id.as_ref())
             && self.namespace_lets_clients_publish(&f.channel, f.id.as_ref()))
-        .then(|| {
-            let publisher = Publisher {
-                connection_id: Arc::clone(&self.id),
-                user_id: self.identity.user_id.clone(),
-                client: self.client.clone(),
-            };
-            let answer_id = f.id.clone();
-            let own_id: &str = &self.id;
-            let exclude: &[&str] = if f.exclude_self {
-                std::slice::from_ref(&own_id)
-            } else {
-                &[]
-            };
-            let publishing = self.hub.publish(
-                publisher, f.channel, &f.event, f.payload, f.id, f.priority, exclude,
-            );
-            (answer_id, publishing)
-        });
+        {
+            return None;
+        }
+        let publisher = Publisher {
+            connection_id: Arc::clone(&self.id),
+            user_id: self.identity.user_id.clone(),
+            client: self.client.clone(),
+        };
+        let answer_id = f.id.clone();
+        let own_id: &str = &self.id;
+        let exclude: &[&str] = if f.exclude_self {
+            std::slice::from_ref(&own_id)
+        } else {
+            &[]
+        };
+        let publishing = self.hub.publish(
+            publisher, f.channel, &f.event, f.payload, f.id, f.priority, exclude,
+        );
+        Some(ClientPublish {
+            answer_id,
+            publishing,
+        })
+    }
+
+    /// A publish's `ack` (when it had an id), or its `error`.
+    fn answer_publish(
+        &self,
+        answer_id: Option<String>,
+        answer: Result<PublishReceipt, BackplaneError>,
+    ) {
+        match answer {
+            Ok(receipt) => {
+                if let Some(id) = answer_id {
+                    self.send(
+                        &ServerFrame::Ack(Ack {
+                            id,
+                            offset: receipt.offset,
+                        }),
+                        Priority::High,
+                    );
+                }
+            }
+            Err(err) => {
+                let (code, message) = unavailable(&err);
+                self.error(code, message, answer_id);
+            }
+        }
+    }
+
+    /// A publish: done before the future is polled when the backplane publishes in place;
+    /// the future only waits for the backplane and answers (small: every client publish
+    /// through a backplane that waits allocates it).
+    fn publish(&self, f: Publish) -> impl Future<Output = ()> + Send + '_ {
+        let started = self.start_publish(f);
         async move {
-            let Some((answer_id, publishing)) = publishing else {
-                return;
-            };
-            match publishing.await {
-                Ok(receipt) => {
-                    if let Some(id) = answer_id {
-                        self.send(
-                            &ServerFrame::Ack(Ack {
-                                id,
-                                offset: receipt.offset,
-                            }),
-                            Priority::High,
-                        );
-                    }
-                }
-                Err(err) => {
-                    let (code, message) = unavailable(&err);
-                    self.error(code, message, answer_id);
-                }
+            if let Some(ClientPublish {
+                answer_id,
+                publishing,
+            }) = started
+            {
+                let answer = publishing.answer().await;
+                self.answer_publish(answer_id, answer);
             }
         }
     }
@@ -743,6 +804,12 @@ impl<B: Backplane> Connection<B> {
     pub fn close(&self, code: CloseCode) {
         self.outbox.close(code);
     }
+}
+
+/// A client's publish under way, and the id its answer (`ack` or `error`) carries.
+struct ClientPublish<F> {
+    answer_id: Option<String>,
+    publishing: Publishing<F>,
 }
 
 impl<B: Backplane> Drop for Connection<B> {

@@ -299,6 +299,7 @@ impl<B: Backplane> Hub<B> {
                 message.priority,
                 &exclude,
             )
+            .answer()
             .await?)
     }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Scope};
+use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Published, Scope};
 use switchboard_protocol::{
     ChannelName, ClientId, DraftParts, EventType, Payload, Priority, Sender, unix_ms, unix_us,
 };
@@ -52,9 +52,11 @@ impl<B: Backplane> HubInner<B> {
     /// Redacts, stamps and encodes a message once, publishes it through the backplane, and
     /// reports [`HubEvent::Published`] unless it repeated an earlier publish.
     ///
-    /// The message is encoded when this is called; the future only carries the encoded bytes
-    /// and what the answer needs across the backplane's await, which keeps the future every
-    /// client publish allocates small.
+    /// The message is encoded when this is called, and published too when the backplane
+    /// can do that without waiting ([`Backplane::publish_now`]): then the answer is
+    /// [`Publishing::Done`], with no future at all. Otherwise the future only carries the
+    /// encoded bytes and what the answer needs across the backplane's await, which keeps
+    /// the future every such client publish allocates small.
     #[allow(
         clippy::too_many_arguments,
         reason = "the parts of one publish, each moved into the draft once"
@@ -68,7 +70,8 @@ impl<B: Backplane> HubInner<B> {
         id: Option<String>,
         priority: Priority,
         exclude: &[&str],
-    ) -> impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + use<'a, B> {
+    ) -> Publishing<impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + use<'a, B>>
+    {
         // Only an id the publisher chose can come back in a retry; generated ones are unique.
         let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
         // One clock read: the frame's `timestamp`, and the envelope's finer publish time
@@ -88,43 +91,92 @@ impl<B: Backplane> HubInner<B> {
             connection_id: &publisher.connection_id,
         };
         let data = encode_envelope(&draft, priority, unix_us(now), exclude);
-        let Publisher {
-            connection_id,
-            user_id,
-            client: _,
-        } = publisher;
-        async move {
-            let mut options = PublishOptions::default();
-            if let Some(key) = &key {
-                options = options.dedupe_key(key);
+        let done = Done {
+            publisher,
+            channel,
+            id,
+        };
+        if let Some(published) =
+            self.backplane
+                .publish_now(&done.channel, &data, options(key.as_deref()))
+        {
+            return Publishing::Done(published.map(|published| self.published(done, &published)));
+        }
+        Publishing::Waiting(async move {
+            let published = self
+                .backplane
+                .publish_with(&done.channel, data, options(key.as_deref()))
+                .await?;
+            Ok(self.published(done, &published))
+        })
+    }
+
+    /// Reports a publish the backplane took, and makes its receipt.
+    fn published(&self, done: Done, published: &Published) -> PublishReceipt {
+        let Done {
+            publisher,
+            channel,
+            id,
+        } = done;
+        if published.duplicate {
+            tracing::debug!(
+                %channel,
+                %id,
+                offset = published.offset,
+                "a repeated publish id was acknowledged with its first offset, not delivered again"
+            );
+        } else {
+            self.metrics.backplane_published();
+            // Built only for a listener: most hosts never subscribe to events.
+            if self.events.receiver_count() > 0 {
+                let _ = self.events.send(HubEvent::Published {
+                    connection_id: publisher.connection_id,
+                    user_id: publisher.user_id,
+                    channel,
+                    id: id.clone(),
+                    offset: published.offset,
+                });
             }
-            let published = self.backplane.publish_with(&channel, data, options).await?;
-            if published.duplicate {
-                tracing::debug!(
-                    %channel,
-                    %id,
-                    offset = published.offset,
-                    "a repeated publish id was acknowledged with its first offset, not delivered again"
-                );
-            } else {
-                self.metrics.backplane_published();
-                // Built only for a listener: most hosts never subscribe to events.
-                if self.events.receiver_count() > 0 {
-                    let _ = self.events.send(HubEvent::Published {
-                        connection_id,
-                        user_id,
-                        channel,
-                        id: id.clone(),
-                        offset: published.offset,
-                    });
-                }
-            }
-            Ok(PublishReceipt {
-                id,
-                offset: published.offset,
-                scope: published.scope,
-                duplicate: published.duplicate,
-            })
+        }
+        PublishReceipt {
+            id,
+            offset: published.offset,
+            scope: published.scope,
+            duplicate: published.duplicate,
+        }
+    }
+}
+
+/// The backplane options of a publish with dedupe key `key`.
+fn options(key: Option<&str>) -> PublishOptions<'_> {
+    match key {
+        Some(key) => PublishOptions::default().dedupe_key(key),
+        None => PublishOptions::default(),
+    }
+}
+
+/// What a publish's receipt and lifecycle event need once the backplane has answered.
+struct Done {
+    publisher: Publisher,
+    channel: ChannelName,
+    id: String,
+}
+
+/// A publish under way: finished already (the backplane published in place), or waiting
+/// for the backplane.
+pub(crate) enum Publishing<F> {
+    /// The backplane answered at once.
+    Done(Result<PublishReceipt, BackplaneError>),
+    /// The backplane's answer, to await.
+    Waiting(F),
+}
+
+impl<F: Future<Output = Result<PublishReceipt, BackplaneError>>> Publishing<F> {
+    /// The backplane's answer.
+    pub(crate) async fn answer(self) -> Result<PublishReceipt, BackplaneError> {
+        match self {
+            Self::Done(answer) => answer,
+            Self::Waiting(waiting) => waiting.await,
         }
     }
 }

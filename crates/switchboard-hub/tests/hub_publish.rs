@@ -6,7 +6,7 @@ use serde_json::json;
 use support::{Client, hub, memory};
 use switchboard_backplane::{MemoryBackplane, MemoryBackplaneConfig};
 use switchboard_hub::{Hub, Identity, ServerMessage};
-use switchboard_protocol::{ChannelName, EventType, Payload, Priority};
+use switchboard_protocol::{ChannelName, ClientFrame, EventType, Payload, Priority};
 
 #[tokio::test]
 async fn a_publish_reaches_every_subscriber_once_with_the_server_built_envelope() {
@@ -346,4 +346,37 @@ async fn message_latency_is_observed_once_per_message_delivered_here_and_never_f
         "publish → written took {} ms: the publish time was misread",
         observed.sum
     );
+}
+
+#[tokio::test]
+async fn through_the_memory_backplane_a_publish_is_handled_in_place_and_the_rest_left_to_await() {
+    let hub = hub();
+    let mut publisher = Client::connect(&hub, Identity::anonymous());
+    let mut reader = Client::connect(&hub, Identity::anonymous());
+    reader.subscribe("news").await;
+
+    // A publish leaves nothing to wait for: ack and delivery are there when it returns.
+    let frame =
+        ClientFrame::decode(r#"{"type":"headline","channel":"news","payload":1,"id":"p-1"}"#)
+            .unwrap();
+    assert!(publisher.conn.handle_now(frame).is_none());
+    assert_eq!(
+        publisher.rx.try_recv().ok(),
+        Some(support::Out::Frame(
+            json!({"type": "ack", "id": "p-1", "offset": 1}),
+            Priority::High
+        ))
+    );
+    assert_eq!(reader.next().await["payload"], 1);
+
+    // A subscribe waits (history, presence): the rest is handed back, and nothing happens
+    // before it is awaited.
+    let frame = ClientFrame::decode(r#"{"type":"subscribe","channel":"news","id":"s-1"}"#).unwrap();
+    let rest = publisher
+        .conn
+        .handle_now(frame)
+        .expect("a subscribe has a rest");
+    assert!(publisher.rx.try_recv().is_err());
+    rest.await;
+    assert_eq!(publisher.next().await["type"], "subscribed");
 }

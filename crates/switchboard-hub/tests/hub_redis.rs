@@ -149,3 +149,24 @@ async fn with_redis_unreachable_publishes_stay_local_and_presence_queries_are_un
     assert_eq!(err["code"], "unavailable");
     assert_eq!(err["id"], "q");
 }
+
+#[tokio::test]
+async fn through_redis_a_publish_leaves_its_round_trip_to_await() {
+    let redis = RedisServer::start();
+    let hub = instance(&redis).await;
+    let mut publisher = Client::connect(&hub, Identity::anonymous());
+    let frame = switchboard_protocol::ClientFrame::decode(
+        r#"{"type":"note","channel":"orders","payload":1,"id":"p-1"}"#,
+    )
+    .unwrap();
+    let rest = publisher
+        .conn
+        .handle_now(frame)
+        .expect("a publish to Redis waits for its answer");
+    rest.await;
+    let ack = publisher.next().await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["offset"].as_u64()),
+        (Some("ack"), Some(1))
+    );
+}

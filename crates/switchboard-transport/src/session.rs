@@ -338,14 +338,6 @@ fn close_reply(code: Option<u16>) -> Bytes {
     })
 }
 
-/// What handling a client frame changed.
-struct Handled {
-    /// A `refresh` moved the credentials' expiry.
-    expiry_moved: bool,
-    /// What it caused for this connection is queued: the session writes it now.
-    to_write: bool,
-}
-
 /// What woke a session.
 enum Wake {
     /// Frames to write, or a close request.
@@ -559,15 +551,16 @@ impl<B: Backplane, P: Send> Session<B, P> {
                             Inbound::Text(text) => {
                                 let (decoded, len) = *text;
                                 match self.admit(decoded, len, bucket, rejections) {
-                                    // Boxed: the hub's future (a publish, a Redis round
-                                    // trip…) inline would size every idle session's task.
+                                    // Boxed: what the hub leaves to wait for (a subscribe,
+                                    // a publish through Redis…) inline would size every idle
+                                    // session's task. A publish through the memory backplane
+                                    // leaves nothing: its box is small.
                                     Admitted::Handle(frame) => {
-                                        let handled = Box::pin(self.handle(frame, now)).await;
-                                        if handled.expiry_moved {
+                                        if Box::pin(self.handle(frame)).await {
                                             // A refresh moved the expiry: the timer follows.
                                             timer.as_mut().reset(self.deadlines.next());
                                         }
-                                        start_write = handled.to_write;
+                                        start_write = self.handled(now);
                                         false
                                     }
                                     Admitted::Done { abusive } => abusive,
@@ -792,29 +785,36 @@ impl<B: Backplane, P: Send> Session<B, P> {
         }
     }
 
-    /// Hands a frame to the hub, timing it for `websocket_frame_handling_ms`. What it
-    /// causes for this connection (an answer; with the memory backplane, the connection's
-    /// own copy of what it published) is written together once it is handled: by the
-    /// caller, when [`Handled::to_write`] says so. `started` is when the frame was read.
-    async fn handle(&mut self, frame: ClientFrame, started: Instant) -> Handled {
+    /// Hands a frame to the hub: as far as that takes no waiting (a publish through the
+    /// memory backplane, entirely), and what is left boxed by the hub. Corks the outbox,
+    /// so that all the frame causes for this connection goes out in one write:
+    /// [`handled`](Self::handled) ends it. Returns whether the credentials' expiry moved
+    /// (a `refresh`).
+    async fn handle(&mut self, frame: ClientFrame) -> bool {
         self.accounting.outbox.cork();
-        let expiry_moved = match frame {
+        match frame {
             // The transport's: the hub knows identities, not tokens. Boxed: rare.
             ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
             frame => {
-                self.connection.handle(frame).await;
+                if let Some(rest) = self.connection.handle_now(frame) {
+                    rest.await;
+                }
                 false
             }
-        };
+        }
+    }
+
+    /// Ends the handling of a client frame (read at `started`), timed for
+    /// `websocket_frame_handling_ms`. Returns whether what it caused for this connection (an
+    /// answer; with the memory backplane, the connection's own copy of what it published)
+    /// is queued: the session writes it at once, all together.
+    fn handled(&self, started: Instant) -> bool {
         let to_write = self.accounting.outbox.uncork();
         self.accounting
             .outbox
             .metrics()
             .observe_handling(started.elapsed());
-        Handled {
-            expiry_moved,
-            to_write,
-        }
+        to_write
     }
 
     /// `refresh`: verifies the new token (bounded by the handshake timeout) and, when it
