@@ -247,6 +247,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 /// Stops at the first level past `limit`. String contents are skipped with `memchr`, so
 /// text-heavy payloads cost little more than a memory scan.
 fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
+    // No deeper than the brackets there are: most frames hold a few, and counting them is
+    // one branch-free pass, where the walk below must skip every string.
+    let brackets = text.iter().filter(|&&b| b == b'{' || b == b'[').count();
+    if brackets <= limit {
+        return false;
+    }
     let mut depth = 0usize;
     let mut i = 0;
     while let Some(&b) = text.get(i) {
