@@ -16,7 +16,7 @@ use switchboard_protocol::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until};
 
-use crate::clock::TokioClock;
+use crate::clock::{FrameClock, TokioClock};
 use crate::config::TransportConfig;
 use crate::frames::{FrameReader, Incoming, ReadError};
 use crate::io::poll_write_all;
@@ -431,7 +431,7 @@ where
 struct Running<R, W> {
     stream: FrameReader<R>,
     writer: W,
-    bucket: TokenBucket<TokioClock>,
+    bucket: TokenBucket<FrameClock>,
     rejections: RejectionWindow,
     batch: Vec<Bytes>,
 }
@@ -452,7 +452,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
         let running = Box::new(Running {
             stream,
             writer,
-            bucket: TokenBucket::with_clock(self.config.rate_limit, TokioClock::new()),
+            bucket: TokenBucket::with_clock(self.config.rate_limit, FrameClock::default()),
             rejections: RejectionWindow::for_quota(&self.config.rate_limit),
             batch: Vec::new(),
         });
@@ -544,6 +544,8 @@ impl<B: Backplane, P: Send> Session<B, P> {
                     Wake::Read(Ok(inbound)) => {
                         let now = Instant::now();
                         self.deadlines.heard(now, &self.config);
+                        // What a charge for this frame reads as the time.
+                        bucket.clock().set(Tick::at(now).0);
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                             self.accounting.outbox.metrics().message_received();
                         }
@@ -745,7 +747,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
     /// Takes a token for a frame; a refused frame is answered with `rate_limited`.
     fn charge(
         &self,
-        bucket: &TokenBucket<TokioClock>,
+        bucket: &TokenBucket<FrameClock>,
         rejections: &mut RejectionWindow,
         id: Option<String>,
     ) -> Charge {
@@ -887,7 +889,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
         &mut self,
         decoded: Result<ClientFrame, DecodeError>,
         len: usize,
-        bucket: &TokenBucket<TokioClock>,
+        bucket: &TokenBucket<FrameClock>,
         rejections: &mut RejectionWindow,
     ) -> Admitted {
         match decoded {
