@@ -20,7 +20,7 @@ use crate::identity::Identity;
 use crate::lifecycle::{DisconnectReason, HubEvent};
 use crate::namespace::{Policy, namespace_of};
 use crate::outbox::Outbox;
-use crate::publish::{PublishReceipt, Publisher, Publishing};
+use crate::publish::{Publisher, Publishing, Receipt};
 use crate::state::{HubInner, now_ms};
 use crate::subscriptions::Subscriptions;
 
@@ -684,9 +684,8 @@ impl<B: Backplane> Connection<B> {
     fn start_publish(
         &self,
         f: Publish,
-    ) -> Option<
-        ClientPublish<impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + '_>,
-    > {
+    ) -> Option<ClientPublish<impl Future<Output = Result<Receipt, BackplaneError>> + Send + '_>>
+    {
         if !(self.authorize(Action::Publish, &f.channel, f.id.as_ref())
             && self.namespace_lets_clients_publish(&f.channel, f.id.as_ref()))
         {
@@ -714,11 +713,7 @@ impl<B: Backplane> Connection<B> {
     }
 
     /// A publish's `ack` (when it had an id), or its `error`.
-    fn answer_publish(
-        &self,
-        answer_id: Option<String>,
-        answer: Result<PublishReceipt, BackplaneError>,
-    ) {
+    fn answer_publish(&self, answer_id: Option<String>, answer: Result<Receipt, BackplaneError>) {
         match answer {
             Ok(receipt) => {
                 if let Some(id) = answer_id {

@@ -22,7 +22,7 @@ use crate::identity::Identity;
 use crate::ids::IdGenerator;
 use crate::lifecycle::HubEvent;
 use crate::outbox::Outbox;
-use crate::publish::{PublishReceipt, Publisher};
+use crate::publish::{PublishReceipt, Publisher, Receipt};
 use crate::redact::Redactor;
 use crate::registry::Registry;
 use crate::state::HubInner;
@@ -300,7 +300,8 @@ impl<B: Backplane> Hub<B> {
                 &exclude,
             )
             .answer()
-            .await?)
+            .await
+            .map(Receipt::into_public)?)
     }
 
     /// The channel's presence members.

@@ -37,12 +37,20 @@ impl IdGenerator {
         &self.node
     }
 
-    pub(crate) fn next(&self, kind: char) -> String {
+    /// The next message id, `<node>m<counter>`, kept inline: made on every publish that
+    /// brings no id of its own, and only written into the message (a `String` only when
+    /// one is asked for).
+    pub(crate) fn next_message(&self) -> MessageId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut id = String::with_capacity(self.node.len() + 1 + 16);
-        id.push_str(&self.node);
-        id.push(kind);
-        push_hex(&mut id, n);
+        let mut id = MessageId {
+            bytes: [0; MESSAGE_ID_LEN],
+            len: 0,
+        };
+        let (digits, at) = hex(n);
+        for &b in self.node.as_bytes().iter().chain(b"m").chain(&digits[at..]) {
+            id.bytes[usize::from(id.len)] = b;
+            id.len += 1;
+        }
         id
     }
 
@@ -89,6 +97,15 @@ impl IdGenerator {
 /// Appends `n` in lower-case hexadecimal without leading zeros (`0` for zero), as `{n:x}`
 /// would, without the formatting machinery: message ids are made on every publish.
 fn push_hex(out: &mut String, n: u64) {
+    let (digits, at) = hex(n);
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
+}
+
+/// `n`'s lower-case hexadecimal digits, written from the end of the array, and where they
+/// start.
+fn hex(n: u64) -> ([u8; 16], usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 16];
     let mut at = buf.len();
@@ -98,11 +115,24 @@ fn push_hex(out: &mut String, n: u64) {
         buf[at] = DIGITS[(rest & 15) as usize];
         rest >>= 4;
         if rest == 0 {
-            break;
+            return (buf, at);
         }
     }
-    for &digit in &buf[at..] {
-        out.push(char::from(digit));
+}
+
+/// The longest generated message id: an 8-digit node, `m`, a 16-digit counter.
+const MESSAGE_ID_LEN: usize = 8 + 1 + 16;
+
+/// A generated message id ([`IdGenerator::next_message`]), inline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageId {
+    bytes: [u8; MESSAGE_ID_LEN],
+    len: u8,
+}
+
+impl MessageId {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("generated ids are ASCII")
     }
 }
 
@@ -118,8 +148,12 @@ mod tests {
             assert_eq!(out, format!("x{n:x}"));
         }
         let ids = IdGenerator::new();
-        assert_eq!(ids.next('m'), format!("{}m1", ids.node()));
-        assert_eq!(ids.next('m'), format!("{}m2", ids.node()));
+        assert_eq!(ids.next_message().as_str(), format!("{}m1", ids.node()));
+        assert_eq!(ids.next_message().as_str(), format!("{}m2", ids.node()));
+        ids.next.store(u64::MAX, Ordering::Relaxed);
+        let longest = ids.next_message();
+        assert_eq!(longest.as_str(), format!("{}m{:x}", ids.node(), u64::MAX));
+        assert_eq!(longest.as_str().len(), MESSAGE_ID_LEN);
     }
 
     #[test]
@@ -165,7 +199,7 @@ mod tests {
         forged.pop();
         forged.push(if id.ends_with('x') { 'y' } else { 'x' });
         assert_eq!(ids.local_key(&forged), None);
-        assert_eq!(ids.local_key(&ids.next('m')), None);
+        assert_eq!(ids.local_key(ids.next_message().as_str()), None);
         assert_eq!(
             ids.local_key(&format!(
                 "{}c+2a{}",

@@ -10,6 +10,7 @@ use switchboard_protocol::{
 };
 
 use crate::envelope::encode_envelope;
+use crate::ids::MessageId;
 use crate::lifecycle::HubEvent;
 use crate::state::HubInner;
 
@@ -70,21 +71,23 @@ impl<B: Backplane> HubInner<B> {
         id: Option<String>,
         priority: Priority,
         exclude: &[&str],
-    ) -> Publishing<impl Future<Output = Result<PublishReceipt, BackplaneError>> + Send + use<'a, B>>
-    {
+    ) -> Publishing<impl Future<Output = Result<Receipt, BackplaneError>> + Send + use<'a, B>> {
         // Only an id the publisher chose can come back in a retry; generated ones are unique.
         let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
         // One clock read: the frame's `timestamp`, and the envelope's finer publish time
         // that backplane lag and message latency are measured from.
         let now = SystemTime::now();
         let payload = self.redactor.redact_payload(payload);
-        let id = id.unwrap_or_else(|| self.ids.next('m'));
+        let id = match id {
+            Some(id) => PublishId::Given(id),
+            None => PublishId::Generated(self.ids.next_message()),
+        };
         // Encoded from borrowed parts: the publisher's ids are not copied to be written.
         let draft = DraftParts {
             event,
             channel: &channel,
             payload: &payload,
-            id: &id,
+            id: id.as_str(),
             timestamp: unix_ms(now),
             priority,
             user_id: publisher.user_id.as_deref(),
@@ -112,7 +115,7 @@ impl<B: Backplane> HubInner<B> {
     }
 
     /// Reports a publish the backplane took, and makes its receipt.
-    fn published(&self, done: Done, published: &Published) -> PublishReceipt {
+    fn published(&self, done: Done, published: &Published) -> Receipt {
         let Done {
             publisher,
             channel,
@@ -121,7 +124,7 @@ impl<B: Backplane> HubInner<B> {
         if published.duplicate {
             tracing::debug!(
                 %channel,
-                %id,
+                id = id.as_str(),
                 offset = published.offset,
                 "a repeated publish id was acknowledged with its first offset, not delivered again"
             );
@@ -133,16 +136,54 @@ impl<B: Backplane> HubInner<B> {
                     connection_id: publisher.connection_id,
                     user_id: publisher.user_id,
                     channel,
-                    id: id.clone(),
+                    id: id.as_str().to_owned(),
                     offset: published.offset,
                 });
             }
         }
-        PublishReceipt {
+        Receipt {
             id,
             offset: published.offset,
             scope: published.scope,
             duplicate: published.duplicate,
+        }
+    }
+}
+
+/// A message's id: the publisher's, or one the hub generated.
+pub(crate) enum PublishId {
+    Given(String),
+    Generated(MessageId),
+}
+
+impl PublishId {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Given(id) => id,
+            Self::Generated(id) => id.as_str(),
+        }
+    }
+}
+
+/// A [`PublishReceipt`] as the hub keeps it: the id a `String` only when the receipt is
+/// handed out ([`into_public`](Self::into_public)); a client's `ack` needs only the offset.
+pub(crate) struct Receipt {
+    pub(crate) id: PublishId,
+    pub(crate) offset: u64,
+    pub(crate) scope: Scope,
+    pub(crate) duplicate: bool,
+}
+
+impl Receipt {
+    pub(crate) fn into_public(self) -> PublishReceipt {
+        PublishReceipt {
+            id: match self.id {
+                PublishId::Given(id) => id,
+                PublishId::Generated(id) => id.as_str().to_owned(),
+            },
+            offset: self.offset,
+            scope: self.scope,
+            duplicate: self.duplicate,
         }
     }
 }
@@ -159,21 +200,21 @@ fn options(key: Option<&str>) -> PublishOptions<'_> {
 struct Done {
     publisher: Publisher,
     channel: ChannelName,
-    id: String,
+    id: PublishId,
 }
 
 /// A publish under way: finished already (the backplane published in place), or waiting
 /// for the backplane.
 pub(crate) enum Publishing<F> {
     /// The backplane answered at once.
-    Done(Result<PublishReceipt, BackplaneError>),
+    Done(Result<Receipt, BackplaneError>),
     /// The backplane's answer, to await.
     Waiting(F),
 }
 
-impl<F: Future<Output = Result<PublishReceipt, BackplaneError>>> Publishing<F> {
+impl<F: Future<Output = Result<Receipt, BackplaneError>>> Publishing<F> {
     /// The backplane's answer.
-    pub(crate) async fn answer(self) -> Result<PublishReceipt, BackplaneError> {
+    pub(crate) async fn answer(self) -> Result<Receipt, BackplaneError> {
         match self {
             Self::Done(answer) => answer,
             Self::Waiting(waiting) => waiting.await,
