@@ -306,44 +306,6 @@ async fn sweep_periodically(
 }
 
 impl MemoryBackplane {
-    /// A publish, start to end, in the calling task: the offset, history, and delivery to
-    /// every attached sink under the channel's lock.
-    fn publish_in_place(
-        &self,
-        channel: &str,
-        data: Bytes,
-        options: PublishOptions<'_>,
-    ) -> Result<Published> {
-        self.check_open()?;
-        let limits = self.limits(channel);
-        let now = Instant::now();
-        let published = self.inner.store.with_slot(channel, |slot| {
-            if let Some(offset) = options
-                .dedupe_key
-                .and_then(|key| slot.history.deduplicated(key))
-            {
-                return Published {
-                    offset,
-                    epoch: slot.history.epoch().clone(),
-                    scope: Scope::Cluster,
-                    duplicate: true,
-                };
-            }
-            let envelope = slot.history.append(data, options.dedupe_key, now, limits);
-            let published = Published {
-                offset: envelope.offset,
-                epoch: slot.history.epoch().clone(),
-                scope: Scope::Cluster,
-                duplicate: false,
-            };
-            slot.broadcast(&Event::Message(envelope));
-            published
-        });
-        // Outside the channel's lock: trimming takes other channels' locks.
-        self.inner.store.enforce_budget();
-        Ok(published)
-    }
-
     /// A new store and its first instance. Starts the sweep task, which ends when the last
     /// instance is dropped.
     ///
@@ -428,6 +390,44 @@ impl MemoryBackplane {
 
     fn limits(&self, channel: &str) -> HistoryLimits {
         self.inner.store.config.limits(channel)
+    }
+
+    /// A publish, start to end, in the calling task: the offset, history, and delivery to
+    /// every attached sink under the channel's lock.
+    fn publish_in_place(
+        &self,
+        channel: &str,
+        data: Bytes,
+        options: PublishOptions<'_>,
+    ) -> Result<Published> {
+        self.check_open()?;
+        let limits = self.limits(channel);
+        let now = Instant::now();
+        let published = self.inner.store.with_slot(channel, |slot| {
+            if let Some(offset) = options
+                .dedupe_key
+                .and_then(|key| slot.history.deduplicated(key))
+            {
+                return Published {
+                    offset,
+                    epoch: slot.history.epoch().clone(),
+                    scope: Scope::Cluster,
+                    duplicate: true,
+                };
+            }
+            let envelope = slot.history.append(data, options.dedupe_key, now, limits);
+            let published = Published {
+                offset: envelope.offset,
+                epoch: slot.history.epoch().clone(),
+                scope: Scope::Cluster,
+                duplicate: false,
+            };
+            slot.broadcast(&Event::Message(envelope));
+            published
+        });
+        // Outside the channel's lock: trimming takes other channels' locks.
+        self.inner.store.enforce_budget();
+        Ok(published)
     }
 }
 
