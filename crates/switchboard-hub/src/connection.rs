@@ -172,19 +172,15 @@ impl<B: Backplane> Connection<B> {
         match frame {
             ClientFrame::Publish(f) => {
                 let this: &Self = self;
-                let ClientPublish {
-                    answer_id,
-                    publishing,
-                } = this.start_publish(f)?;
-                match publishing {
-                    Publishing::Done(answer) => {
+                match this.start_publish(f)? {
+                    ClientPublish {
+                        answer_id,
+                        publishing: Publishing::Done(answer),
+                    } => {
                         this.answer_publish(answer_id, answer);
                         None
                     }
-                    Publishing::Waiting(waiting) => Some(Box::pin(async move {
-                        let answer = waiting.await;
-                        this.answer_publish(answer_id, answer);
-                    })),
+                    waiting => Some(Box::pin(this.finish_publish(waiting))),
                 }
             }
             frame => Some(Box::pin(self.handle(frame))),
@@ -739,15 +735,20 @@ impl<B: Backplane> Connection<B> {
     fn publish(&self, f: Publish) -> impl Future<Output = ()> + Send + '_ {
         let started = self.start_publish(f);
         async move {
-            if let Some(ClientPublish {
-                answer_id,
-                publishing,
-            }) = started
-            {
-                let answer = publishing.answer().await;
-                self.answer_publish(answer_id, answer);
+            if let Some(started) = started {
+                self.finish_publish(started).await;
             }
         }
+    }
+
+    /// Waits for the backplane's answer to a publish, if it has not come yet, and answers
+    /// the client.
+    async fn finish_publish<F>(&self, started: ClientPublish<F>)
+    where
+        F: Future<Output = Result<Receipt, BackplaneError>>,
+    {
+        let answer = started.publishing.answer().await;
+        self.answer_publish(started.answer_id, answer);
     }
 
     /// Whether the channel's namespace lets this connection publish: clients may not where

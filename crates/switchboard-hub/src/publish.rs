@@ -163,6 +163,13 @@ impl PublishId {
             Self::Generated(id) => id.as_str(),
         }
     }
+
+    fn into_string(self) -> String {
+        match self {
+            Self::Given(id) => id,
+            Self::Generated(id) => id.as_str().to_owned(),
+        }
+    }
 }
 
 /// A [`PublishReceipt`] as the hub keeps it: the id a `String` only when the receipt is
@@ -177,10 +184,7 @@ pub(crate) struct Receipt {
 impl Receipt {
     pub(crate) fn into_public(self) -> PublishReceipt {
         PublishReceipt {
-            id: match self.id {
-                PublishId::Given(id) => id,
-                PublishId::Generated(id) => id.as_str().to_owned(),
-            },
+            id: self.id.into_string(),
             offset: self.offset,
             scope: self.scope,
             duplicate: self.duplicate,

@@ -40,9 +40,9 @@ const FRAME_CLOCK_SHIFT: i64 = 1 << 62;
 impl FrameClock {
     /// The frame being charged was read `nanos` after the session's tick origin.
     pub(crate) fn set(&self, nanos: i64) {
-        let shifted = nanos.saturating_add(FRAME_CLOCK_SHIFT).max(0);
-        self.0
-            .store(u64::try_from(shifted).unwrap_or(0), Ordering::Relaxed);
+        // Before the shift's 146 years (never): the start of the count.
+        let shifted = u64::try_from(nanos.saturating_add(FRAME_CLOCK_SHIFT)).unwrap_or(0);
+        self.0.store(shifted, Ordering::Relaxed);
     }
 }
 
