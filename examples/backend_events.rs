@@ -77,6 +77,23 @@ async fn main() {
     ))
     .await
     .expect("send");
+    // A publish reaches the subscribers a channel has when it is published: wait until the
+    // server confirms the subscription before the backend starts.
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("`subscribed` within 5 s");
+        if let Some(Ok(Message::Text(text))) = message {
+            let frame: Value = serde_json::from_str(&text).expect("JSON");
+            if frame["type"] == "subscribed" {
+                println!(
+                    "frontend: subscribed to {CHANNEL} at offset {}",
+                    frame["offset"]
+                );
+                break;
+            }
+        }
+    }
 
     // The backend, over HTTP.
     for status in ["in_progress", "review", "done"] {
