@@ -208,10 +208,78 @@ impl DecodeError {
     }
 }
 
-/// Every field any client frame may carry, borrowed and not yet interpreted. Unknown fields
-/// are skipped by serde.
+/// Every field any client frame may carry, as the JSON text of its value, not yet
+/// interpreted. Unknown fields are skipped; a field given as `null` is absent, except the
+/// payload (`null` is a valid payload). Found by [`scan::frame`](crate::scan::frame), or by
+/// serde ([`SerdeFrame`]) for a frame the scan leaves to it.
+#[derive(Default)]
+pub(crate) struct RawFrame<'a> {
+    kind: Option<&'a str>,
+    channel: Option<&'a str>,
+    id: Option<&'a str>,
+    since: Option<&'a str>,
+    timestamp: Option<&'a str>,
+    status: Option<&'a str>,
+    current_feature: Option<&'a str>,
+    meta: Option<&'a str>,
+    payload: Option<&'a RawValue>,
+    priority: Option<&'a str>,
+    exclude_self: Option<&'a str>,
+    token: Option<&'a str>,
+    /// The known fields met so far (bit per field, in declaration order): serde refuses a
+    /// repeated one, so the scan leaves such a frame to it.
+    seen: u16,
+}
+
+impl<'a> RawFrame<'a> {
+    /// Records field `key` with `value`; `false` when the frame must go to serde instead
+    /// (a known field seen twice).
+    pub(crate) fn set(&mut self, key: &[u8], value: crate::scan::Value<'a>) -> bool {
+        let (bit, slot) = match key {
+            b"type" => (0, &mut self.kind),
+            b"channel" => (1, &mut self.channel),
+            b"id" => (2, &mut self.id),
+            b"since" => (3, &mut self.since),
+            b"timestamp" => (4, &mut self.timestamp),
+            b"status" => (5, &mut self.status),
+            b"currentFeature" => (6, &mut self.current_feature),
+            b"meta" => (7, &mut self.meta),
+            b"priority" => (8, &mut self.priority),
+            b"excludeSelf" => (9, &mut self.exclude_self),
+            b"token" => (10, &mut self.token),
+            b"payload" => {
+                if !self.first(11) {
+                    return false;
+                }
+                self.payload = match value {
+                    crate::scan::Value::Raw(raw) => Some(raw),
+                    // A string payload: rare, parsed again to make it a raw value.
+                    crate::scan::Value::Text(text) => match serde_json::from_str(text) {
+                        Ok(raw) => Some(raw),
+                        Err(_) => return false,
+                    },
+                };
+                return true;
+            }
+            _ => return true,
+        };
+        let json = value.json();
+        *slot = (json != "null").then_some(json);
+        self.first(bit)
+    }
+
+    /// Marks field `bit` seen; `false` when it was already.
+    fn first(&mut self, bit: u16) -> bool {
+        let first = self.seen & (1 << bit) == 0;
+        self.seen |= 1 << bit;
+        first
+    }
+}
+
+/// [`RawFrame`] as serde reads it: the reference the scan agrees with, and the decoder of
+/// every frame the scan leaves to it.
 #[derive(Deserialize)]
-struct RawFrame<'a> {
+struct SerdeFrame<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -239,6 +307,27 @@ struct RawFrame<'a> {
     token: Option<&'a RawValue>,
 }
 
+impl<'a> From<SerdeFrame<'a>> for RawFrame<'a> {
+    fn from(f: SerdeFrame<'a>) -> Self {
+        let text = |raw: Option<&'a RawValue>| raw.map(RawValue::get);
+        Self {
+            kind: text(f.kind),
+            channel: text(f.channel),
+            id: text(f.id),
+            since: text(f.since),
+            timestamp: text(f.timestamp),
+            status: text(f.status),
+            current_feature: text(f.current_feature),
+            meta: text(f.meta),
+            payload: f.payload,
+            priority: text(f.priority),
+            exclude_self: text(f.exclude_self),
+            token: text(f.token),
+            seen: 0,
+        }
+    }
+}
+
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&'de RawValue>::deserialize(d).map(Some)
 }
@@ -246,11 +335,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 /// Whether `[`/`{` nest deeper than `limit` in `text`, ignoring brackets inside strings.
 /// Stops at the first level past `limit`. String contents are skipped with `memchr`, so
 /// text-heavy payloads cost little more than a memory scan.
-fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
-    // No deeper than the brackets there are: most frames hold a few, and counting them is
-    // one branch-free pass, where the walk below must skip every string.
-    let brackets = text.iter().filter(|&&b| b == b'{' || b == b'[').count();
-    if brackets <= limit {
+pub(crate) fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
+    // No deeper than the brackets there are: most frames hold a few, and finding them is a
+    // vectorized search that stops past `limit`, where the walk below must skip every string.
+    if memchr::memchr2_iter(b'{', b'[', text).nth(limit).is_none() {
         return false;
     }
     let mut depth = 0usize;
@@ -289,11 +377,10 @@ fn nesting_exceeds(text: &[u8], limit: usize) -> bool {
     false
 }
 
-/// The string a raw JSON value holds, or `None` when it is not a string. A string without
-/// escapes (the usual case) is borrowed as is: `raw` is already valid JSON, so a value that
+/// The string the JSON value `text` holds, or `None` when it is not a string. A string
+/// without escapes (the usual case) is borrowed as is: `text` is valid JSON, so a value that
 /// starts and ends with a quote and holds no backslash is exactly its contents.
-fn json_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn json_string(text: &str) -> Option<Cow<'_, str>> {
     if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
         && memchr::memchr(b'\\', inner.as_bytes()).is_none()
     {
@@ -327,7 +414,7 @@ impl<'a> Fields<'a> {
     fn string(
         &self,
         name: &str,
-        raw: Option<&'a RawValue>,
+        raw: Option<&'a str>,
     ) -> Result<Option<Cow<'a, str>>, DecodeError> {
         raw.map(|raw| {
             json_string(raw).ok_or_else(|| self.err(format!("`{name}` must be a string")))
@@ -335,11 +422,7 @@ impl<'a> Fields<'a> {
         .transpose()
     }
 
-    fn owned_string(
-        &self,
-        name: &str,
-        raw: Option<&RawValue>,
-    ) -> Result<Option<String>, DecodeError> {
+    fn owned_string(&self, name: &str, raw: Option<&str>) -> Result<Option<String>, DecodeError> {
         match raw {
             None => Ok(None),
             Some(raw) => json_string(raw)
@@ -369,7 +452,7 @@ impl<'a> Fields<'a> {
     fn limited(
         &self,
         name: &str,
-        raw: Option<&RawValue>,
+        raw: Option<&str>,
         max: usize,
     ) -> Result<Option<String>, DecodeError> {
         let value = self.owned_string(name, raw)?;
@@ -411,6 +494,15 @@ impl ClientFrame {
     /// As [`ClientFrame::decode`]; also `bad_request` when nesting exceeds
     /// [`DecodeLimits::max_depth`].
     pub fn decode_with(text: &str, limits: DecodeLimits) -> Result<Self, DecodeError> {
+        let raw = match crate::scan::frame(text, limits.max_depth) {
+            Some(raw) => raw,
+            None => Self::parse(text, limits)?,
+        };
+        Self::interpret(raw)
+    }
+
+    /// Parses a frame the scan left to serde: the exact error for a malformed one.
+    fn parse(text: &str, limits: DecodeLimits) -> Result<RawFrame<'_>, DecodeError> {
         if !text.trim_start().starts_with('{') {
             return Err(DecodeError::bad_request(
                 "a frame must be a JSON object with a string `type`",
@@ -423,9 +515,13 @@ impl ClientFrame {
                 top_level_id(text).as_deref(),
             ));
         }
-        let raw: RawFrame<'_> = serde_json::from_str(text)
-            .map_err(|e| DecodeError::bad_request(format!("invalid JSON: {e}"), None))?;
+        serde_json::from_str::<SerdeFrame<'_>>(text)
+            .map(RawFrame::from)
+            .map_err(|e| DecodeError::bad_request(format!("invalid JSON: {e}"), None))
+    }
 
+    /// Makes a frame of its fields.
+    fn interpret(raw: RawFrame<'_>) -> Result<Self, DecodeError> {
         // The id first, so every later error can carry it.
         let id = match raw.id {
             None => None,
@@ -446,7 +542,7 @@ impl ClientFrame {
                 let since = match fields.raw.since {
                     None => None,
                     Some(raw) => {
-                        let pos: StreamPosition = serde_json::from_str(raw.get()).map_err(|_| {
+                        let pos: StreamPosition = serde_json::from_str(raw).map_err(|_| {
                             fields.err(
                                 "`since` must be {\"offset\": <unsigned integer>, \"epoch\": <string>}",
                             )
@@ -472,7 +568,7 @@ impl ClientFrame {
             "ping" => {
                 let timestamp = match fields.raw.timestamp {
                     None => None,
-                    Some(raw) => Some(serde_json::from_str::<u64>(raw.get()).map_err(|_| {
+                    Some(raw) => Some(serde_json::from_str::<u64>(raw).map_err(|_| {
                         fields.err("`timestamp` must be a non-negative integer (ms since epoch)")
                     })?),
                 };
@@ -485,13 +581,13 @@ impl ClientFrame {
                 let meta = match fields.raw.meta {
                     None => None,
                     Some(raw) => {
-                        if raw.get().len() > MAX_META_BYTES {
+                        if raw.len() > MAX_META_BYTES {
                             return Err(fields.too_large(format!(
                                 "`meta` is {} bytes, the limit is {MAX_META_BYTES}",
-                                raw.get().len()
+                                raw.len()
                             )));
                         }
-                        let value: serde_json::Value = serde_json::from_str(raw.get())
+                        let value: serde_json::Value = serde_json::from_str(raw)
                             .map_err(|e| fields.err(format!("`meta`: {e}")))?;
                         if !value.is_object() {
                             return Err(fields.err("`meta` must be a JSON object"));
@@ -539,7 +635,7 @@ impl ClientFrame {
                         ))
                     })?,
                 };
-                let exclude_self = match fields.raw.exclude_self.map(RawValue::get) {
+                let exclude_self = match fields.raw.exclude_self {
                     None | Some("false") => false,
                     Some("true") => true,
                     Some(_) => return Err(fields.err("`excludeSelf` must be true or false")),
@@ -683,11 +779,17 @@ mod tests {
         for case in cases {
             let raw: Box<RawValue> = serde_json::from_str(case).unwrap();
             let expected = serde_json::from_str::<String>(case).ok();
-            assert_eq!(json_string(&raw).map(Cow::into_owned), expected, "{case}");
+            assert_eq!(
+                json_string(raw.get()).map(Cow::into_owned),
+                expected,
+                "{case}"
+            );
         }
         // Without escapes, the frame's own bytes are lent out, not copied.
-        let raw: Box<RawValue> = serde_json::from_str(r#""plain""#).unwrap();
-        assert!(matches!(json_string(&raw), Some(Cow::Borrowed("plain"))));
+        assert!(matches!(
+            json_string(r#""plain""#),
+            Some(Cow::Borrowed("plain"))
+        ));
     }
 
     #[test]
@@ -727,6 +829,195 @@ mod tests {
             }
         }
         false
+    }
+
+    /// A frame's fields as comparable text.
+    fn fields(raw: &RawFrame<'_>) -> [Option<String>; 12] {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        [
+            own(raw.kind),
+            own(raw.channel),
+            own(raw.id),
+            own(raw.since),
+            own(raw.timestamp),
+            own(raw.status),
+            own(raw.current_feature),
+            own(raw.meta),
+            raw.payload.map(|p| p.get().to_owned()),
+            own(raw.priority),
+            own(raw.exclude_self),
+            own(raw.token),
+        ]
+    }
+
+    /// What serde alone makes of `text`: the decoder before the scan.
+    fn decode_by_serde(text: &str, limits: DecodeLimits) -> Result<ClientFrame, DecodeError> {
+        ClientFrame::parse(text, limits).and_then(ClientFrame::interpret)
+    }
+
+    /// Frames as clients write them, and as they should not: known and unknown keys, keys
+    /// repeated or escaped, `null`s, strings with escapes and control characters, nested and
+    /// invalid values, odd whitespace, and cuts and stray bytes anywhere.
+    fn arb_frame_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            4 => proptest::sample::select(vec![
+                "type", "channel", "id", "since", "timestamp", "status", "currentFeature",
+                "meta", "payload", "priority", "excludeSelf", "token",
+            ])
+            .prop_map(str::to_owned),
+            1 => proptest::sample::select(vec!["other", "Type", "", "ty\\u0070e", "a\\\"b", "c\u{1}d", "é"])
+                .prop_map(str::to_owned),
+        ];
+        let string = prop_oneof![
+            proptest::sample::select(vec![
+                "subscribe",
+                "unsubscribe",
+                "ping",
+                "presence",
+                "presence-update",
+                "refresh",
+                "chat",
+                "bench",
+                "room:1",
+                "ack",
+                "high",
+                "low",
+                "e-1",
+                "m1",
+            ])
+            .prop_map(|s| format!("\"{s}\"")),
+            "[a-z:\\\\\"\u{0}-\u{1f}é🙂 ]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            Just("\"caf\\u00e9\"".to_owned()),
+            Just("\"\\ud800\"".to_owned()),
+        ];
+        let scalar = prop_oneof![
+            string.clone(),
+            proptest::sample::select(vec![
+                "null",
+                "true",
+                "false",
+                "0",
+                "-1",
+                "12",
+                "1.5e3",
+                "01",
+                "1.",
+                "-",
+                "tru",
+                "nul",
+                "{\"offset\":3,\"epoch\":\"e\"}",
+                "{\"a\":[1,{\"b\":[]}]}",
+                "[[[[[1]]]]]",
+                "{\"a\":\"]]}}\"}",
+                "[1,]",
+                "{\"a\" 1}",
+                "{}",
+                "[]",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        let value = prop_oneof![
+            3 => scalar,
+            1 => super::tests::arb_value(4).prop_map(|v| v.to_string()),
+        ];
+        let ws = proptest::sample::select(vec!["", "", " ", "\n\t", "\r ", "\u{a0}"]);
+        let member = (key, ws.clone(), ws.clone(), value)
+            .prop_map(|(k, a, b, v)| format!("\"{k}\"{a}:{b}{v}"));
+        let object = (
+            ws.clone(),
+            proptest::collection::vec(member, 0..6),
+            ws.clone(),
+        )
+            .prop_map(|(a, members, b)| format!("{a}{{{}}}{b}", members.join(",")));
+        (object, 0usize..4, any::<usize>(), any::<u8>()).prop_map(|(text, damage, at, byte)| {
+            let mut bytes = text.into_bytes();
+            let at = at % (bytes.len() + 1);
+            match damage {
+                0 => bytes.truncate(at),
+                1 => bytes.insert(at, byte),
+                _ => {}
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+
+    /// JSON values of up to `depth` levels.
+    pub(super) fn arb_value(
+        depth: u32,
+    ) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(Into::into),
+            "[a-z\"\\\\\u{0}-\u{1f}é ]{0,8}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-z]{0,3}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// The scan vouches only for frames serde reads the same way.
+        #[test]
+        fn what_the_scan_accepts_serde_reads_alike(text in arb_frame_text(), depth in 1usize..8) {
+            if let Some(scanned) = crate::scan::frame(&text, depth) {
+                let parsed = ClientFrame::parse(&text, DecodeLimits::default().max_depth(depth));
+                proptest::prop_assert!(parsed.is_ok(), "the scan accepted {text:?}, serde: {parsed:?}", parsed = parsed.err());
+                proptest::prop_assert_eq!(fields(&scanned), fields(&parsed.unwrap()), "{:?}", text);
+            }
+        }
+
+        /// Decoding gives exactly what serde alone gives: the same frame, or the same error.
+        #[test]
+        fn decoding_agrees_with_serde_alone(text in arb_frame_text(), depth in proptest::prop_oneof![1usize..8, proptest::strategy::Just(32)]) {
+            let limits = DecodeLimits::default().max_depth(depth);
+            proptest::prop_assert_eq!(
+                ClientFrame::decode_with(&text, limits),
+                decode_by_serde(&text, limits),
+                "{:?}", text
+            );
+        }
+    }
+
+    #[test]
+    fn the_scan_reads_the_frames_clients_send() {
+        let text = r#"{"type":"chat","channel":"room:1","payload":{"text":"hi","n":[1,2]},"id":"m1","priority":"high","excludeSelf":true}"#;
+        let raw = crate::scan::frame(text, 32).expect("scanned");
+        assert_eq!(raw.kind, Some(r#""chat""#));
+        assert_eq!(raw.channel, Some(r#""room:1""#));
+        assert_eq!(
+            raw.payload.map(RawValue::get),
+            Some(r#"{"text":"hi","n":[1,2]}"#)
+        );
+        assert_eq!(raw.id, Some(r#""m1""#));
+        assert_eq!(raw.exclude_self, Some("true"));
+        // A `null` field is absent; a `null` payload is a payload.
+        let raw = crate::scan::frame(r#" { "type" : "x" , "channel":null, "payload":null } "#, 32)
+            .expect("scanned");
+        assert_eq!(
+            (raw.channel, raw.payload.map(RawValue::get)),
+            (None, Some("null"))
+        );
+        // A value with an escape is read by serde, in place.
+        let raw = crate::scan::frame(r#"{"type":"a\"b"}"#, 32).expect("scanned");
+        assert_eq!(raw.kind, Some(r#""a\"b""#));
+        // Left to serde: a repeated key, an escaped key, a value too deep, trailing bytes.
+        for text in [
+            r#"{"type":"a","type":"b"}"#,
+            r#"{"typ\u0065":"a"}"#,
+            r#"{"type":"x","payload":[[1]]}"#,
+            r#"{"type":"x"} x"#,
+        ] {
+            assert!(crate::scan::frame(text, 2).is_none(), "{text}");
+        }
     }
 
     proptest::proptest! {

@@ -5,6 +5,7 @@ mod codes;
 mod name;
 mod payload;
 mod position;
+mod scan;
 mod server;
 mod time;
 

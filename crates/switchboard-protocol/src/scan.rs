@@ -1,0 +1,125 @@
+//! One pass over a client frame's top-level object: what serde's derived visitor would find,
+//! without its machinery, for the frames clients actually send.
+//!
+//! The scan is conservative: it answers only for frames it can vouch for, and `None` for
+//! anything unusual (a key with an escape, a repeated known key, a control character, a
+//! value nested deeper than allowed, invalid JSON). The caller then decodes with serde,
+//! which gives the exact error. So for every frame the scan accepts, serde accepts it too
+//! and finds the same values; a test in `client.rs` checks that over generated frames.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::client::{RawFrame, nesting_exceeds};
+
+/// Values deeper than this are left to serde, whose own recursion limit (128) then decides,
+/// as it does for the whole frame.
+const SCAN_DEPTH: usize = 100;
+
+/// The fields of `text` when it is a JSON object the scan can vouch for, nested no deeper
+/// than `max_depth` (the object itself included).
+pub(crate) fn frame(text: &str, max_depth: usize) -> Option<RawFrame<'_>> {
+    let bytes = text.as_bytes();
+    // Every value sits one level inside the frame's object.
+    let value_depth = max_depth.min(SCAN_DEPTH).checked_sub(1)?;
+    let mut raw = RawFrame::default();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_whitespace(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return end(bytes, at + 1).then_some(raw);
+    }
+    loop {
+        // A key: a plain string (no escape, no control character).
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let close = at + 1 + memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
+        if bytes[close] != b'"' {
+            return None;
+        }
+        let key = &bytes[at + 1..close];
+        if key.iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        at = skip_whitespace(bytes, close + 1);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_whitespace(bytes, at + 1);
+        let (value, next) = value(text, at, value_depth)?;
+        if !raw.set(key, value) {
+            return None;
+        }
+        at = skip_whitespace(bytes, next);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => return end(bytes, at + 1).then_some(raw),
+            _ => return None,
+        }
+    }
+}
+
+/// The value starting at `at` (after whitespace) and where it ends: a plain string read
+/// here, anything else parsed by serde (which validates it as it would inside the frame).
+fn value(text: &str, at: usize, depth: usize) -> Option<(Value<'_>, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) == Some(&b'"')
+        && let Some(len) = memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)
+        && bytes[at + 1 + len] == b'"'
+        && !bytes[at + 1..at + 1 + len].iter().any(|&b| b < 0x20)
+    {
+        let end = at + len + 2;
+        return Some((Value::Text(text.get(at..end)?), end));
+    }
+    let rest = text.get(at..)?;
+    let mut de = serde_json::Deserializer::from_str(rest);
+    let raw = <&RawValue>::deserialize(&mut de).ok()?;
+    let json = raw.get();
+    // Where the value ends: its text is a slice of `rest`, after no whitespace (the scan
+    // skipped it).
+    let start = json.as_ptr().addr().checked_sub(rest.as_ptr().addr())?;
+    if start != 0 {
+        return None;
+    }
+    if matches!(json.as_bytes().first(), Some(b'{' | b'['))
+        && nesting_exceeds(json.as_bytes(), depth)
+    {
+        return None;
+    }
+    Some((Value::Raw(raw), at + json.len()))
+}
+
+/// A value found by the scan.
+#[derive(Clone, Copy)]
+pub(crate) enum Value<'a> {
+    /// A string without escapes, quotes included.
+    Text(&'a str),
+    /// Anything else, as serde parsed it.
+    Raw(&'a RawValue),
+}
+
+impl<'a> Value<'a> {
+    /// The value's JSON text.
+    pub(crate) fn json(self) -> &'a str {
+        match self {
+            Self::Text(text) => text,
+            Self::Raw(raw) => raw.get(),
+        }
+    }
+}
+
+/// Whether only whitespace follows `at`.
+fn end(bytes: &[u8], at: usize) -> bool {
+    skip_whitespace(bytes, at) == bytes.len()
+}
+
+/// The first position from `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
