@@ -11,6 +11,8 @@ const TAG_CHARS: usize = 8;
 #[derive(Debug)]
 pub(crate) struct IdGenerator {
     node: String,
+    /// `<node>m`: how every message id starts.
+    message_prefix: [u8; MESSAGE_PREFIX_LEN],
     next: AtomicU64,
     /// A secret SipHash key (random per process and generator): a keyed hash of the counter
     /// cannot be predicted from ids seen before.
@@ -26,8 +28,14 @@ impl IdGenerator {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
         );
+        let node = h.finish() as u32;
+        let mut message_prefix = [b'm'; MESSAGE_PREFIX_LEN];
+        for (i, digit) in message_prefix[..8].iter_mut().enumerate() {
+            *digit = HEX_DIGITS[((node >> (28 - 4 * i)) & 15) as usize];
+        }
         Self {
-            node: format!("{:08x}", h.finish() as u32),
+            node: format!("{node:08x}"),
+            message_prefix,
             next: AtomicU64::new(1),
             secret: std::collections::hash_map::RandomState::new(),
         }
@@ -42,16 +50,16 @@ impl IdGenerator {
     /// one is asked for).
     pub(crate) fn next_message(&self) -> MessageId {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut id = MessageId {
-            bytes: [0; MESSAGE_ID_LEN],
-            len: 0,
-        };
         let (digits, at) = hex(n);
-        for &b in self.node.as_bytes().iter().chain(b"m").chain(&digits[at..]) {
-            id.bytes[usize::from(id.len)] = b;
-            id.len += 1;
+        let counter = &digits[at..];
+        let len = MESSAGE_PREFIX_LEN + counter.len();
+        let mut bytes = [0; MESSAGE_ID_LEN];
+        bytes[..MESSAGE_PREFIX_LEN].copy_from_slice(&self.message_prefix);
+        bytes[MESSAGE_PREFIX_LEN..len].copy_from_slice(counter);
+        MessageId {
+            bytes,
+            len: len as u8,
         }
-        id
     }
 
     /// The id of the connection registered under `key` (unique in this hub): the node,
@@ -103,16 +111,17 @@ fn push_hex(out: &mut String, n: u64) {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// `n`'s lower-case hexadecimal digits, written from the end of the array, and where they
 /// start.
 fn hex(n: u64) -> ([u8; 16], usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 16];
     let mut at = buf.len();
     let mut rest = n;
     loop {
         at -= 1;
-        buf[at] = DIGITS[(rest & 15) as usize];
+        buf[at] = HEX_DIGITS[(rest & 15) as usize];
         rest >>= 4;
         if rest == 0 {
             return (buf, at);
@@ -120,8 +129,11 @@ fn hex(n: u64) -> ([u8; 16], usize) {
     }
 }
 
-/// The longest generated message id: an 8-digit node, `m`, a 16-digit counter.
-const MESSAGE_ID_LEN: usize = 8 + 1 + 16;
+/// A message id's `<node>m`: an 8-digit node, then `m`.
+const MESSAGE_PREFIX_LEN: usize = 8 + 1;
+
+/// The longest generated message id: `<node>m`, a 16-digit counter.
+const MESSAGE_ID_LEN: usize = MESSAGE_PREFIX_LEN + 16;
 
 /// A generated message id ([`IdGenerator::next_message`]), inline.
 #[derive(Debug, Clone, Copy)]

@@ -552,20 +552,39 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         let abusive = match inbound {
                             Inbound::Text(text) => {
                                 let (decoded, len) = *text;
-                                match self.admit(decoded, len, bucket, rejections) {
-                                    // Boxed: what the hub leaves to wait for (a subscribe,
-                                    // a publish through Redis…) inline would size every idle
-                                    // session's task. A publish through the memory backplane
-                                    // leaves nothing: its box is small.
-                                    Admitted::Handle(frame) => {
-                                        if Box::pin(self.handle(frame)).await {
+                                // Handled at once as far as it goes, in a statement of its
+                                // own: nothing of the frame is kept across the await below.
+                                // What the hub leaves to wait for (a subscribe, a publish
+                                // through Redis…) comes boxed, since inline it would size
+                                // every idle session's task. A publish through the memory
+                                // backplane leaves nothing, and allocates nothing here.
+                                // `Ok(expiry moved)`, or `Err(abusive)` when refused.
+                                let outcome = {
+                                    let handling =
+                                        match self.admit(decoded, len, bucket, rejections) {
+                                            Admitted::Handle(frame) => Ok(self.handle(frame)),
+                                            Admitted::Done { abusive } => Err(abusive),
+                                        };
+                                    match handling {
+                                        Ok(Handling::Done) => Ok(false),
+                                        Ok(Handling::Waiting(rest)) => {
+                                            rest.await;
+                                            Ok(false)
+                                        }
+                                        Ok(Handling::Refresh(refresh)) => Ok(refresh.await),
+                                        Err(abusive) => Err(abusive),
+                                    }
+                                };
+                                match outcome {
+                                    Ok(moved) => {
+                                        if moved {
                                             // A refresh moved the expiry: the timer follows.
                                             timer.as_mut().reset(self.deadlines.next());
                                         }
                                         start_write = self.handled(now);
                                         false
                                     }
-                                    Admitted::Done { abusive } => abusive,
+                                    Err(abusive) => abusive,
                                 }
                             }
                             Inbound::Binary => {
@@ -788,21 +807,18 @@ impl<B: Backplane, P: Send> Session<B, P> {
     }
 
     /// Hands a frame to the hub: as far as that takes no waiting (a publish through the
-    /// memory backplane, entirely), and what is left boxed by the hub. Corks the outbox,
-    /// so that all the frame causes for this connection goes out in one write:
-    /// [`handled`](Self::handled) ends it. Returns whether the credentials' expiry moved
-    /// (a `refresh`).
-    async fn handle(&mut self, frame: ClientFrame) -> bool {
+    /// memory backplane, entirely), and what is left boxed by the hub, for the session to
+    /// await. Corks the outbox, so that all the frame causes for this connection goes out in
+    /// one write: [`handled`](Self::handled) ends it.
+    fn handle(&mut self, frame: ClientFrame) -> Handling<'_> {
         self.accounting.outbox.cork();
         match frame {
             // The transport's: the hub knows identities, not tokens. Boxed: rare.
-            ClientFrame::Refresh(refresh) => Box::pin(self.refresh(refresh)).await,
-            frame => {
-                if let Some(rest) = self.connection.handle_now(frame) {
-                    rest.await;
-                }
-                false
-            }
+            ClientFrame::Refresh(refresh) => Handling::Refresh(Box::pin(self.refresh(refresh))),
+            frame => match self.connection.handle_now(frame) {
+                Some(rest) => Handling::Waiting(rest),
+                None => Handling::Done,
+            },
         }
     }
 
@@ -914,6 +930,16 @@ impl<B: Backplane, P: Send> Session<B, P> {
             },
         }
     }
+}
+
+/// What is left of a client frame once [`Session::handle`] returns.
+enum Handling<'a> {
+    /// Nothing: handled entirely (a publish through the memory backplane, a ping).
+    Done,
+    /// What the hub left to wait for (a subscribe, a publish through Redis…).
+    Waiting(Pin<Box<dyn Future<Output = ()> + Send + 'a>>),
+    /// A `refresh`; its output says whether the credentials' expiry moved.
+    Refresh(Pin<Box<dyn Future<Output = bool> + Send + 'a>>),
 }
 
 /// What [`Session::admit`] decided for a text frame.
