@@ -60,7 +60,7 @@ fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
                     let delivered = hub.registry.deliver(
                         &envelope.channel,
                         Some(envelope.offset),
-                        &delivery.frame,
+                        delivery.frame,
                         delivery.priority,
                         &delivery.exclude,
                     );
@@ -85,7 +85,7 @@ fn on_event<B: Backplane>(hub: &HubInner<B>, event: Event) {
             }
             if let Some(frame) = presence_frame(&change) {
                 hub.registry
-                    .deliver(&change.channel, None, &frame, Priority::High, &[]);
+                    .deliver(&change.channel, None, frame, Priority::High, &[]);
             }
         }
         Event::Reset { channel, reason } => {

@@ -19,6 +19,14 @@ pub trait Outbox: Send + Sync + 'static {
     /// frame it must not lose, it closes the connection with [`CloseCode::SlowConsumer`].
     fn push(&self, frame: &EncodedFrame, priority: Priority);
 
+    /// [`push`](Outbox::push) for a frame the caller has no further use for: the fan-out
+    /// hands its last subscriber the frame itself. An implementation that queues it keeps
+    /// it without cloning the shared bytes (for a message with one local subscriber, no
+    /// clone is made at all). The default pushes it by reference.
+    fn push_owned(&self, frame: EncodedFrame, priority: Priority) {
+        self.push(&frame, priority);
+    }
+
     /// Asks for the connection to be closed with `code` after what is already queued.
     fn close(&self, code: CloseCode);
 

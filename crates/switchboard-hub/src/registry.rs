@@ -1,5 +1,6 @@
 //! Local subscribers per channel, and fan-out to them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -167,7 +168,7 @@ impl Registry {
         &self,
         channel: &str,
         offset: Option<u64>,
-        frame: &EncodedFrame,
+        frame: EncodedFrame,
         priority: Priority,
         exclude: &[u64],
     ) -> usize {
@@ -179,21 +180,33 @@ impl Registry {
         // For a subscriber the message skips (`excludeSelf`, the API's `exclude`): the
         // `excluded` frame in its place, built once, so its offsets stay contiguous.
         let mut excluded: Option<Option<EncodedFrame>> = None;
-        for sub in &mut entry.subscribers {
+        // The last subscriber is handed the frame itself: with one local subscriber, its
+        // bytes are never shared.
+        let mut owned = Some(frame);
+        let count = entry.subscribers.len();
+        for (i, sub) in entry.subscribers.iter_mut().enumerate() {
             let frame = if !exclude.is_empty() && exclude.contains(&sub.conn) {
                 let Some(offset) = offset else { continue };
                 match excluded.get_or_insert_with(|| excluded_frame(channel, offset)) {
-                    Some(excluded) => &*excluded,
+                    Some(excluded) => Cow::Borrowed(&*excluded),
+                    None => continue,
+                }
+            } else if i + 1 == count {
+                match owned.take() {
+                    Some(frame) => Cow::Owned(frame),
                     None => continue,
                 }
             } else {
-                frame
+                match &owned {
+                    Some(frame) => Cow::Borrowed(frame),
+                    None => continue,
+                }
             };
             if let Some(held) = &mut sub.held {
                 if held.len() < self.hold_limit {
                     held.push(Held {
                         offset,
-                        frame: frame.clone(),
+                        frame: frame.into_owned(),
                         priority,
                     });
                 } else {
@@ -207,7 +220,10 @@ impl Registry {
                 }
                 sub.delivered_through = offset;
             }
-            sub.outbox.push(frame, priority);
+            match frame {
+                Cow::Owned(frame) => sub.outbox.push_owned(frame, priority),
+                Cow::Borrowed(frame) => sub.outbox.push(frame, priority),
+            }
             delivered += 1;
         }
         delivered

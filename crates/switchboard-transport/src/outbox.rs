@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::task::Poll;
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use switchboard_hub::{Command, Outbox};
@@ -63,6 +63,30 @@ struct Orders {
 /// Orders held for one session at most; more are refused (the server API counts only the
 /// connections that took one).
 const MAX_ORDERS: usize = 64;
+
+/// Bytes for [`SessionOutbox::push_wire`]: the caller's, or handed over.
+enum Wire<'a> {
+    /// Still the caller's: cloned (a reference count) only if kept.
+    Shared(&'a Bytes),
+    /// The caller's no more: kept as is.
+    Owned(Bytes),
+}
+
+impl Wire<'_> {
+    fn bytes(&self) -> &Bytes {
+        match self {
+            Self::Shared(bytes) => bytes,
+            Self::Owned(bytes) => bytes,
+        }
+    }
+
+    fn into_owned(self) -> Bytes {
+        match self {
+            Self::Shared(bytes) => bytes.clone(),
+            Self::Owned(bytes) => bytes,
+        }
+    }
+}
 
 /// The frames on their way to one connection.
 pub(crate) struct SessionOutbox {
@@ -193,8 +217,9 @@ impl SessionOutbox {
     }
 
     /// Sends or queues bytes that are one or more whole frames: a message, or control
-    /// frames when `priority` is `None`.
-    fn push_wire(&self, wire: &Bytes, priority: Option<Priority>) {
+    /// frames when `priority` is `None`. Kept by reference when written at once, else
+    /// cloned, unless handed over ([`Wire::Owned`]).
+    fn push_wire(&self, wire: Wire<'_>, priority: Option<Priority>) {
         let mut state = self.state.lock();
         if state.closed || state.failed {
             return;
@@ -205,12 +230,14 @@ impl SessionOutbox {
             && state.queue.is_empty()
             && let Some(socket) = &state.direct
         {
-            match socket.try_write(wire) {
+            match socket.try_write(wire.bytes()) {
                 Ok(written) => {
-                    if written < wire.len() {
+                    if written < wire.bytes().len() {
                         // The socket took part of it: the writer finishes the frame when the
                         // socket is writable again, before anything else.
-                        state.front.push(wire.slice(written..));
+                        let mut rest = wire.into_owned();
+                        rest.advance(written);
+                        state.front.push(rest);
                         drop(state);
                         self.wake.ring();
                     }
@@ -240,7 +267,7 @@ impl SessionOutbox {
             && state.queue.is_empty()
             && priority.is_some()
         {
-            state.front.push(wire.clone());
+            state.front.push(wire.into_owned());
             self.metrics.messages_sent(1);
             return;
         }
@@ -249,7 +276,7 @@ impl SessionOutbox {
             !state.writing && !state.corked && state.front.is_empty() && state.queue.is_empty();
         let Some(priority) = priority else {
             if state.front.len() < MAX_CONTROL {
-                state.front.push(wire.clone());
+                state.front.push(wire.into_owned());
             }
             drop(state);
             if idle {
@@ -257,7 +284,7 @@ impl SessionOutbox {
             }
             return;
         };
-        let result = state.queue.push(wire.clone(), priority);
+        let result = state.queue.push(wire.into_owned(), priority);
         drop(state);
         match result {
             Ok(evictions) => {
@@ -305,7 +332,7 @@ impl SessionOutbox {
     /// Sends or queues a control frame (a ping, or what tungstenite answers by itself: pongs
     /// and the reply to a close).
     pub(crate) fn push_control(&self, wire: &Bytes) {
-        self.push_wire(wire, None);
+        self.push_wire(Wire::Shared(wire), None);
     }
 
     /// Queues the close frame after what is waiting, or — when `discard` (the client is the
@@ -379,7 +406,14 @@ impl Outbox for SessionOutbox {
         if self.close.load(Ordering::Relaxed) != 0 {
             return;
         }
-        self.push_wire(frame.wire(), Some(priority));
+        self.push_wire(Wire::Shared(frame.wire()), Some(priority));
+    }
+
+    fn push_owned(&self, frame: EncodedFrame, priority: Priority) {
+        if self.close.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        self.push_wire(Wire::Owned(frame.into_wire()), Some(priority));
     }
 
     fn close(&self, code: CloseCode) {
@@ -466,6 +500,33 @@ mod tests {
             vec![frame(1).wire().clone(), frame(2).wire().clone()]
         );
         assert!(take(&outbox).is_empty());
+    }
+
+    #[test]
+    fn frames_handed_over_go_out_as_pushed_ones_do() {
+        let outbox = outbox();
+        outbox.cork();
+        Outbox::push_owned(&outbox, frame(1), Priority::Normal);
+        Outbox::push(&outbox, &frame(2), Priority::Normal);
+        Outbox::push_owned(&outbox, frame(3), Priority::Low);
+        assert!(!woken(&outbox));
+        assert!(outbox.uncork());
+        assert_eq!(
+            take(&outbox),
+            vec![
+                frame(1).wire().clone(),
+                frame(2).wire().clone(),
+                frame(3).wire().clone()
+            ]
+        );
+    }
+
+    #[test]
+    fn uncorked_a_frame_handed_over_wakes_the_writer() {
+        let outbox = outbox();
+        Outbox::push_owned(&outbox, frame(1), Priority::Normal);
+        assert!(woken(&outbox));
+        assert_eq!(take(&outbox), vec![frame(1).wire().clone()]);
     }
 
     #[test]
