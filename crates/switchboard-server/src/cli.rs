@@ -8,8 +8,8 @@ use crate::{ConfigError, LogFormat, Server, ServerConfig};
 
 /// Runs the `switchboard` command: loads the configuration from the command line, the
 /// environment and the optional TOML file (an invalid setting exits 2 naming it), installs
-/// logging, starts a multi-threaded tokio runtime (`TOKIO_WORKER_THREADS` sets its size),
-/// serves until `SIGINT` or `SIGTERM`, then drains connections within `SHUTDOWN_TIMEOUT_MS`.
+/// logging, starts a tokio runtime (see [`runtime`]), serves until `SIGINT` or `SIGTERM`,
+/// then drains connections within `SHUTDOWN_TIMEOUT_MS`.
 ///
 /// Returns the process exit code: 0 after a graceful shutdown, 1 when the server cannot
 /// start (a port in use, an unreadable certificate), 2 for an invalid configuration.
@@ -23,10 +23,7 @@ pub fn main() -> ExitCode {
         }
     };
     install_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref()) {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(%err, "cannot start the async runtime");
@@ -34,6 +31,21 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// The runtime for `TOKIO_WORKER_THREADS` (`workers`): tokio's multi-threaded scheduler,
+/// with one worker per core unless that says otherwise, or, for exactly one worker, the
+/// single-threaded scheduler. One worker thread does the same work either way, but the
+/// single-threaded scheduler spends none of its time on what work stealing needs (atomic
+/// task states, a shared queue, a second thread to park and wake), so a server given one
+/// core does more with it.
+fn runtime(workers: Option<&str>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers.map(str::parse::<usize>) == Some(Ok(1)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
 }
 
 async fn run(config: ServerConfig) -> ExitCode {
@@ -118,5 +130,20 @@ impl Signals {
     async fn recv(self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    use super::runtime;
+
+    #[test]
+    fn one_worker_runs_the_single_threaded_scheduler() {
+        let flavor = |workers| runtime(workers).unwrap().handle().runtime_flavor();
+        assert_eq!(flavor(Some("1")), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(Some("2")), RuntimeFlavor::MultiThread);
+        assert_eq!(flavor(None), RuntimeFlavor::MultiThread);
     }
 }
