@@ -50,6 +50,11 @@ impl ServerProcess {
         self.inner.pid()
     }
 
+    /// Sends `SIGTERM` and waits at most `within` for the exit; returns the exit code.
+    pub async fn terminate(&mut self, within: Duration) -> Option<i32> {
+        self.inner.terminate(within).await
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.inner.is_running()
