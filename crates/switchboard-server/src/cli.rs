@@ -8,8 +8,9 @@ use crate::{ConfigError, LogFormat, Server, ServerConfig};
 
 /// Runs the `switchboard` command: loads the configuration from the command line, the
 /// environment and the optional TOML file (an invalid setting exits 2 naming it), installs
-/// logging, starts a tokio runtime (see [`runtime`]), serves until `SIGINT` or `SIGTERM`,
-/// then drains connections within `SHUTDOWN_TIMEOUT_MS`.
+/// logging, starts a tokio runtime (single-threaded when `TOKIO_WORKER_THREADS=1`, else
+/// multi-threaded), serves until `SIGINT` or `SIGTERM`, then drains connections within
+/// `SHUTDOWN_TIMEOUT_MS`.
 ///
 /// Returns the process exit code: 0 after a graceful shutdown, 1 when the server cannot
 /// start (a port in use, an unreadable certificate), 2 for an invalid configuration.
