@@ -919,7 +919,7 @@ mod tests {
         ];
         let value = prop_oneof![
             3 => scalar,
-            1 => super::tests::arb_value(4).prop_map(|v| v.to_string()),
+            1 => arb_value(4).prop_map(|v| v.to_string()),
         ];
         let ws = proptest::sample::select(vec!["", "", " ", "\n\t", "\r ", "\u{a0}"]);
         let member = (key, ws.clone(), ws.clone(), value)
@@ -943,9 +943,7 @@ mod tests {
     }
 
     /// JSON values of up to `depth` levels.
-    pub(super) fn arb_value(
-        depth: u32,
-    ) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    fn arb_value(depth: u32) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
