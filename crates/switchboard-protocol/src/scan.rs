@@ -32,18 +32,9 @@ pub(crate) fn frame(text: &str, max_depth: usize) -> Option<RawFrame<'_>> {
         return end(bytes, at + 1).then_some(raw);
     }
     loop {
-        // A key: a plain string (no escape, no control character).
-        if bytes.get(at) != Some(&b'"') {
-            return None;
-        }
-        let close = at + 1 + memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
-        if bytes[close] != b'"' {
-            return None;
-        }
+        // A key: a plain string.
+        let close = plain_string(bytes, at)?;
         let key = &bytes[at + 1..close];
-        if key.iter().any(|&b| b < 0x20) {
-            return None;
-        }
         at = skip_whitespace(bytes, close + 1);
         if bytes.get(at) != Some(&b':') {
             return None;
@@ -65,31 +56,31 @@ pub(crate) fn frame(text: &str, max_depth: usize) -> Option<RawFrame<'_>> {
 /// The value starting at `at` (after whitespace) and where it ends: a plain string read
 /// here, anything else parsed by serde (which validates it as it would inside the frame).
 fn value(text: &str, at: usize, depth: usize) -> Option<(Value<'_>, usize)> {
-    let bytes = text.as_bytes();
-    if bytes.get(at) == Some(&b'"')
-        && let Some(len) = memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)
-        && bytes[at + 1 + len] == b'"'
-        && !bytes[at + 1..at + 1 + len].iter().any(|&b| b < 0x20)
-    {
-        let end = at + len + 2;
-        return Some((Value::Text(text.get(at..end)?), end));
+    if let Some(close) = plain_string(text.as_bytes(), at) {
+        return Some((Value::Text(text.get(at..=close)?), close + 1));
     }
     let rest = text.get(at..)?;
     let mut de = serde_json::Deserializer::from_str(rest);
     let raw = <&RawValue>::deserialize(&mut de).ok()?;
     let json = raw.get();
-    // Where the value ends: its text is a slice of `rest`, after no whitespace (the scan
-    // skipped it).
-    let start = json.as_ptr().addr().checked_sub(rest.as_ptr().addr())?;
-    if start != 0 {
-        return None;
-    }
     if matches!(json.as_bytes().first(), Some(b'{' | b'['))
         && nesting_exceeds(json.as_bytes(), depth)
     {
         return None;
     }
-    Some((Value::Raw(raw), at + json.len()))
+    // Where the value ends: its text is a slice of `rest`.
+    let start = json.as_ptr().addr().checked_sub(rest.as_ptr().addr())?;
+    Some((Value::Raw(raw), at + start + json.len()))
+}
+
+/// Where the string starting at `at` closes, when it is a plain one: no escape, no control
+/// character (then its bytes are exactly its contents, and valid JSON as they stand).
+fn plain_string(bytes: &[u8], at: usize) -> Option<usize> {
+    if bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let close = at + 1 + memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
+    (bytes[close] == b'"' && !bytes[at + 1..close].iter().any(|&b| b < 0x20)).then_some(close)
 }
 
 /// A value found by the scan.
