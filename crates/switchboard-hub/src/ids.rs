@@ -28,13 +28,12 @@ impl IdGenerator {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
         );
-        let node = h.finish() as u32;
+        let node = format!("{:08x}", h.finish() as u32);
         let mut message_prefix = [b'm'; MESSAGE_PREFIX_LEN];
-        for (i, digit) in message_prefix[..8].iter_mut().enumerate() {
-            *digit = HEX_DIGITS[((node >> (28 - 4 * i)) & 15) as usize];
-        }
+        // Eight digits, always: `{:08x}` of a `u32`.
+        message_prefix[..8].copy_from_slice(node.as_bytes());
         Self {
-            node: format!("{node:08x}"),
+            node,
             message_prefix,
             next: AtomicU64::new(1),
             secret: std::collections::hash_map::RandomState::new(),
@@ -111,11 +110,10 @@ fn push_hex(out: &mut String, n: u64) {
     }
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// `n`'s lower-case hexadecimal digits, written from the end of the array, and where they
 /// start.
 fn hex(n: u64) -> ([u8; 16], usize) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 16];
     let mut at = buf.len();
     let mut rest = n;
