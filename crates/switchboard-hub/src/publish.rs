@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use switchboard_backplane::{Backplane, BackplaneError, PublishOptions, Published, Scope};
 use switchboard_protocol::{
-    ChannelName, ClientId, DraftParts, EventType, Payload, Priority, Sender, unix_ms, unix_us,
+    ChannelName, ClientId, DraftParts, EventType, Payload, Priority, Sender, unix_us,
 };
 
 use crate::envelope::encode_envelope;
@@ -76,7 +76,7 @@ impl<B: Backplane> HubInner<B> {
         let key = id.as_deref().map(|id| dedupe_key(&publisher, id));
         // One clock read: the frame's `timestamp`, and the envelope's finer publish time
         // that backplane lag and message latency are measured from.
-        let now = SystemTime::now();
+        let now_us = unix_us(SystemTime::now());
         let payload = self.redactor.redact_payload(payload);
         let id = match id {
             Some(id) => PublishId::Given(id),
@@ -88,12 +88,13 @@ impl<B: Backplane> HubInner<B> {
             channel: &channel,
             payload: &payload,
             id: id.as_str(),
-            timestamp: unix_ms(now),
+            // Whole milliseconds of the same reading, as `unix_ms` would give them.
+            timestamp: now_us / 1000,
             priority,
             user_id: publisher.user_id.as_deref(),
             connection_id: &publisher.connection_id,
         };
-        let data = encode_envelope(&draft, priority, unix_us(now), exclude);
+        let data = encode_envelope(&draft, priority, now_us, exclude);
         let done = Done {
             publisher,
             channel,
