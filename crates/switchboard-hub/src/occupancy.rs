@@ -26,9 +26,12 @@ pub(crate) async fn track<B: Backplane>(
     mut alive: watch::Receiver<()>,
 ) {
     let mut held: HashSet<Arc<str>> = HashSet::new();
-    let mut renew = tokio::time::interval(ttl / 3);
+    // The first renewal a period from now: changes are followed from the start. (An
+    // interval's immediate first tick still waits for the timer's next millisecond, and
+    // until then a join here could come after another instance's leave.)
+    let period = ttl / 3;
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    renew.tick().await;
     loop {
         tokio::select! {
             change = changes.recv() => {
