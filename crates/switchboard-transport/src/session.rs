@@ -233,11 +233,19 @@ impl Deadlines {
 
     /// When the timer must fire next.
     fn next(&self) -> Instant {
+        self.earliest().instant()
+    }
+
+    /// Whether a deadline has passed at `tick`: [`fire`](Self::fire) has something to do.
+    fn due(&self, tick: Tick) -> bool {
+        self.earliest() <= tick
+    }
+
+    fn earliest(&self) -> Tick {
         self.next_ping
             .min(self.idle_at)
             .min(self.expiry)
             .min(self.flush_at)
-            .instant()
     }
 
     /// A frame arrived at `now`: the connection is not idle.
@@ -484,7 +492,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
             // the outbox): it starts writing at the end of this turn.
             let mut start_write = false;
 
-            let reason = loop {
+            let reason = 'serve: loop {
                 let Running {
                     stream,
                     writer,
@@ -498,20 +506,22 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 // The select only says what woke the session; the handling follows it, so
                 // that the task does not keep the select's futures and its handlers' state side
                 // by side (every idle connection pays for the task's size).
-                // In a fixed order, which costs no random draw per wake: the server side's
-                // orders (a close request) and deadlines go before a client's next frame, so
-                // a client sending without pause neither holds off its close nor its
-                // heartbeat; reading and writing never wait at the same time.
+                // In a fixed order, which costs no random draw per wake. The server side's
+                // orders (a close request) go first, so a client sending without pause does
+                // not hold them off. The timer goes last, polled only when nothing else is
+                // ready: a frame checks the deadlines itself (below), so a client sending
+                // without pause does not hold off its heartbeat, idle or expiry either.
+                // Reading and writing never wait at the same time.
                 let wake = tokio::select! {
                     biased;
                     () = self.accounting.outbox.ready() => Wake::Outbox,
-                    () = &mut timer => Wake::Timer,
                     incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.accounting.outbox))), if reading => {
                         Wake::Read(incoming)
                     }
                     written = poll_fn(|cx| poll_flush_queue(cx, writer, &self.accounting.outbox, batch)), if writing => {
                         Wake::Written(written)
                     }
+                    () = &mut timer => Wake::Timer,
                 };
                 let close = match wake {
                     // During a write only a close request matters; the rest is written by it.
@@ -546,11 +556,20 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         tracing::debug!(connection_id = self.connection.id(), %err, "read failed");
                         break DisconnectReason::Error;
                     }
-                    Wake::Read(Ok(inbound)) => {
+                    Wake::Read(Ok(inbound)) => 'read: {
                         let now = Instant::now();
                         self.deadlines.heard(now, &self.config);
+                        let tick = Tick::at(now);
                         // What a charge for this frame reads as the time.
-                        bucket.clock().set(Tick::at(now).0);
+                        bucket.clock().set(tick.0);
+                        // The deadlines the timer would have found, had a frame not been
+                        // ready before it (an expiry closes before the frame is handled).
+                        if self.deadlines.due(tick)
+                            && let Some(code) =
+                                self.deadlines_passed(now, &mut writing, timer.as_mut())
+                        {
+                            break 'read Some(code);
+                        }
                         if matches!(inbound, Inbound::Text(..) | Inbound::Binary) {
                             self.accounting.outbox.metrics().message_received();
                         }
@@ -611,7 +630,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                                     flush_queue(writer, &self.accounting.outbox, batch),
                                 ))
                                 .await;
-                                break DisconnectReason::ClientClosed;
+                                break 'serve DisconnectReason::ClientClosed;
                             }
                             // Pings are answered already; pongs only prove liveness.
                             Inbound::Control => false,
@@ -628,19 +647,7 @@ impl<B: Backplane, P: Send> Session<B, P> {
                         abusive.then_some(CloseCode::PolicyViolation)
                     }
                     Wake::Timer => {
-                        let fired = self.deadlines.fire(Instant::now(), &self.config);
-                        if fired.close.is_none() {
-                            // A ping due while a write is blocked cannot be written; the next
-                            // one will be.
-                            if fired.ping && !writing {
-                                self.accounting.outbox.push_control(&PING_FRAME);
-                            }
-                            if fired.flush {
-                                writing = true;
-                            }
-                            timer.as_mut().reset(self.deadlines.next());
-                        }
-                        fired.close
+                        self.deadlines_passed(Instant::now(), &mut writing, timer.as_mut())
                     }
                 };
                 if let Some(code) = close {
@@ -825,6 +832,29 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 None => Handling::Done,
             },
         }
+    }
+
+    /// Does what the deadlines passed at `now` call for: queues a heartbeat ping (unless a
+    /// write is blocked: the next one will be written), ends a coalescing window (`writing`
+    /// then) and re-arms the timer. Returns the close code instead when the credentials
+    /// expired or the connection is idle.
+    fn deadlines_passed(
+        &mut self,
+        now: Instant,
+        writing: &mut bool,
+        timer: Pin<&mut tokio::time::Sleep>,
+    ) -> Option<CloseCode> {
+        let fired = self.deadlines.fire(now, &self.config);
+        if fired.close.is_none() {
+            if fired.ping && !*writing {
+                self.accounting.outbox.push_control(&PING_FRAME);
+            }
+            if fired.flush {
+                *writing = true;
+            }
+            timer.reset(self.deadlines.next());
+        }
+        fired.close
     }
 
     /// Ends the handling of a client frame (read at `started`), timed for
@@ -1100,6 +1130,42 @@ mod tests {
                 Message::Pong(Bytes::copy_from_slice(payload))
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_finds_every_deadline_the_timer_would_fire_for() {
+        // The timer is polled after the client's frames, so a frame read at or after the
+        // earliest deadline must see it as due, whichever deadline that is.
+        let config = TransportConfig::default()
+            .heartbeat(Duration::from_secs(10))
+            .idle_timeout(Duration::from_secs(60));
+        let start = Instant::now();
+        let at = |secs: u64| Tick::at(start + Duration::from_secs(secs));
+        let mut deadlines = Deadlines::start(start, &config, Some(start + Duration::from_secs(5)));
+        assert!(!deadlines.due(at(4)));
+        assert!(deadlines.due(at(5)), "the expiry");
+        assert!(deadlines.expire_at(None));
+        assert!(!deadlines.due(at(9)));
+        assert!(deadlines.due(at(10)), "the heartbeat");
+        assert!(
+            deadlines
+                .fire(start + Duration::from_secs(10), &config)
+                .ping
+        );
+        assert!(!deadlines.due(at(10)), "fired, the next ping is 10 s on");
+        assert!(deadlines.open_window(start + Duration::from_secs(11), Duration::from_millis(5)));
+        assert!(!deadlines.due(Tick::at(start + Duration::from_millis(11_003))));
+        assert!(
+            deadlines.due(Tick::at(start + Duration::from_millis(11_004))),
+            "the window"
+        );
+        deadlines.fire(start + Duration::from_millis(11_004), &config);
+        let silent = TransportConfig::default()
+            .heartbeat(Duration::from_secs(3600))
+            .idle_timeout(Duration::from_secs(60));
+        let quiet = Deadlines::start(start, &silent, None);
+        assert!(!quiet.due(at(59)));
+        assert!(quiet.due(at(60)), "the idle timeout");
     }
 
     #[tokio::test(start_paused = true)]
