@@ -63,7 +63,10 @@ fn value(text: &str, at: usize, depth: usize) -> Option<(Value<'_>, usize)> {
     let mut de = serde_json::Deserializer::from_str(rest);
     let raw = <&RawValue>::deserialize(&mut de).ok()?;
     let json = raw.get();
+    // Valid JSON nested deeper than `depth` holds at least `depth + 1` bracket pairs: a
+    // shorter value cannot be, and most payloads are short.
     if matches!(json.as_bytes().first(), Some(b'{' | b'['))
+        && json.len() >= depth.saturating_add(1).saturating_mul(2)
         && nesting_exceeds(json.as_bytes(), depth)
     {
         return None;
