@@ -160,6 +160,14 @@ impl<B: Backplane> Connection<B> {
         self.subscriptions.keys()
     }
 
+    /// The channel named `channel`, when the connection is subscribed to it: the name it
+    /// holds, to share rather than validate and copy again (for
+    /// [`ClientFrame::decode_known`](switchboard_protocol::ClientFrame::decode_known)).
+    #[must_use]
+    pub fn subscribed(&self, channel: &str) -> Option<ChannelName> {
+        self.subscriptions.name(channel).cloned()
+    }
+
     /// Handles a client frame as far as that takes no waiting, and returns the rest to
     /// await, if any: [`handle`](Self::handle) in two steps, for a caller that would
     /// allocate the whole future of `handle` (a session boxes it, to keep its own task

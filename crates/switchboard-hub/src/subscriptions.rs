@@ -35,6 +35,17 @@ impl<V> Subscriptions<V> {
         self.get(channel).is_some()
     }
 
+    /// The subscribed channel named `channel`, as held here.
+    pub(crate) fn name(&self, channel: &str) -> Option<&ChannelName> {
+        match self {
+            Self::Few(few) => few
+                .iter()
+                .find(|(c, _)| c.as_str() == channel)
+                .map(|(c, _)| c),
+            Self::Many(many) => many.get_key_value(channel).map(|(c, _)| c),
+        }
+    }
+
     pub(crate) fn get(&self, channel: &ChannelName) -> Option<&V> {
         match self {
             Self::Few(few) => few.iter().find(|(c, _)| c == channel).map(|(_, v)| v),
@@ -133,6 +144,15 @@ mod tests {
             for k in 0..13 {
                 assert_eq!(subs.get(&name(k)), model.get(&k), "step {step}, key {k}");
                 assert_eq!(subs.contains_key(&name(k)), model.contains_key(&k));
+                assert_eq!(
+                    subs.name(name(k).as_str()).map(ChannelName::as_str),
+                    model
+                        .contains_key(&k)
+                        .then(|| name(k))
+                        .as_ref()
+                        .map(ChannelName::as_str),
+                    "step {step}, key {k}"
+                );
             }
             let mut keys: Vec<String> = subs.keys().map(|c| c.as_str().to_owned()).collect();
             keys.sort();

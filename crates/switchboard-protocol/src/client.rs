@@ -392,6 +392,7 @@ fn json_string(text: &str) -> Option<Cow<'_, str>> {
 struct Fields<'a> {
     raw: RawFrame<'a>,
     id: Option<Cow<'a, str>>,
+    known: &'a dyn Fn(&str) -> Option<ChannelName>,
 }
 
 impl<'a> Fields<'a> {
@@ -439,9 +440,12 @@ impl<'a> Fields<'a> {
     fn optional_channel(&self) -> Result<Option<ChannelName>, DecodeError> {
         match self.string("channel", self.raw.channel)? {
             None => Ok(None),
-            Some(s) => ChannelName::new(&s)
-                .map(Some)
-                .map_err(|e| self.name_err(&e)),
+            Some(s) => match (self.known)(&s).filter(|known| known.as_str() == s) {
+                Some(known) => Ok(Some(known)),
+                None => ChannelName::new(&s)
+                    .map(Some)
+                    .map_err(|e| self.name_err(&e)),
+            },
         }
     }
 
@@ -494,11 +498,37 @@ impl ClientFrame {
     /// As [`ClientFrame::decode`]; also `bad_request` when nesting exceeds
     /// [`DecodeLimits::max_depth`].
     pub fn decode_with(text: &str, limits: DecodeLimits) -> Result<Self, DecodeError> {
+        Self::decode_known(text, limits, &|_| None)
+    }
+
+    /// [`decode_with`](Self::decode_with), taking a channel name from `known` when it has
+    /// it: a name held already (a subscription's, say) is shared rather than validated and
+    /// copied again. `known` answers `None` for a name it does not hold; a name it answers
+    /// that differs from the frame's is not used. The result is the same frame or the
+    /// same error.
+    ///
+    /// ```
+    /// use switchboard_protocol::{ChannelName, ClientFrame, DecodeLimits};
+    ///
+    /// let news = ChannelName::new("news").unwrap();
+    /// let known = |name: &str| (name == news.as_str()).then(|| news.clone());
+    /// let text = r#"{"type":"unsubscribe","channel":"news"}"#;
+    /// let frame = ClientFrame::decode_known(text, DecodeLimits::default(), &known).unwrap();
+    /// assert_eq!(frame, ClientFrame::decode(text).unwrap());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`decode_with`](Self::decode_with).
+    pub fn decode_known(
+        text: &str,
+        limits: DecodeLimits,
+        known: &dyn Fn(&str) -> Option<ChannelName>,
+    ) -> Result<Self, DecodeError> {
         let raw = match crate::scan::frame(text, limits.max_depth) {
             Some(raw) => raw,
             None => Self::parse(text, limits)?,
         };
-        Self::interpret(raw)
+        Self::interpret(raw, known)
     }
 
     /// Parses a frame the scan left to serde: the exact error for a malformed one.
@@ -521,7 +551,10 @@ impl ClientFrame {
     }
 
     /// Makes a frame of its fields.
-    fn interpret(raw: RawFrame<'_>) -> Result<Self, DecodeError> {
+    fn interpret<'a>(
+        raw: RawFrame<'a>,
+        known: &'a dyn Fn(&str) -> Option<ChannelName>,
+    ) -> Result<Self, DecodeError> {
         // The id first, so every later error can carry it.
         let id = match raw.id {
             None => None,
@@ -532,7 +565,7 @@ impl ClientFrame {
                 Some(id)
             }
         };
-        let fields = Fields { raw, id };
+        let fields = Fields { raw, id, known };
         let kind = fields
             .string("type", fields.raw.kind)?
             .ok_or_else(|| fields.err("`type` is required"))?;
@@ -852,7 +885,7 @@ mod tests {
 
     /// What serde alone makes of `text`: the decoder before the scan.
     fn decode_by_serde(text: &str, limits: DecodeLimits) -> Result<ClientFrame, DecodeError> {
-        ClientFrame::parse(text, limits).and_then(ClientFrame::interpret)
+        ClientFrame::parse(text, limits).and_then(|raw| ClientFrame::interpret(raw, &|_| None))
     }
 
     /// Frames as clients write them, and as they should not: known and unknown keys, keys
@@ -983,6 +1016,61 @@ mod tests {
                 "{:?}", text
             );
         }
+
+        /// A decoder given the names it meets decodes as one without: a name it is handed
+        /// is the frame's own, and a wrong one is not used.
+        #[test]
+        fn names_known_already_decode_alike(text in arb_frame_text()) {
+            let limits = DecodeLimits::default();
+            let knows_all = |name: &str| ChannelName::new(name).ok();
+            let other = ChannelName::new("some-other-channel").unwrap();
+            let wrong = |_: &str| Some(other.clone());
+            proptest::prop_assert_eq!(
+                ClientFrame::decode_known(&text, limits, &knows_all),
+                ClientFrame::decode_with(&text, limits),
+                "{:?}", text
+            );
+            proptest::prop_assert_eq!(
+                ClientFrame::decode_known(&text, limits, &wrong),
+                ClientFrame::decode_with(&text, limits),
+                "{:?}", text
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_name_is_shared_and_a_wrong_one_ignored() {
+        let news = ChannelName::new("news").unwrap();
+        let other = ChannelName::new("sports").unwrap();
+        for text in [
+            r#"{"type":"chat","channel":"news","payload":1}"#,
+            r#"{"type":"unsubscribe","channel":"news"}"#,
+        ] {
+            let limits = DecodeLimits::default();
+            let plain = ClientFrame::decode_with(text, limits).unwrap();
+            let knows = |name: &str| (name == "news").then(|| news.clone());
+            assert_eq!(
+                ClientFrame::decode_known(text, limits, &knows).unwrap(),
+                plain
+            );
+            let wrong = |_: &str| Some(other.clone());
+            assert_eq!(
+                ClientFrame::decode_known(text, limits, &wrong).unwrap(),
+                plain
+            );
+        }
+        // Shared: the decoded name is the one handed over, not a copy.
+        let knows = |name: &str| (name == "news").then(|| news.clone());
+        let text = r#"{"type":"chat","channel":"news","payload":1}"#;
+        let ClientFrame::Publish(publish) =
+            ClientFrame::decode_known(text, DecodeLimits::default(), &knows).unwrap()
+        else {
+            panic!("a publish")
+        };
+        assert!(std::sync::Arc::ptr_eq(
+            publish.channel.as_arc(),
+            news.as_arc()
+        ));
     }
 
     #[test]
