@@ -11,7 +11,8 @@ use switchboard_backplane::Backplane;
 use switchboard_hub::{Command, Connection, DisconnectReason, Outbox};
 use switchboard_limiter::{RejectionWindow, TokenBucket};
 use switchboard_protocol::{
-    ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame, Priority, ServerFrame,
+    ChannelName, ClientFrame, CloseCode, DecodeError, DecodeLimits, ErrorCode, ErrorFrame,
+    Priority, ServerFrame,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until};
@@ -375,10 +376,16 @@ enum Inbound {
 }
 
 impl Inbound {
-    fn from_frame(incoming: Incoming<'_>, outbox: &SessionOutbox) -> Self {
+    /// `known` gives the channel names the connection holds already (its subscriptions'),
+    /// shared instead of validated and copied again.
+    fn from_frame(
+        incoming: Incoming<'_>,
+        outbox: &SessionOutbox,
+        known: &dyn Fn(&str) -> Option<ChannelName>,
+    ) -> Self {
         match incoming {
             Incoming::Text(text) => Self::Text(Box::new((
-                ClientFrame::decode_with(text, DecodeLimits::default()),
+                ClientFrame::decode_known(text, DecodeLimits::default(), known),
                 text.len(),
             ))),
             Incoming::Binary(_) => Self::Binary,
@@ -512,10 +519,13 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 // ready: a frame checks the deadlines itself (below), so a client sending
                 // without pause does not hold off its heartbeat, idle or expiry either.
                 // Reading and writing never wait at the same time.
+                // The reader's callback holds the session by one reference, not one per field
+                // it reads: the select's state is part of every idle session's task.
+                let session: &Self = &self;
                 let wake = tokio::select! {
                     biased;
                     () = self.accounting.outbox.ready() => Wake::Outbox,
-                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &self.accounting.outbox))), if reading => {
+                    incoming = poll_fn(|cx| stream.poll_next(cx, |frame| Inbound::from_frame(frame, &session.accounting.outbox, &|name| session.connection.subscribed(name)))), if reading => {
                         Wake::Read(incoming)
                     }
                     written = poll_fn(|cx| poll_flush_queue(cx, writer, &self.accounting.outbox, batch)), if writing => {
