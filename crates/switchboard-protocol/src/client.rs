@@ -1042,13 +1042,13 @@ mod tests {
     fn a_known_name_is_shared_and_a_wrong_one_ignored() {
         let news = ChannelName::new("news").unwrap();
         let other = ChannelName::new("sports").unwrap();
+        let knows = |name: &str| (name == "news").then(|| news.clone());
         for text in [
             r#"{"type":"chat","channel":"news","payload":1}"#,
             r#"{"type":"unsubscribe","channel":"news"}"#,
         ] {
             let limits = DecodeLimits::default();
             let plain = ClientFrame::decode_with(text, limits).unwrap();
-            let knows = |name: &str| (name == "news").then(|| news.clone());
             assert_eq!(
                 ClientFrame::decode_known(text, limits, &knows).unwrap(),
                 plain
@@ -1060,7 +1060,6 @@ mod tests {
             );
         }
         // Shared: the decoded name is the one handed over, not a copy.
-        let knows = |name: &str| (name == "news").then(|| news.clone());
         let text = r#"{"type":"chat","channel":"news","payload":1}"#;
         let ClientFrame::Publish(publish) =
             ClientFrame::decode_known(text, DecodeLimits::default(), &knows).unwrap()

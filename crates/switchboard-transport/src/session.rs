@@ -242,6 +242,7 @@ impl Deadlines {
         self.earliest() <= tick
     }
 
+    /// The first of the deadlines.
     fn earliest(&self) -> Tick {
         self.next_ping
             .min(self.idle_at)
@@ -513,15 +514,15 @@ impl<B: Backplane, P: Send> Session<B, P> {
                 // The select only says what woke the session; the handling follows it, so
                 // that the task does not keep the select's futures and its handlers' state side
                 // by side (every idle connection pays for the task's size).
+                // The reader's callback holds the session by one reference, not one per field
+                // it reads: the select's state is part of every idle session's task.
+                let session: &Self = &self;
                 // In a fixed order, which costs no random draw per wake. The server side's
                 // orders (a close request) go first, so a client sending without pause does
                 // not hold them off. The timer goes last, polled only when nothing else is
                 // ready: a frame checks the deadlines itself (below), so a client sending
                 // without pause does not hold off its heartbeat, idle or expiry either.
                 // Reading and writing never wait at the same time.
-                // The reader's callback holds the session by one reference, not one per field
-                // it reads: the select's state is part of every idle session's task.
-                let session: &Self = &self;
                 let wake = tokio::select! {
                     biased;
                     () = self.accounting.outbox.ready() => Wake::Outbox,
