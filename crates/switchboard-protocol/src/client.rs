@@ -222,7 +222,7 @@ pub(crate) struct RawFrame<'a> {
     status: Option<&'a str>,
     current_feature: Option<&'a str>,
     meta: Option<&'a str>,
-    payload: Option<&'a RawValue>,
+    payload: Option<&'a str>,
     priority: Option<&'a str>,
     exclude_self: Option<&'a str>,
     token: Option<&'a str>,
@@ -234,7 +234,7 @@ pub(crate) struct RawFrame<'a> {
 impl<'a> RawFrame<'a> {
     /// Records field `key` with `value`; `false` when the frame must go to serde instead
     /// (a known field seen twice).
-    pub(crate) fn set(&mut self, key: &[u8], value: crate::scan::Value<'a>) -> bool {
+    pub(crate) fn set(&mut self, key: &[u8], value: &'a str) -> bool {
         let (bit, slot) = match key {
             b"type" => (0, &mut self.kind),
             b"channel" => (1, &mut self.channel),
@@ -248,23 +248,12 @@ impl<'a> RawFrame<'a> {
             b"excludeSelf" => (9, &mut self.exclude_self),
             b"token" => (10, &mut self.token),
             b"payload" => {
-                if !self.first(11) {
-                    return false;
-                }
-                self.payload = match value {
-                    crate::scan::Value::Raw(raw) => Some(raw),
-                    // A string payload: rare, parsed again to make it a raw value.
-                    crate::scan::Value::Text(text) => match serde_json::from_str(text) {
-                        Ok(raw) => Some(raw),
-                        Err(_) => return false,
-                    },
-                };
-                return true;
+                self.payload = Some(value);
+                return self.first(11);
             }
             _ => return true,
         };
-        let json = value.json();
-        *slot = (json != "null").then_some(json);
+        *slot = (value != "null").then_some(value);
         self.first(bit)
     }
 
@@ -319,7 +308,7 @@ impl<'a> From<SerdeFrame<'a>> for RawFrame<'a> {
             status: text(f.status),
             current_feature: text(f.current_feature),
             meta: text(f.meta),
-            payload: f.payload,
+            payload: text(f.payload),
             priority: text(f.priority),
             exclude_self: text(f.exclude_self),
             token: text(f.token),
@@ -676,7 +665,7 @@ impl ClientFrame {
                 Ok(Self::Publish(Publish {
                     event,
                     channel,
-                    payload: Payload::from_raw(payload.to_owned()),
+                    payload: Payload::from_valid(payload),
                     id: fields.id(),
                     priority,
                     exclude_self,
@@ -876,7 +865,7 @@ mod tests {
             own(raw.status),
             own(raw.current_feature),
             own(raw.meta),
-            raw.payload.map(|p| p.get().to_owned()),
+            own(raw.payload),
             own(raw.priority),
             own(raw.exclude_self),
             own(raw.token),
@@ -1078,19 +1067,13 @@ mod tests {
         let raw = crate::scan::frame(text, 32).expect("scanned");
         assert_eq!(raw.kind, Some(r#""chat""#));
         assert_eq!(raw.channel, Some(r#""room:1""#));
-        assert_eq!(
-            raw.payload.map(RawValue::get),
-            Some(r#"{"text":"hi","n":[1,2]}"#)
-        );
+        assert_eq!(raw.payload, Some(r#"{"text":"hi","n":[1,2]}"#));
         assert_eq!(raw.id, Some(r#""m1""#));
         assert_eq!(raw.exclude_self, Some("true"));
         // A `null` field is absent; a `null` payload is a payload.
         let raw = crate::scan::frame(r#" { "type" : "x" , "channel":null, "payload":null } "#, 32)
             .expect("scanned");
-        assert_eq!(
-            (raw.channel, raw.payload.map(RawValue::get)),
-            (None, Some("null"))
-        );
+        assert_eq!((raw.channel, raw.payload), (None, Some("null")));
         // A value with an escape is read by serde, in place.
         let raw = crate::scan::frame(r#"{"type":"a\"b"}"#, 32).expect("scanned");
         assert_eq!(raw.kind, Some(r#""a\"b""#));

@@ -2,6 +2,7 @@
 
 mod client;
 mod codes;
+mod json;
 mod name;
 mod payload;
 mod position;

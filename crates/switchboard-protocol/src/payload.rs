@@ -10,21 +10,23 @@ use serde_json::value::RawValue;
 /// Keeping the raw text means a publish is forwarded without being parsed into a tree and
 /// serialized again; [`Payload::to_value`] parses it when a caller needs to look inside
 /// (for example to redact fields). Two payloads are equal when their JSON text is equal.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Payload(Box<RawValue>);
+///
+/// It serializes as the JSON value it holds, not as a string (through serde_json's
+/// [`RawValue`]), and deserializes from any JSON value, keeping its text.
+#[derive(Clone)]
+pub struct Payload(Box<str>);
 
 impl Payload {
     /// The JSON `null` payload.
     #[must_use]
     pub fn null() -> Self {
-        Self(RawValue::from_string("null".to_owned()).expect("null is valid JSON"))
+        Self("null".into())
     }
 
     /// A payload holding `value`.
     #[must_use]
     pub fn from_value(value: &serde_json::Value) -> Self {
-        Self(serde_json::value::to_raw_value(value).expect("a Value always serializes"))
+        Self(value.to_string().into_boxed_str())
     }
 
     /// A payload holding any serializable value.
@@ -33,7 +35,7 @@ impl Payload {
     /// When `value`'s `Serialize` implementation fails (for example a map with non-string
     /// keys).
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Self)
+        serde_json::value::to_raw_value(value).map(Self::from_raw)
     }
 
     /// A payload from JSON text.
@@ -41,24 +43,23 @@ impl Payload {
     /// # Errors
     /// When `json` is not one valid JSON value.
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(json.to_owned()).map(Self)
+        RawValue::from_string(json.to_owned()).map(Self::from_raw)
     }
 
-    /// Wraps an already validated raw JSON value.
+    /// A payload holding a raw JSON value serde_json has validated.
     #[must_use]
     pub fn from_raw(raw: Box<RawValue>) -> Self {
-        Self(raw)
+        Self(raw.into())
+    }
+
+    /// A payload of text the decoder has validated as one JSON value.
+    pub(crate) fn from_valid(json: &str) -> Self {
+        Self(json.into())
     }
 
     /// The JSON text.
     #[must_use]
     pub fn get(&self) -> &str {
-        self.0.get()
-    }
-
-    /// The raw JSON value.
-    #[must_use]
-    pub fn as_raw(&self) -> &RawValue {
         &self.0
     }
 
@@ -69,7 +70,7 @@ impl Payload {
     /// `f64`, such as `1e400`): valid JSON, accepted and delivered as written, but not
     /// representable in the tree.
     pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(&self.0)
     }
 
     /// Deserializes the payload into `T`.
@@ -77,7 +78,22 @@ impl Payload {
     /// # Errors
     /// When the JSON does not fit `T`.
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(&self.0)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The text is valid JSON, so this read cannot fail; it is what lets serde_json's
+        // serializer write the text as it stands.
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(Self::from_raw)
     }
 }
 
@@ -111,5 +127,27 @@ mod tests {
         assert_eq!(p.get(), r#"{"a": [1, 2.50]}"#);
         assert_eq!(p.to_value().unwrap(), serde_json::json!({"a": [1, 2.5]}));
         assert!(Payload::from_json("{").is_err());
+    }
+
+    #[test]
+    fn payload_serializes_as_the_json_it_holds() {
+        #[derive(Serialize, Deserialize)]
+        struct Frame {
+            payload: Payload,
+        }
+        let text = r#"{"payload":{"b": [1e400, "\u00e9"],"a":null}}"#;
+        let frame: Frame = serde_json::from_str(text).unwrap();
+        assert_eq!(frame.payload.get(), r#"{"b": [1e400, "\u00e9"],"a":null}"#);
+        assert_eq!(
+            serde_json::to_string(&frame).unwrap(),
+            r#"{"payload":{"b": [1e400, "\u00e9"],"a":null}}"#
+        );
+        assert_eq!(Payload::null().get(), "null");
+        let value = serde_json::json!({"k": [1, "x"]});
+        assert_eq!(Payload::from_value(&value).to_value().unwrap(), value);
+        assert_eq!(
+            Payload::from_serialize(&value).unwrap(),
+            Payload::from_value(&value)
+        );
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::client::{RawFrame, nesting_exceeds};
+use crate::json::{self, skip_whitespace};
 
 /// Values deeper than this are left to serde, whose own recursion limit (128) then decides,
 /// as it does for the whole frame.
@@ -53,11 +54,12 @@ pub(crate) fn frame(text: &str, max_depth: usize) -> Option<RawFrame<'_>> {
     }
 }
 
-/// The value starting at `at` (after whitespace) and where it ends: a plain string read
-/// here, anything else parsed by serde (which validates it as it would inside the frame).
-fn value(text: &str, at: usize, depth: usize) -> Option<(Value<'_>, usize)> {
-    if let Some(close) = plain_string(text.as_bytes(), at) {
-        return Some((Value::Text(text.get(at..=close)?), close + 1));
+/// The value starting at `at` (after whitespace) and where it ends: checked by
+/// [`json::value_end`], or, when that refuses it, parsed by serde, which validates it as it
+/// would inside the frame and so decides what is invalid.
+fn value(text: &str, at: usize, depth: usize) -> Option<(&str, usize)> {
+    if let Some(end) = json::value_end(text.as_bytes(), at, depth) {
+        return Some((text.get(at..end)?, end));
     }
     let rest = text.get(at..)?;
     let mut de = serde_json::Deserializer::from_str(rest);
@@ -73,7 +75,7 @@ fn value(text: &str, at: usize, depth: usize) -> Option<(Value<'_>, usize)> {
     }
     // Where the value ends: its text is a slice of `rest`.
     let start = json.as_ptr().addr().checked_sub(rest.as_ptr().addr())?;
-    Some((Value::Raw(raw), at + start + json.len()))
+    Some((json, at + start + json.len()))
 }
 
 /// Where the string starting at `at` closes, when it is a plain one: no escape, no control
@@ -86,34 +88,7 @@ fn plain_string(bytes: &[u8], at: usize) -> Option<usize> {
     (bytes[close] == b'"' && !bytes[at + 1..close].iter().any(|&b| b < 0x20)).then_some(close)
 }
 
-/// A value found by the scan.
-#[derive(Clone, Copy)]
-pub(crate) enum Value<'a> {
-    /// A string without escapes, quotes included.
-    Text(&'a str),
-    /// Anything else, as serde parsed it.
-    Raw(&'a RawValue),
-}
-
-impl<'a> Value<'a> {
-    /// The value's JSON text.
-    pub(crate) fn json(self) -> &'a str {
-        match self {
-            Self::Text(text) => text,
-            Self::Raw(raw) => raw.get(),
-        }
-    }
-}
-
 /// Whether only whitespace follows `at`.
 fn end(bytes: &[u8], at: usize) -> bool {
     skip_whitespace(bytes, at) == bytes.len()
-}
-
-/// The first position from `at` that is not JSON whitespace.
-fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
-        at += 1;
-    }
-    at
 }
