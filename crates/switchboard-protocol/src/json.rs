@@ -17,11 +17,10 @@
 /// value that only starts after whitespace.
 pub(crate) fn value_end(bytes: &[u8], mut at: usize, max_depth: usize) -> Option<usize> {
     // Bit `level` is set while the container open at that level is an object. The scan's
-    // depth limit stays far below the stack's 128 levels; deeper values go to serde.
-    if max_depth > 128 {
-        return None;
-    }
-    let mut objects: u128 = 0;
+    // depth limit (31 by default) stays below the stack's 64 levels; past them a value is
+    // left to serde, as refused values are.
+    let max_depth = max_depth.min(64);
+    let mut objects: u64 = 0;
     let mut depth = 0usize;
     loop {
         // A value starts at `at`.
@@ -116,34 +115,25 @@ fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The first position from `from` holding a byte that stops a string's plain run: `"`,
-/// `\`, or a control character. Eight bytes at a time: with `x` a little-endian word,
-/// `(x - 0x0101…01·n) & !x & 0x8080…80` marks the bytes below `n` (among others only above
-/// a marked one, so its lowest mark is exact), and a byte equal to `c` is a byte of
-/// `x ^ 0x0101…01·c` below 1.
-fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x;
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    let mut offset = from;
-    for chunk in &mut chunks {
-        let x = u64::from_le_bytes(chunk.try_into().expect("chunks of eight"));
-        let marks = (below(x ^ (ONES * u64::from(b'"')), 1)
+/// The first position from `at` holding a byte that stops a string's plain run: `"`, `\\`,
+/// or a control character. Eight bytes at a time: a byte equal to `c` is a byte of
+/// `x ^ (ONES * c)` below 1.
+fn string_stop(bytes: &[u8], mut at: usize) -> Option<usize> {
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let marks = below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1)
-            | below(x, 0x20))
-            & HIGH;
+            | below(x, 0x20);
         if marks != 0 {
-            return Some(offset + (marks.trailing_zeros() / 8) as usize);
+            return Some(at + (marks.trailing_zeros() / 8) as usize);
         }
-        offset += 8;
+        at += 8;
     }
-    let tail = chunks.remainder();
-    let at = tail
+    let tail = bytes.get(at..)?;
+    let found = tail
         .iter()
         .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-    Some(offset + at)
+    Some(at + found)
 }
 
 /// One past `word` when it starts at `at`. What follows is the caller's to judge, as for
@@ -157,11 +147,6 @@ fn literal_end(bytes: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 /// `0`, then optionally `.` and digits, then optionally `e`/`E`, a sign and digits. A digit
 /// right after a leading `0` is an error for serde, not the number's end.
 fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
-    let digits = |from: usize| {
-        from + bytes.get(from..).map_or(0, |rest| {
-            rest.iter().take_while(|b| b.is_ascii_digit()).count()
-        })
-    };
     if bytes.get(at) == Some(&b'-') {
         at += 1;
     }
@@ -172,11 +157,11 @@ fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
                 return None;
             }
         }
-        b'1'..=b'9' => at = digits(at + 1),
+        b'1'..=b'9' => at = digits_end(bytes, at + 1),
         _ => return None,
     }
     if bytes.get(at) == Some(&b'.') {
-        let end = digits(at + 1);
+        let end = digits_end(bytes, at + 1);
         if end == at + 1 {
             return None;
         }
@@ -187,7 +172,7 @@ fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
         if let Some(b'+' | b'-') = bytes.get(at) {
             at += 1;
         }
-        let end = digits(at);
+        let end = digits_end(bytes, at);
         if end == at {
             return None;
         }
@@ -196,7 +181,42 @@ fn number_end(bytes: &[u8], mut at: usize) -> Option<usize> {
     Some(at)
 }
 
+/// Eight ones: a byte `n` times this is `n` in every byte of a word.
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+/// Each byte's top bit.
+const HIGH: u64 = ONES << 7;
+
+/// Marks (in [`HIGH`]'s bits) the bytes of the little-endian word `x` below `n` (`n` ≤
+/// 128). Bytes at and above a marked one may be marked wrongly (the subtraction borrows
+/// across them); the lowest mark is always right.
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH
+}
+
+/// Marks the bytes of `x` above `n` (`n` < 128), with [`below`]'s guarantee: the sum
+/// carries only out of a byte at or above 0x80, which is marked itself.
+fn above(x: u64, n: u8) -> u64 {
+    (x.wrapping_add(ONES * u64::from(127 - n)) | x) & HIGH
+}
+
+/// The first position from `at` that holds no ASCII digit: eight bytes at a time.
+fn digits_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let marks = below(x, b'0') | above(x, b'9');
+        if marks != 0 {
+            return at + (marks.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while bytes.get(at).is_some_and(u8::is_ascii_digit) {
+        at += 1;
+    }
+    at
+}
+
 /// The first position from `at` that is not JSON whitespace.
+#[inline]
 pub(crate) fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(at) {
         at += 1;
@@ -286,6 +306,7 @@ mod tests {
         assert_eq!(value_end(b"[[1]]", 0, 1), None);
         assert_eq!(value_end(b"{\"a\":{}}", 0, 1), None);
         assert_eq!(value_end(&[b'['; 200], 0, 128), None);
+        assert_eq!(value_end(b"[1]", 0, 128), Some(3));
     }
 
     /// Text made of JSON's own pieces, mostly valid and often not.
@@ -327,6 +348,18 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Eight digits at a time end where one at a time ends.
+        #[test]
+        fn digits_end_where_the_bytewise_search_ends(
+            bytes in proptest::collection::vec(
+                prop_oneof![4 => proptest::sample::select(b"0123456789/:\x00\x7f\x80\xbf\xff".to_vec()), 1 => any::<u8>()],
+                0..40),
+            from in 0usize..12,
+        ) {
+            let bytewise = from + bytes.get(from..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count());
+            prop_assert_eq!(digits_end(&bytes, from), bytewise, "{:?} from {}", bytes, from);
+        }
 
         /// Eight bytes at a time finds what one at a time finds.
         #[test]
