@@ -10,6 +10,8 @@ pub(crate) struct ProcSample {
     pub(crate) rss_bytes: u64,
     /// User plus system CPU time (`utime + stime` of `/proc/PID/stat`).
     pub(crate) cpu: Duration,
+    /// The user-space part of [`cpu`](Self::cpu) (`utime`); the rest is the kernel's.
+    pub(crate) user: Duration,
     /// Write syscalls so far (`syscw` of `/proc/PID/io`); `None` when unreadable.
     pub(crate) syscw: Option<u64>,
 }
@@ -26,12 +28,13 @@ pub(crate) fn sample(pid: u32) -> Result<ProcSample, String> {
     };
     let rss_bytes = parse_vm_rss(&read("status")?)
         .ok_or_else(|| format!("/proc/{pid}/status has no VmRSS line"))?;
-    let cpu = parse_stat_cpu(&read("stat")?, clock_ticks())
+    let times = parse_stat_cpu(&read("stat")?, clock_ticks())
         .ok_or_else(|| format!("/proc/{pid}/stat does not parse"))?;
     let syscw = read("io").ok().and_then(|io| parse_syscw(&io));
     Ok(ProcSample {
         rss_bytes,
-        cpu,
+        cpu: times.user + times.system,
+        user: times.user,
         syscw,
     })
 }
@@ -48,18 +51,29 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// A process's CPU time, split as `/proc/PID/stat` splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CpuTimes {
+    /// In user space (`utime`).
+    user: Duration,
+    /// In the kernel on the process's behalf (`stime`).
+    system: Duration,
+}
+
 /// `utime` and `stime` (fields 14 and 15) of `/proc/PID/stat`; the command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after its last `)`.
-fn parse_stat_cpu(stat: &str, ticks_per_second: u64) -> Option<Duration> {
+fn parse_stat_cpu(stat: &str, ticks_per_second: u64) -> Option<CpuTimes> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // `rest` starts at field 3 (state); utime is field 14.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    let ticks = utime + stime;
-    Some(Duration::from_nanos(
-        ticks.saturating_mul(1_000_000_000) / ticks_per_second,
-    ))
+    let time =
+        |ticks: u64| Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / ticks_per_second);
+    Some(CpuTimes {
+        user: time(utime),
+        system: time(stime),
+    })
 }
 
 /// `syscw: 123` of `/proc/PID/io`.
@@ -88,7 +102,13 @@ mod tests {
     fn stat_fields_are_counted_after_the_command_name() {
         let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 1000 0 0 0 \
                     250 150 0 0 20 0 3 0 100 1000000 500 18446744073709551615";
-        assert_eq!(parse_stat_cpu(stat, 100), Some(Duration::from_secs(4)));
+        assert_eq!(
+            parse_stat_cpu(stat, 100),
+            Some(CpuTimes {
+                user: Duration::from_millis(2500),
+                system: Duration::from_millis(1500),
+            })
+        );
     }
 
     #[test]

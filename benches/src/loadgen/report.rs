@@ -159,6 +159,10 @@ struct Server {
     cpu_s: Option<f64>,
     cpu_util_pct: Option<f64>,
     cpu_us_per_delivery: Option<f64>,
+    /// The user-space part of `cpu_us_per_delivery`.
+    cpu_user_us_per_delivery: Option<f64>,
+    /// The kernel's part of `cpu_us_per_delivery`.
+    cpu_system_us_per_delivery: Option<f64>,
     write_syscalls: Option<u64>,
     write_syscalls_per_delivery: Option<f64>,
     syscalls: Option<u64>,
@@ -575,6 +579,10 @@ fn server(r: &ServerReadings, established: u64, delivered: Option<u64>, window_s
     let cpu_s = start
         .zip(end)
         .map(|(a, b)| b.cpu.saturating_sub(a.cpu).as_secs_f64());
+    let user_s = start
+        .zip(end)
+        .map(|(a, b)| b.user.saturating_sub(a.user).as_secs_f64());
+    let per_delivery = |s: Option<f64>| s.zip(delivered).map(|(c, d)| c * 1e6 / d as f64);
     let syscw = start
         .zip(end)
         .and_then(|(a, b)| Some(b.syscw?.saturating_sub(a.syscw?)));
@@ -590,7 +598,9 @@ fn server(r: &ServerReadings, established: u64, delivered: Option<u64>, window_s
         rss_per_connection_bytes: per_conn,
         cpu_s,
         cpu_util_pct: cpu_s.map(|c| c / window_s * 100.0),
-        cpu_us_per_delivery: cpu_s.zip(delivered).map(|(c, d)| c * 1e6 / d as f64),
+        cpu_us_per_delivery: per_delivery(cpu_s),
+        cpu_user_us_per_delivery: per_delivery(user_s),
+        cpu_system_us_per_delivery: per_delivery(cpu_s.zip(user_s).map(|(c, u)| (c - u).max(0.0))),
         write_syscalls: counted.map(|c| c.writes),
         write_syscalls_per_delivery: counted
             .zip(delivered)
@@ -629,6 +639,11 @@ fn write_server(out: &mut impl Write, name: &str, s: &Server) -> io::Result<()> 
         );
         if let Some(per) = s.cpu_us_per_delivery {
             line += &format!(", {per:.2} µs per delivery");
+            if let Some((user, system)) =
+                s.cpu_user_us_per_delivery.zip(s.cpu_system_us_per_delivery)
+            {
+                line += &format!(" ({user:.2} in user space, {system:.2} in the kernel)");
+            }
         }
         row(out, "", &line)?;
     }
