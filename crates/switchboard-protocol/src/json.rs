@@ -118,7 +118,7 @@ fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
 /// The first position from `at` holding a byte that stops a string's plain run: `"`, `\\`,
 /// or a control character. Eight bytes at a time: a byte equal to `c` is a byte of
 /// `x ^ (ONES * c)` below 1.
-fn string_stop(bytes: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn string_stop(bytes: &[u8], mut at: usize) -> Option<usize> {
     while let Some(chunk) = bytes.get(at..at + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         let marks = below(x ^ (ONES * u64::from(b'"')), 1)

@@ -84,8 +84,8 @@ fn plain_string(bytes: &[u8], at: usize) -> Option<usize> {
     if bytes.get(at) != Some(&b'"') {
         return None;
     }
-    let close = at + 1 + memchr::memchr2(b'"', b'\\', bytes.get(at + 1..)?)?;
-    (bytes[close] == b'"' && !bytes[at + 1..close].iter().any(|&b| b < 0x20)).then_some(close)
+    let close = json::string_stop(bytes, at + 1)?;
+    (bytes[close] == b'"').then_some(close)
 }
 
 /// Whether only whitespace follows `at`.
